@@ -1,0 +1,94 @@
+"""FastVID hyperparameters and the per-frame token budget (STPrune, paper Sec. 3.3)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class FastVIDConfig:
+    """Hyperparameters of FastVID (Shen et al., NeurIPS 2025, arXiv 2503.11187).
+
+    Parameters
+    ----------
+    retention_ratio : float
+        R in (0, 1]: the fraction of video tokens kept. R = 1 keeps every token unchanged.
+    c : int
+        DySeg: the number of segments aimed for; the c - 1 lowest transition similarities are
+        always cuts (eq. 2). Must be >= 1.
+    tau : float
+        DySeg: any transition similarity below tau is also a cut (eq. 2).
+    d : float
+        STPrune: the share of each frame's budget spent on DTM anchors (context tokens);
+        the rest goes to ATS (salient tokens). In [0, 1]; d = 0 is ATS only, d = 1 DTM only.
+    p : int
+        DTM: anchor frames are every p-th frame counted back from a segment's last frame. >= 1.
+    beta : float
+        DTM: the least weight an anchor keeps of itself when merged (eq. 5). In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If a field is out of range; the message names the field and its range.
+    """
+
+    retention_ratio: float = 0.1
+    c: int = 8
+    tau: float = 0.9
+    d: float = 0.4
+    p: int = 4
+    beta: float = 0.6
+
+    def __post_init__(self) -> None:
+        r = self.retention_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or not 0 < r <= 1:
+            raise ValueError(f"retention ratio must be in (0, 1], got {r!r}")
+        for name in ("c", "p"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("d", "beta"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau):
+            raise ValueError(f"tau must be a finite number, got {self.tau!r}")
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (for JSON output)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameBudget:
+    """Tokens kept per frame on average (STPrune budgets, spec Sec. 2).
+
+    Attributes
+    ----------
+    retain : int
+        max(1, floor(N * R)) tokens per frame.
+    context : int
+        floor(retain * d): DTM anchor tokens per frame, spread over each segment's anchor frames.
+    salient : int
+        retain - context: ATS tokens kept in every frame.
+    """
+
+    retain: int
+    context: int
+    salient: int
+
+    @classmethod
+    def from_config(cls, tokens_per_frame: int, config: FastVIDConfig) -> "FrameBudget":
+        """Budget for N = ``tokens_per_frame`` tokens per frame under ``config``.
+
+        Raises
+        ------
+        ValueError
+            If ``tokens_per_frame`` < 1.
+        """
+        if tokens_per_frame < 1:
+            raise ValueError(f"need at least one token per frame, got {tokens_per_frame}")
+        retain = max(1, math.floor(tokens_per_frame * config.retention_ratio))
+        context = math.floor(retain * config.d)
+        return cls(retain=retain, context=context, salient=retain - context)

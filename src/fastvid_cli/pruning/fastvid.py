@@ -1,0 +1,168 @@
+"""FastVID: DySeg + STPrune (ATS and DTM) on pooled video tokens (Shen et al., NeurIPS 2025).
+
+Paper: "FastVID: Dynamic Density Pruning for Fast Video Large Language Models",
+arXiv 2503.11187, Sec. 3; the authors' release (github.com/LunarShen/FastVID) decides details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .ats import select_salient
+from .config import FastVIDConfig, FrameBudget
+from .dtm import density_merge
+from .dyseg import Segmentation, dyseg
+
+
+@dataclass
+class PruneResult:
+    """The video tokens a pruning method keeps.
+
+    Attributes
+    ----------
+    tokens : torch.Tensor
+        (K, D) kept tokens (salient ones unchanged, anchors merged), dtype and device of the input.
+    indices : torch.LongTensor
+        (K,) int64 ascending flat indices of the kept tokens into the F * N input tokens; the
+        position of each kept token in the LLM's sequence is that of its original slot.
+    segment_lengths : list of int
+        DySeg segment lengths in frames, summing to F.
+    anchor_mask : torch.BoolTensor
+        (K,) True where the kept token is a DTM anchor (a merge of several tokens), False for a
+        salient token kept as it was.
+    transition_similarity : torch.Tensor
+        (F - 1,) float32 CPU cosine similarity of consecutive frames (DySeg eq. 1).
+    merge_pairs : torch.LongTensor
+        (2, P) int64: flat input index of a merged token, flat index of the anchor it went into.
+    """
+
+    tokens: torch.Tensor
+    indices: torch.Tensor
+    segment_lengths: list[int]
+    anchor_mask: torch.Tensor
+    transition_similarity: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    merge_pairs: torch.Tensor = field(default_factory=lambda: torch.empty(2, 0, dtype=torch.long))
+
+
+def check_inputs(video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> None:
+    """Check the shapes shared by every pruning method.
+
+    Raises
+    ------
+    ValueError
+        If ``video_tokens`` is not (F, N, D), ``frame_features`` not (F, Dg) or ``saliency`` not (F, N).
+    """
+    if video_tokens.dim() != 3 or video_tokens.shape[0] < 1 or video_tokens.shape[1] < 1:
+        raise ValueError(f"video_tokens must be (F, N, D) with F, N >= 1, got {tuple(video_tokens.shape)}")
+    num_frames, num_tokens, _ = video_tokens.shape
+    if frame_features.dim() != 2 or frame_features.shape[0] != num_frames:
+        raise ValueError(f"frame_features must be ({num_frames}, Dg), got {tuple(frame_features.shape)}")
+    if tuple(saliency.shape) != (num_frames, num_tokens):
+        raise ValueError(f"saliency must be ({num_frames}, {num_tokens}), got {tuple(saliency.shape)}")
+
+
+def fastvid_prune(
+    video_tokens: torch.Tensor,
+    frame_features: torch.Tensor,
+    saliency: torch.Tensor,
+    config: FastVIDConfig | None = None,
+) -> PruneResult:
+    """Prune pooled video tokens with FastVID.
+
+    DySeg splits the frames into segments (eqs. 1-2). In every frame ATS keeps the ``salient``
+    tokens of highest saliency unchanged; DTM keeps ``context * L`` density-peak anchors per
+    segment of L frames, each merged with the segment's tokens most similar to it (eqs. 3-5).
+    Exactly F * max(1, floor(N * R)) tokens are kept; R = 1 returns the input unchanged.
+    The result is deterministic.
+
+    Parameters
+    ----------
+    video_tokens : torch.Tensor
+        (F, N, D) pooled video tokens at the LLM input (any float dtype, any device).
+    frame_features : torch.Tensor
+        (F, Dg) one global feature per frame for DySeg.
+    saliency : torch.Tensor
+        (F, N) [CLS]-attention saliency of each token, pooled like the tokens.
+    config : FastVIDConfig, optional
+        Hyperparameters; the paper's defaults when omitted.
+
+    Returns
+    -------
+    PruneResult
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not agree (see :func:`check_inputs`).
+    """
+    config = config or FastVIDConfig()
+    check_inputs(video_tokens, frame_features, saliency)
+    num_frames, num_tokens, dim = video_tokens.shape
+    device = video_tokens.device
+    segmentation = dyseg(frame_features, config.c, config.tau)
+    if config.retention_ratio >= 1:
+        return PruneResult(
+            tokens=video_tokens.reshape(-1, dim),
+            indices=torch.arange(num_frames * num_tokens, device=device),
+            segment_lengths=segmentation.as_list(),
+            anchor_mask=torch.zeros(num_frames * num_tokens, dtype=torch.bool, device=device),
+            transition_similarity=segmentation.transition_similarity,
+        )
+    return spatiotemporal_prune(video_tokens, saliency, segmentation, config)
+
+
+def spatiotemporal_prune(
+    video_tokens: torch.Tensor, saliency: torch.Tensor, segmentation: Segmentation, config: FastVIDConfig
+) -> PruneResult:
+    """STPrune on given segments: ATS in every frame, DTM on the rest (paper Sec. 3.3).
+
+    Parameters
+    ----------
+    video_tokens : torch.Tensor
+        (F, N, D) pooled video tokens.
+    saliency : torch.Tensor
+        (F, N) token saliency.
+    segmentation : Segmentation
+        Segments over the F frames (DySeg or any other segmentation).
+    config : FastVIDConfig
+        Budgets (R, d) and DTM parameters (p, beta).
+
+    Returns
+    -------
+    PruneResult
+        F * max(1, floor(N * R)) tokens.
+    """
+    num_frames, num_tokens, dim = video_tokens.shape
+    device = video_tokens.device
+    budget = FrameBudget.from_config(num_tokens, config)
+    salient, rest = select_salient(saliency.to(device), budget.salient)
+    frame_offset = torch.arange(num_frames, device=device)[:, None] * num_tokens
+    salient_flat = (salient + frame_offset).flatten()
+    kept_tokens = [video_tokens.reshape(-1, dim)[salient_flat]]
+    kept_indices = [salient_flat]
+    pairs = torch.empty(2, 0, dtype=torch.long, device=device)
+    if budget.context > 0:
+        rest_flat = (rest + frame_offset).flatten()
+        merged = density_merge(
+            video_tokens.reshape(-1, dim)[rest_flat].view(num_frames, -1, dim),
+            segmentation,
+            budget.context,
+            config.p,
+            config.beta,
+        )
+        kept_tokens.append(merged.tokens)
+        kept_indices.append(rest_flat[merged.positions])
+        pairs = rest_flat[merged.pairs]
+    indices = torch.cat(kept_indices)
+    anchor_mask = torch.arange(indices.numel(), device=device) >= salient_flat.numel()
+    indices, order = indices.sort()
+    return PruneResult(
+        tokens=torch.cat(kept_tokens)[order],
+        indices=indices,
+        segment_lengths=segmentation.as_list(),
+        anchor_mask=anchor_mask[order],
+        transition_similarity=segmentation.transition_similarity,
+        merge_pairs=pairs,
+    )
