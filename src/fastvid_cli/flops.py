@@ -1,0 +1,106 @@
+"""Analytic prefill FLOPs of the LLM, from its config alone.
+
+Two conventions, each named in the output:
+
+- ``table5``: FastVID's Table 5 (arXiv 2503.11187). Multiply-accumulates of the LLM on the video
+  tokens only, full (non-causal) attention, per layer ``2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm``
+  (q and o projections; k and v; attention scores and values; SwiGLU MLP). 48.82 TFLOPs for 6272
+  tokens and 4.04 for 608 on LLaVA-OneVision-7B.
+- ``causal_2mac``: FLOPs = 2 x multiply-accumulates of the whole prompt's prefill, causal attention
+  (query i attends to i + 1 keys), projections, MLP and the LM head on the last position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+TABLE5 = "table5"
+CAUSAL_2MAC = "causal_2mac"
+CONVENTIONS = {
+    TABLE5: "FastVID Table 5: multiply-accumulates of the LLM on the video tokens only "
+    "(per layer 2nD^2 + 2nD*Dkv + 2n^2*D + 3nDm)",
+    CAUSAL_2MAC: "2 x multiply-accumulates of the prefill of the whole prompt, causal attention, "
+    "LM head on the last token",
+}
+
+
+@dataclass(frozen=True)
+class LLMGeometry:
+    """Shape of a decoder-only LLM, as FLOPs need it.
+
+    Attributes
+    ----------
+    hidden : int
+        D, the model width.
+    kv_dim : int
+        D_kv = KV heads x head dim.
+    intermediate : int
+        m, the MLP width (SwiGLU: three D x m matrices).
+    layers : int
+    vocab : int
+    """
+
+    hidden: int
+    kv_dim: int
+    intermediate: int
+    layers: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config) -> "LLMGeometry":
+        """Geometry from a transformers config (its ``text_config`` when it has one)."""
+        text = getattr(config, "text_config", None) or config
+        heads = text.num_attention_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+        kv_heads = getattr(text, "num_key_value_heads", None) or heads
+        return cls(
+            hidden=text.hidden_size,
+            kv_dim=kv_heads * head_dim,
+            intermediate=text.intermediate_size,
+            layers=text.num_hidden_layers,
+            vocab=text.vocab_size,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def table5_tflops(num_tokens: int, geometry: LLMGeometry) -> float:
+    """FastVID Table 5 TFLOPs (multiply-accumulates, 1e12) of the LLM on ``num_tokens`` video tokens.
+
+    Per layer: 2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm, times the number of layers.
+    """
+    n, d = num_tokens, geometry.hidden
+    per_layer = 2 * n * d * d + 2 * n * d * geometry.kv_dim + 2 * n * n * d + 3 * n * d * geometry.intermediate
+    return per_layer * geometry.layers / 1e12
+
+
+def causal_prefill_tflops(prompt_tokens: int, geometry: LLMGeometry) -> float:
+    """TFLOPs (2 x multiply-accumulates, 1e12) of a causal prefill over ``prompt_tokens`` tokens.
+
+    Per layer: q, o (2nD^2 MAC), k, v (2nD*D_kv), scores and values over n(n+1)/2 query-key
+    pairs (n(n+1)D), SwiGLU (3nDm); plus the LM head for the last token (D*V).
+    """
+    n, d = prompt_tokens, geometry.hidden
+    macs = 2 * n * d * d + 2 * n * d * geometry.kv_dim + n * (n + 1) * d + 3 * n * d * geometry.intermediate
+    return (2 * macs * geometry.layers + 2 * d * geometry.vocab) / 1e12
+
+
+def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int) -> dict:
+    """Prefill TFLOPs before and after pruning in both conventions, with their ratios.
+
+    Returns
+    -------
+    dict
+        ``{"unit": "TFLOPs", "conventions": {...}, "table5": {"before", "after", "ratio"},
+        "causal_2mac": {...}, "geometry": {...}}``; ``ratio`` is after / before.
+    """
+    t5 = (table5_tflops(video_before, geometry), table5_tflops(video_after, geometry))
+    causal = (causal_prefill_tflops(prompt_before, geometry), causal_prefill_tflops(prompt_after, geometry))
+    return {
+        "unit": "TFLOPs",
+        "conventions": dict(CONVENTIONS),
+        TABLE5: {"before": t5[0], "after": t5[1], "ratio": t5[1] / t5[0] if t5[0] else 1.0},
+        CAUSAL_2MAC: {"before": causal[0], "after": causal[1], "ratio": causal[1] / causal[0] if causal[0] else 1.0},
+        "geometry": geometry.to_dict(),
+    }

@@ -1,0 +1,215 @@
+"""Finding, downloading and loading the supported Video LLMs.
+
+``load_model(name)`` accepts a Hub repo id, a short alias, a local checkpoint folder, or
+``tiny-random``; the family is detected from the checkpoint's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DeviceError, ModelError
+from ..hub import hub_offline
+from ..tiny import TINY_RANDOM, is_tiny_random, tiny_random_dir
+from .base import LLMInputs, ModelAdapter, VideoFeatures
+
+DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
+ALIASES = {
+    "llava-ov-0.5b": "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+    "llava-ov-7b": "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+    "llava-ov-72b": "llava-hf/llava-onevision-qwen2-72b-ov-hf",
+}
+SUPPORTED_FAMILIES = {"llava_onevision": "LLaVA-OneVision (LlavaOnevisionForConditionalGeneration)"}
+_CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
+
+
+@dataclass
+class ResolvedModel:
+    """A checkpoint folder on disk and how the user named it."""
+
+    name: str
+    path: Path
+    tiny_random: bool
+
+
+def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
+    """Find a checkpoint folder for ``name``, downloading it from the Hub if needed.
+
+    Parameters
+    ----------
+    name : str
+        ``tiny-random``, a local folder, an alias of :data:`ALIASES`, or a Hub repo id ``org/name``.
+    local_files_only : bool
+        Never go to the network.
+
+    Raises
+    ------
+    ModelError
+        Unknown name, unknown repo, or a repo neither cached nor reachable.
+    """
+    if name == TINY_RANDOM:
+        return ResolvedModel(TINY_RANDOM, tiny_random_dir(), True)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise ModelError(f"{name} is a folder but has no config.json: not a model checkpoint")
+        return ResolvedModel(name, local, is_tiny_random(local))
+    repo_id = ALIASES.get(name, name)
+    if repo_id.count("/") != 1 or name.startswith((".", "/", "~")):
+        raise ModelError(
+            f"unknown model {name!r}: pass a Hub repo id (e.g. {DEFAULT_MODEL}), an alias "
+            f"({', '.join(ALIASES)}), a local checkpoint folder, or {TINY_RANDOM}"
+        )
+    return ResolvedModel(name, _snapshot(repo_id, local_files_only), False)
+
+
+def _snapshot(repo_id: str, local_files_only: bool) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:  # a complete cached copy needs no network at all
+        return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES, local_files_only=True))
+    except Exception:
+        if local_files_only or hub_offline():
+            raise ModelError(_unreachable(repo_id, "offline mode")) from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES))
+    except GatedRepoError:
+        raise ModelError(f"{repo_id} is gated: accept its license on huggingface.co and run `hf auth login`") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"unknown model {repo_id!r}: no such repository on the Hugging Face Hub") from None
+    except Exception as err:  # no network, proxy or TLS failure, Hub down
+        raise ModelError(_unreachable(repo_id, f"{type(err).__name__}: no connection")) from None
+
+
+def _unreachable(repo_id: str, why: str) -> str:
+    return (
+        f"model {repo_id} is not in the local cache and the Hub cannot be reached ({why}); "
+        f"pass a local checkpoint folder with --model DIR, or try --model {TINY_RANDOM}"
+    )
+
+
+def detect_family(path: Path) -> str:
+    """The model family of a checkpoint folder, from its ``config.json``.
+
+    Raises
+    ------
+    ModelError
+        If the architecture is not supported (the message lists the supported ones).
+    """
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {path / 'config.json'}: {err}") from None
+    model_type = config.get("model_type", "?")
+    if model_type not in SUPPORTED_FAMILIES:
+        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
+        raise ModelError(f"unsupported architecture {model_type!r} in {path}; supported: {supported}")
+    return model_type
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> the first CUDA GPU if there is one, else the CPU.
+
+    Raises
+    ------
+    DeviceError
+        If a GPU is asked for and none is usable, or the name is not a device.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} asked for a GPU, but no CUDA GPU is available here; use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
+    elif resolved.type != "cpu":
+        raise DeviceError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bfloat16 on a GPU that has it (float16 otherwise), float32 on the CPU."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    table = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if dtype not in table:
+        raise DeviceError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
+    return table[dtype]
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: str = "auto",
+    dtype: str = "auto",
+    attn_implementation: str = "sdpa",
+) -> ModelAdapter:
+    """Load a supported Video LLM with its processor and FastVID feature head.
+
+    Parameters
+    ----------
+    name : str
+        See :func:`resolve_model`.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. ``auto`` with several GPUs spreads the model over
+        them (accelerate's ``device_map="auto"``), which the 72B model needs.
+    dtype : str
+        ``auto``, ``bfloat16``, ``float16`` or ``float32``.
+    attn_implementation : str
+        ``sdpa``, ``eager`` or ``flash_attention_2`` (needs the flash-attn package).
+
+    Returns
+    -------
+    ModelAdapter
+
+    Raises
+    ------
+    ModelError, DeviceError
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if attn_implementation == "flash_attention_2":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise DeviceError("--attn-implementation flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'")
+        if torch_device.type != "cuda":
+            raise DeviceError("--attn-implementation flash_attention_2 runs on a GPU only")
+    resolved = resolve_model(name)
+    family = detect_family(resolved.path)
+    if device == "auto" and torch_device.type == "cuda" and torch.cuda.device_count() > 1:
+        device_map = "auto"
+    else:
+        device_map = str(torch_device)
+    load_kwargs = {"dtype": torch_dtype, "device_map": device_map, "attn_implementation": attn_implementation}
+    from .llava_onevision import LlavaOnevisionAdapter
+
+    adapters = {"llava_onevision": LlavaOnevisionAdapter}
+    adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, **load_kwargs)
+    adapter.tiny_random = resolved.tiny_random
+    return adapter
+
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_MODEL",
+    "LLMInputs",
+    "ModelAdapter",
+    "ResolvedModel",
+    "VideoFeatures",
+    "detect_family",
+    "load_model",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_model",
+]

@@ -1,0 +1,124 @@
+"""What every model adapter gives the pipeline: video features to prune, and LLM calls on kept tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..pruning import PruneResult
+
+
+@dataclass
+class VideoFeatures:
+    """Vision-encoder output of one video, ready for pruning.
+
+    Attributes
+    ----------
+    video_tokens : torch.Tensor
+        (F, N, D) pooled video tokens at the LLM input, model dtype, model device.
+    frame_features : torch.Tensor
+        (F, Dg) DySeg frame features g_i.
+    saliency : torch.Tensor
+        (F, N) ATS saliency pooled to the token grid.
+    grid : tuple of int
+        (h, w) token grid of one frame, h * w = N.
+    extra_tokens : int
+        Video slots in the prompt besides the F * N tokens (e.g. 1 trailing newline), never pruned.
+    """
+
+    video_tokens: torch.Tensor
+    frame_features: torch.Tensor
+    saliency: torch.Tensor
+    grid: tuple[int, int]
+    extra_tokens: int = 0
+    state: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.video_tokens.shape[0])
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return int(self.video_tokens.shape[1])
+
+
+@dataclass
+class LLMInputs:
+    """Keyword arguments of the LLM's forward / generate for one (possibly pruned) prompt.
+
+    Attributes
+    ----------
+    kwargs : dict
+        ``input_ids`` (1, L'), ``attention_mask`` (1, L'), ``position_ids`` (1, L') or the model's
+        multi-row form, and the pre-computed multimodal features.
+    original_length : int
+        L, the unpruned prompt length; decoding continues from there.
+    """
+
+    kwargs: dict
+    original_length: int
+
+    @property
+    def length(self) -> int:
+        """L', the tokens actually fed to the LLM."""
+        return int(self.kwargs["input_ids"].shape[1])
+
+
+class ModelAdapter:
+    """Interface of a model family: the pipeline calls these in order.
+
+    ``prepare`` (processor) -> ``encode`` (vision tower, features to prune) -> ``build_inputs``
+    (prompt with the kept tokens at their original positions) -> ``prefill`` / ``generate``.
+    """
+
+    family: str = ""
+    model_id: str = ""
+    model = None
+    processor = None
+    tiny_random: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def prepare(self, video, question: str) -> dict:
+        raise NotImplementedError
+
+    def encode(self, inputs: dict) -> VideoFeatures:
+        raise NotImplementedError
+
+    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def prefill(self, llm_inputs: LLMInputs) -> torch.Tensor:
+        """Run the LLM once over the prompt (the prefill) and return the last position's logits.
+
+        Returns
+        -------
+        torch.Tensor
+            (V,) float32 logits of the next token.
+        """
+        out = self.model(**llm_inputs.kwargs, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float()
+
+    @torch.inference_mode()
+    def generate(self, llm_inputs: LLMInputs, max_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding from the prompt; returns the (T,) int64 new token ids."""
+        out = self.model.generate(**llm_inputs.kwargs, max_new_tokens=max_new_tokens, do_sample=False)
+        return out[0, llm_inputs.length :].cpu()
+
+    def decode(self, token_ids: torch.Tensor) -> str:
+        """Text of the generated token ids, special tokens dropped."""
+        return self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip()
+
+    def llm_geometry(self):
+        """The LLM's geometry for analytic FLOPs (see :mod:`fastvid_cli.flops`)."""
+        from ..flops import LLMGeometry
+
+        return LLMGeometry.from_config(self.model.config)

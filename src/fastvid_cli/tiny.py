@@ -1,0 +1,232 @@
+"""Tiny random-weight checkpoints with the real architectures and token geometry, built offline.
+
+``fastvid ask ... --model tiny-random`` and the tests use them: everything runs with no Hub access
+and no GPU. Their answers are noise; only shapes, token counts and the code paths are real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+TINY_RANDOM = "tiny-random"
+TINY_NOTE = "tiny-random has random weights: its answers are noise (use it to check the pipeline, not the model)"
+FORMAT_VERSION = 1
+SIGLIP_HEAD_DIR = "siglip_head"
+"""Sub-folder of a checkpoint that holds its own SigLIP post_layernorm + pooling head."""
+
+# Qwen2-style chat template with LLaVA-OneVision's placement of <image>/<video> before the text.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
+    "{% endif %}{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+
+
+# Text the tiny tokenizer's merges are learned from, so that its noise reads as word pieces.
+_CORPUS = (
+    "A video language model answers questions about a video. The person walks to the door and opens it. "
+    "A red car drives down the street while two bikes pass by. The camera pans left, then the scene changes. "
+    "What happens in this video? Describe the main events in order. Who is talking, and what do they hold? "
+    "FastVID prunes video tokens: dynamic segmentation splits the frames, salient tokens are kept, and "
+    "density peaks merge the rest. The answer is short and clear."
+)
+
+
+def build_tokenizer():
+    """A byte-level BPE tokenizer with Qwen2's chat special tokens, built with no download.
+
+    Its vocabulary is the 256 byte symbols, a few hundred merges learned from a fixed built-in
+    English text (deterministic), and :data:`SPECIAL_TOKENS`.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    backend.add_special_tokens(SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        model_max_length=131072,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def unprintable_token_ids(tokenizer) -> list[int]:
+    """Ids of tokens that decode to control characters or partial UTF-8 (kept out of tiny answers)."""
+    bad = []
+    for token, index in tokenizer.get_vocab().items():
+        if token in SPECIAL_TOKENS:
+            continue
+        text = tokenizer.convert_tokens_to_string([token])
+        if not text or any(not (ch.isprintable() or ch == " ") or ch == "\ufffd" for ch in text):
+            bad.append(index)
+    return sorted(bad)
+
+
+def tiny_vision_config():
+    """SigLIP-so400m geometry (384 px, patch 14, 27x27 = 729 patches) at a tiny width."""
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=384,
+        patch_size=14,
+        vision_use_head=False,
+    )
+
+
+def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random LLaVA-OneVision checkpoint, processor and SigLIP head to ``out_dir``.
+
+    The checkpoint loads with ``LlavaOnevisionForConditionalGeneration.from_pretrained`` and has the
+    real token geometry: 384 px frames, 27x27 patches pooled bilinearly to 14x14 = 196 tokens per
+    frame, and one ``image_newline`` after the video. The SigLIP head (post_layernorm + attention
+    pooling) lives in ``out_dir/siglip_head``.
+
+    Parameters
+    ----------
+    out_dir : str or PathLike
+        Folder to write (created if needed).
+    seed : int
+        Seed of the random weights; the same seed writes the same weights.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+        Qwen2Config,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    vision = tiny_vision_config()
+    text = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        initializer_range=0.3,  # large enough that greedy answers depend on the input
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = LlavaOnevisionConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = text.eos_token_id
+    model.generation_config.pad_token_id = text.pad_token_id
+    model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
+    model.save_pretrained(out)
+
+    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(**mean_std),
+        tokenizer=tokenizer,
+        video_processor=LlavaOnevisionVideoProcessor(**mean_std),
+        num_image_tokens=(vision.image_size // vision.patch_size) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out)
+
+    write_siglip_head(out / SIGLIP_HEAD_DIR, vision, seed=seed + 1)
+    (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")
+    return out
+
+
+def write_siglip_head(out_dir: Path, vision_config, seed: int) -> None:
+    """Write a random SigLIP post_layernorm + attention-pooling head under the checkpoint's key names."""
+    from safetensors.torch import save_file
+    from transformers.models.siglip.modeling_siglip import SiglipMultiheadAttentionPoolingHead
+
+    torch.manual_seed(seed)
+    head = SiglipMultiheadAttentionPoolingHead(vision_config)
+    post_layernorm = torch.nn.LayerNorm(vision_config.hidden_size, eps=vision_config.layer_norm_eps)
+    with torch.no_grad():
+        post_layernorm.weight.normal_(1.0, 0.1)
+        post_layernorm.bias.normal_(0.0, 0.1)
+    tensors = {f"vision_model.head.{k}": v.contiguous() for k, v in head.state_dict().items()}
+    tensors |= {f"vision_model.post_layernorm.{k}": v.contiguous() for k, v in post_layernorm.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_dir / "model.safetensors"))
+    config = vision_config.to_dict()
+    config["model_type"] = "siglip_vision_model"
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def is_tiny_random(model_dir: str | os.PathLike) -> bool:
+    """Whether a checkpoint folder was written by this module (its answers are noise)."""
+    marker = Path(model_dir) / "fastvid.json"
+    try:
+        return bool(json.loads(marker.read_text()).get("tiny_random"))
+    except (OSError, ValueError):
+        return False
+
+
+def tiny_random_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cached tiny-random checkpoint folder, built on first use.
+
+    Parameters
+    ----------
+    cache_dir : str or PathLike, optional
+        Where to keep it; default ``$FASTVID_CACHE`` or ``~/.cache/fastvid``.
+    """
+    base = Path(cache_dir or os.environ.get("FASTVID_CACHE") or Path.home() / ".cache" / "fastvid")
+    target = base / f"{TINY_RANDOM}-llava-onevision-v{FORMAT_VERSION}"
+    if (target / "fastvid.json").exists():
+        return target
+    staging = base / f".{target.name}.{os.getpid()}"
+    build_llava_onevision(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process built it first
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
