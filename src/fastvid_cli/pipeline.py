@@ -1,0 +1,220 @@
+"""The main job: answer a question about a video with FastVID-pruned video tokens.
+
+>>> from fastvid_cli.models import load_model
+>>> from fastvid_cli.pipeline import AskOptions, ask
+>>> model = load_model("tiny-random", device="cpu")
+>>> result = ask(model, "clip.mp4", "What happens?", AskOptions(frames=8))
+>>> result.answer, result.tokens["video_after"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from .errors import InputError
+from .flops import flops_report
+from .models.base import ModelAdapter
+from .pruning import FastVIDConfig, fastvid_prune
+from .timing import StageTimer
+from .tiny import TINY_NOTE
+from .video import SampledVideo, read_video
+
+STAGES = ("decode", "preprocess", "vision", "pruning", "prefill", "generation")
+"""Stages of the time breakdown, in order (milliseconds)."""
+
+
+@dataclass
+class AskOptions:
+    """Settings of one ``ask``.
+
+    Attributes
+    ----------
+    frames : int
+        Frames sampled uniformly from the video (default 32, the paper's for LLaVA-OneVision).
+    config : FastVIDConfig
+        Retention ratio and FastVID hyperparameters.
+    max_new_tokens : int
+        Longest answer, in tokens.
+    baseline : bool
+        Also time the vanilla (unpruned) prefill, for the speedup. It runs only for the table.
+    """
+
+    frames: int = 32
+    config: FastVIDConfig = field(default_factory=FastVIDConfig)
+    max_new_tokens: int = 128
+    baseline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise InputError(f"--frames must be at least 1, got {self.frames}")
+        if self.max_new_tokens < 1:
+            raise InputError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+
+
+@dataclass
+class AskResult:
+    """Everything ``fastvid ask`` reports; ``to_dict()`` is the ``--json`` object.
+
+    Attributes
+    ----------
+    answer : str
+    model : dict
+        id, family, device, dtype, tiny_random.
+    video : dict
+        path, total_frames, fps, duration_s, sampled frame indices.
+    frames : int
+        Frames sampled (F).
+    retention : float
+        R.
+    config : dict
+        FastVID hyperparameters.
+    tokens : dict
+        video_before / video_after (pruned tokens; the trailing newline not counted), newline
+        slots, prompt_before / prompt_after (whole LLM input), tokens_per_frame.
+    flops : dict
+        See :func:`fastvid_cli.flops.flops_report` (TFLOPs).
+    timing : dict
+        Milliseconds per stage (``decode_ms`` ...), ``prefill_vanilla_ms`` (None with no baseline),
+        ``prefill_speedup``, ``ttft_ms`` (decode to end of prefill) and ``total_ms``.
+    segments : list of int
+        DySeg segment lengths in frames.
+    notes : list of str
+        One-line remarks (short video, tiny-random answers are noise).
+    """
+
+    answer: str
+    model: dict
+    video: dict
+    frames: int
+    retention: float
+    config: dict
+    tokens: dict
+    flops: dict
+    timing: dict
+    segments: list[int]
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ask(
+    model: ModelAdapter,
+    video: str | SampledVideo,
+    question: str,
+    options: AskOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> AskResult:
+    """Read a video, prune its tokens with FastVID, and answer ``question`` about it.
+
+    Parameters
+    ----------
+    model : ModelAdapter
+        From :func:`fastvid_cli.models.load_model`.
+    video : str or SampledVideo
+        A video file decord can read, or frames already read with
+        :func:`fastvid_cli.video.read_video` (their ``decode_ms`` is reported as the decode stage).
+    question : str
+        Non-empty question.
+    options : AskOptions, optional
+    on_stage : callable, optional
+        Called with each stage's name as it starts (for progress display).
+
+    Returns
+    -------
+    AskResult
+
+    Raises
+    ------
+    InputError
+        Empty question, or a missing, non-video, truncated or corrupt file.
+    """
+    options = options or AskOptions()
+    if not question.strip():
+        raise InputError("the question is empty")
+    notify = on_stage or (lambda stage: None)
+    timer = StageTimer(model.device)
+    notes = []
+
+    if not isinstance(video, SampledVideo):
+        notify("decode")
+        video = read_video(video, options.frames)
+    timer.ms["decode"] = video.decode_ms
+    if video.short_note:
+        notes.append(video.short_note)
+    notify("preprocess")
+    with timer("preprocess"):
+        inputs = model.prepare(video, question)
+    notify("vision")
+    with timer("vision"):
+        features = model.encode(inputs)
+    notify("pruning")
+    with timer("pruning"):
+        kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, options.config)
+    pruned_inputs = model.build_inputs(inputs, features, kept)
+    full_inputs = model.build_inputs(inputs, features, None)
+
+    notify("prefill")
+    model.prefill(pruned_inputs)  # warm-up, so neither timed prefill pays one-off start-up costs
+    with timer("prefill"):
+        model.prefill(pruned_inputs)
+    if options.baseline:
+        notify("prefill (vanilla baseline)")
+        with timer("prefill_vanilla"):
+            model.prefill(full_inputs)
+    notify("generation")
+    with timer("generation"):
+        answer = model.decode(model.generate(pruned_inputs, options.max_new_tokens))
+    if model.tiny_random:
+        notes.append(TINY_NOTE)
+
+    video_before = features.num_frames * features.tokens_per_frame
+    video_after = int(kept.indices.numel())
+    tokens = {
+        "video_before": video_before,
+        "video_after": video_after,
+        "video_kept_ratio": video_after / video_before,
+        "newline": features.extra_tokens,
+        "tokens_per_frame": features.tokens_per_frame,
+        "grid": list(features.grid),
+        "prompt_before": full_inputs.length,
+        "prompt_after": pruned_inputs.length,
+    }
+    flops = flops_report(
+        model.llm_geometry(), video_before, video_after, full_inputs.length, pruned_inputs.length
+    )
+    ms = timer.ms
+    vanilla = ms.get("prefill_vanilla")
+    timing = {f"{stage}_ms": ms[stage] for stage in STAGES}
+    timing |= {
+        "prefill_vanilla_ms": vanilla,
+        "prefill_speedup": vanilla / ms["prefill"] if vanilla else None,
+        "ttft_ms": sum(ms[s] for s in ("decode", "preprocess", "vision", "pruning", "prefill")),
+        "total_ms": sum(ms.values()),
+    }
+    return AskResult(
+        answer=answer,
+        model={
+            "id": model.model_id,
+            "family": model.family,
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+            "tiny_random": model.tiny_random,
+        },
+        video={
+            "path": video.path,
+            "total_frames": video.total_frames,
+            "fps": video.fps,
+            "duration_s": video.duration_s,
+            "frame_indices": video.indices.tolist(),
+        },
+        frames=video.num_frames,
+        retention=options.config.retention_ratio,
+        config=options.config.to_dict(),
+        tokens=tokens,
+        flops=flops,
+        timing=timing,
+        segments=kept.segment_lengths,
+        notes=notes,
+    )
