@@ -6,9 +6,26 @@ import math
 from dataclasses import asdict, dataclass
 
 
+SEGMENTATIONS = ("dyseg", "fixed", "cluster")
+"""FastVID's segmentation: DySeg (the paper's), fixed intervals of 4 frames, or k-means of frame features."""
+
+
+def check_retention(value) -> None:
+    """Raise ValueError unless ``value`` is a retention ratio in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1:
+        raise ValueError(f"retention ratio must be in (0, 1], got {value!r}")
+
+
+def tokens_per_frame_kept(tokens_per_frame: int, retention_ratio: float) -> int:
+    """max(1, floor(N * R)): the per-frame budget every method keeps on average (project rule)."""
+    return max(1, math.floor(tokens_per_frame * retention_ratio))
+
+
 @dataclass(frozen=True)
 class FastVIDConfig:
     """Hyperparameters of FastVID (Shen et al., NeurIPS 2025, arXiv 2503.11187).
+
+    Calling the config prunes: ``FastVIDConfig(retention_ratio=0.1)(tokens, features, saliency)``.
 
     Parameters
     ----------
@@ -16,7 +33,7 @@ class FastVIDConfig:
         R in (0, 1]: the fraction of video tokens kept. R = 1 keeps every token unchanged.
     c : int
         DySeg: the number of segments aimed for; the c - 1 lowest transition similarities are
-        always cuts (eq. 2). Must be >= 1.
+        always cuts (eq. 2). Also the number of clusters of ``segmentation="cluster"``. Must be >= 1.
     tau : float
         DySeg: any transition similarity below tau is also a cut (eq. 2).
     d : float
@@ -26,6 +43,9 @@ class FastVIDConfig:
         DTM: anchor frames are every p-th frame counted back from a segment's last frame. >= 1.
     beta : float
         DTM: the least weight an anchor keeps of itself when merged (eq. 5). In [0, 1].
+    segmentation : str
+        ``dyseg`` (the paper's), or the paper's ablations ``fixed`` (segments of 4 frames) and
+        ``cluster`` (k-means of the frame features into c clusters, Table 6).
 
     Raises
     ------
@@ -39,11 +59,12 @@ class FastVIDConfig:
     d: float = 0.4
     p: int = 4
     beta: float = 0.6
+    segmentation: str = "dyseg"
+
+    name = "fastvid"
 
     def __post_init__(self) -> None:
-        r = self.retention_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or not 0 < r <= 1:
-            raise ValueError(f"retention ratio must be in (0, 1], got {r!r}")
+        check_retention(self.retention_ratio)
         for name in ("c", "p"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -54,10 +75,18 @@ class FastVIDConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau):
             raise ValueError(f"tau must be a finite number, got {self.tau!r}")
+        if self.segmentation not in SEGMENTATIONS:
+            raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {self.segmentation!r}")
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (for JSON output)."""
         return asdict(self)
+
+    def __call__(self, video_tokens, frame_features, saliency):
+        """Prune with FastVID; see :func:`fastvid_cli.pruning.fastvid_prune`."""
+        from .fastvid import fastvid_prune
+
+        return fastvid_prune(video_tokens, frame_features, saliency, self)
 
 
 @dataclass(frozen=True)
@@ -89,6 +118,6 @@ class FrameBudget:
         """
         if tokens_per_frame < 1:
             raise ValueError(f"need at least one token per frame, got {tokens_per_frame}")
-        retain = max(1, math.floor(tokens_per_frame * config.retention_ratio))
+        retain = tokens_per_frame_kept(tokens_per_frame, config.retention_ratio)
         context = math.floor(retain * config.d)
         return cls(retain=retain, context=context, salient=retain - context)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .dyseg import Segmentation
+from .segmentation import Segmentation
 
 DENSITY_NEIGHBOURS = 4
 """k of the k-nearest-neighbour density (eq. 3), the token itself included."""
@@ -22,7 +22,8 @@ DENSITY_NEIGHBOURS = 4
 def anchor_counts(segmentation: Segmentation, context: int, p: int, available: int) -> torch.Tensor:
     """How many anchors each frame contributes (the DTM budget).
 
-    A segment of L frames has ceil(L / p) anchor frames (its last frame, then every p-th one back)
+    A segment of L frames has ceil(L / p) anchor frames (its last frame, then every p-th one back,
+    counted over the segment's own frames, so clusters of non-contiguous frames work too)
     and a budget of ``context * L`` anchors, split evenly over its anchor frames; the remainder goes
     one token each to the latest anchor frames. An anchor frame that has fewer than its share of
     non-salient tokens (``available``) passes the rest to the segment's other frames, latest first.
@@ -44,18 +45,19 @@ def anchor_counts(segmentation: Segmentation, context: int, p: int, available: i
     torch.LongTensor
         (F,) int64 on CPU, anchors taken from each frame.
     """
-    lengths = segmentation.lengths
     seg = segmentation.segment_ids
     frame = torch.arange(seg.numel())
-    from_end = (lengths.cumsum(0) - 1)[seg] - frame  # 0 for a segment's last frame
+    same = seg[:, None] == seg[None, :]
+    from_end = (same & (frame[None, :] > frame[:, None])).sum(1)  # 0 for a segment's last frame
+    length = same.sum(1)  # L of each frame's segment
     is_anchor_frame = from_end % p == 0
-    anchor_frames = (lengths + p - 1) // p
-    budget = context * lengths
+    anchor_frames = (length + p - 1) // p
+    budget = context * length
     base, remainder = budget // anchor_frames, budget % anchor_frames
     rank = from_end // p  # 0 = latest anchor frame
-    quota = torch.where(is_anchor_frame, base[seg] + (rank < remainder[seg]).long(), 0)
+    quota = torch.where(is_anchor_frame, base + (rank < remainder).long(), 0)
     capped = quota.clamp(max=available)
-    overflow = torch.zeros_like(lengths).index_add_(0, seg, quota - capped)
+    overflow = torch.zeros(int(seg.max()) + 1, dtype=torch.long).index_add_(0, seg, quota - capped)
     later_others = from_end - (from_end // p + 1)  # non-anchor frames later in the segment
     take = (overflow[seg] - available * later_others).clamp(0, available)
     return torch.where(is_anchor_frame, capped, take)

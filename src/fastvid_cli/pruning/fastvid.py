@@ -6,61 +6,25 @@ arXiv 2503.11187, Sec. 3; the authors' release (github.com/LunarShen/FastVID) de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
 from .ats import select_salient
+from .base import PruneResult, check_inputs
 from .config import FastVIDConfig, FrameBudget
 from .dtm import density_merge
-from .dyseg import Segmentation, dyseg
+from .segmentation import Segmentation, cluster_segments, dyseg, fixed_segments
+
+FIXED_SEGMENT_LENGTH = 4
+"""Frames per segment of the ``fixed`` segmentation ablation."""
 
 
-@dataclass
-class PruneResult:
-    """The video tokens a pruning method keeps.
-
-    Attributes
-    ----------
-    tokens : torch.Tensor
-        (K, D) kept tokens (salient ones unchanged, anchors merged), dtype and device of the input.
-    indices : torch.LongTensor
-        (K,) int64 ascending flat indices of the kept tokens into the F * N input tokens; the
-        position of each kept token in the LLM's sequence is that of its original slot.
-    segment_lengths : list of int
-        DySeg segment lengths in frames, summing to F.
-    anchor_mask : torch.BoolTensor
-        (K,) True where the kept token is a DTM anchor (a merge of several tokens), False for a
-        salient token kept as it was.
-    transition_similarity : torch.Tensor
-        (F - 1,) float32 CPU cosine similarity of consecutive frames (DySeg eq. 1).
-    merge_pairs : torch.LongTensor
-        (2, P) int64: flat input index of a merged token, flat index of the anchor it went into.
-    """
-
-    tokens: torch.Tensor
-    indices: torch.Tensor
-    segment_lengths: list[int]
-    anchor_mask: torch.Tensor
-    transition_similarity: torch.Tensor = field(default_factory=lambda: torch.empty(0))
-    merge_pairs: torch.Tensor = field(default_factory=lambda: torch.empty(2, 0, dtype=torch.long))
-
-
-def check_inputs(video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> None:
-    """Check the shapes shared by every pruning method.
-
-    Raises
-    ------
-    ValueError
-        If ``video_tokens`` is not (F, N, D), ``frame_features`` not (F, Dg) or ``saliency`` not (F, N).
-    """
-    if video_tokens.dim() != 3 or video_tokens.shape[0] < 1 or video_tokens.shape[1] < 1:
-        raise ValueError(f"video_tokens must be (F, N, D) with F, N >= 1, got {tuple(video_tokens.shape)}")
-    num_frames, num_tokens, _ = video_tokens.shape
-    if frame_features.dim() != 2 or frame_features.shape[0] != num_frames:
-        raise ValueError(f"frame_features must be ({num_frames}, Dg), got {tuple(frame_features.shape)}")
-    if tuple(saliency.shape) != (num_frames, num_tokens):
-        raise ValueError(f"saliency must be ({num_frames}, {num_tokens}), got {tuple(saliency.shape)}")
+def segment(frame_features: torch.Tensor, config: FastVIDConfig) -> Segmentation:
+    """Segments by ``config.segmentation``: DySeg, fixed intervals of 4, or k-means into c clusters."""
+    if config.segmentation == "fixed":
+        return fixed_segments(frame_features, FIXED_SEGMENT_LENGTH)
+    if config.segmentation == "cluster":
+        return cluster_segments(frame_features, config.c)
+    return dyseg(frame_features, config.c, config.tau)
 
 
 def fastvid_prune(
@@ -71,7 +35,7 @@ def fastvid_prune(
 ) -> PruneResult:
     """Prune pooled video tokens with FastVID.
 
-    DySeg splits the frames into segments (eqs. 1-2). In every frame ATS keeps the ``salient``
+    DySeg (or the segmentation ``config`` names) splits the frames into segments (eqs. 1-2). In every frame ATS keeps the ``salient``
     tokens of highest saliency unchanged; DTM keeps ``context * L`` density-peak anchors per
     segment of L frames, each merged with the segment's tokens most similar to it (eqs. 3-5).
     Exactly F * max(1, floor(N * R)) tokens are kept; R = 1 returns the input unchanged.
@@ -101,7 +65,7 @@ def fastvid_prune(
     check_inputs(video_tokens, frame_features, saliency)
     num_frames, num_tokens, dim = video_tokens.shape
     device = video_tokens.device
-    segmentation = dyseg(frame_features, config.c, config.tau)
+    segmentation = segment(frame_features, config)
     if config.retention_ratio >= 1:
         return PruneResult(
             tokens=video_tokens.reshape(-1, dim),
