@@ -19,6 +19,8 @@ from rich.console import Console
 from . import __version__
 from .errors import FastVIDError, InputError
 
+DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
+
 app = typer.Typer(
     name="fastvid",
     help="Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025).",
@@ -28,7 +30,13 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err_console = Console(stderr=True, highlight=False)
+def make_console(stderr: bool) -> Console:
+    """A Rich console; when not on a terminal (a pipe, a log file) it is 120 columns wide, without colour."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 120)
+
+
+err_console = make_console(stderr=True)
 
 
 class Device(str, Enum):
@@ -63,46 +71,74 @@ def main_callback(
     ] = None,
 ) -> None:
     """Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025)."""
+    _quiet_libraries()
 
 
 def _quiet_libraries() -> None:
-    """Keep library chatter off a non-terminal stderr (progress bars, load reports)."""
+    """Keep library chatter off stderr (retry warnings, load reports), and progress bars off a non-terminal."""
+    import huggingface_hub
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.logging.set_verbosity_error()
     if not sys.stderr.isatty():
         transformers.utils.logging.disable_progress_bar()
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b), local checkpoint folder, or tiny-random (offline, noise)."),
+]
+FramesOpt = Annotated[int, typer.Option(help="Frames sampled uniformly from the video.", min=1)]
+MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest answer, in tokens.", min=1)]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
+DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
+AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
+COpt = Annotated[int, typer.Option("--c", help="DySeg: segments aimed for (the c-1 weakest transitions are cut).")]
+TauOpt = Annotated[float, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau.")]
+DOpt = Annotated[float, typer.Option("--d", help="Share of each frame's budget for DTM anchors (0 = ATS only, 1 = DTM only).")]
+POpt = Annotated[int, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end.")]
+BetaOpt = Annotated[float, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged.")]
+SegmentationOpt = Annotated[str, typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
+MULTI_VALUE_OPTIONS = {
+    "compare": {"--retention": "number", "-r": "number", "--method": "method"},
+    "flops": {"--retention": "number", "-r": "number"},
+    "bench": {"--retention": "number", "-r": "number", "--method": "method"},
+}
+"""Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
+
+
+def _load(model: str, device: Device, dtype: DType, attn: Attention):
+    from .models import load_model
+
+    return load_model(model, device=device.value, dtype=dtype.value, attn_implementation=attn.value)
 
 
 @app.command(no_args_is_help=True)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
-    model: Annotated[
-        str,
-        typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b), local checkpoint folder, or tiny-random (offline, noise)."),
-    ] = "llava-hf/llava-onevision-qwen2-7b-ov-hf",
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video.", min=1)] = 32,
+    model: ModelOpt = DEFAULT_MODEL,
+    frames: FramesOpt = 32,
     retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept.")] = 0.1,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.", min=1)] = 128,
-    device: Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")] = Device.auto,
-    dtype: Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")] = DType.auto,
-    attn_implementation: Annotated[
-        Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")
-    ] = Attention.sdpa,
-    c: Annotated[int, typer.Option("--c", help="DySeg: segments aimed for (the c-1 weakest transitions are cut).")] = 8,
-    tau: Annotated[float, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau.")] = 0.9,
-    d: Annotated[float, typer.Option("--d", help="Share of each frame's budget for DTM anchors (0 = ATS only, 1 = DTM only).")] = 0.4,
-    p: Annotated[int, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end.")] = 4,
-    beta: Annotated[float, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged.")] = 0.6,
+    max_new_tokens: MaxNewTokensOpt = 128,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    attn_implementation: AttnOpt = Attention.sdpa,
+    c: COpt = 8,
+    tau: TauOpt = 0.9,
+    d: DOpt = 0.4,
+    p: POpt = 4,
+    beta: BetaOpt = 0.6,
+    segmentation: SegmentationOpt = "dyseg",
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION about VIDEO with FastVID-pruned video tokens.
 
     The answer goes to stdout; tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr.
     """
-    from .models import load_model
     from .pipeline import AskOptions
     from .pipeline import ask as run_ask
     from .pruning import FastVIDConfig
@@ -110,25 +146,119 @@ def ask(
     from .video import read_video
 
     try:
-        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
+        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta, segmentation=segmentation)
     except ValueError as err:
         raise InputError(str(err)) from None
     options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
     if not question.strip():
         raise InputError("the question is empty")
-    _quiet_libraries()
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)  # bad input fails here, before a model is loaded
         status.update(f"loading {model}...")
-        adapter = load_model(model, device=device.value, dtype=dtype.value, attn_implementation=attn_implementation.value)
+        adapter = _load(model, device, dtype, attn_implementation)
         result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
         print(result.answer, flush=True)
         render_ask(result, err_console)
-    for note in result.notes:
-        err_console.print(f"note: {note}", style="yellow")
+    _print_notes(result.notes)
+
+
+@app.command(no_args_is_help=True)
+def compare(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="Question about the video.")],
+    retention: Annotated[
+        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated: --retention 0.1 0.25.")
+    ] = None,
+    method: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."),
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    frames: FramesOpt = 32,
+    max_new_tokens: MaxNewTokensOpt = 64,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    attn_implementation: AttnOpt = Attention.sdpa,
+    c: COpt = 8,
+    tau: TauOpt = 0.9,
+    d: DOpt = 0.4,
+    p: POpt = 4,
+    beta: BetaOpt = 0.6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
+) -> None:
+    """Run the vanilla model and every (method, retention) pair on one video, side by side.
+
+    The model and the video are loaded and encoded once. One table (stderr): video tokens kept, prefill TFLOPs and ratio, pruning and prefill time, speedup over vanilla, and each answer, marked where it differs from the vanilla one.
+    """
+    from .compare import compare as run_compare
+    from .report import compare_table
+    from .video import read_video
+
+    methods = method or ["fastvid"]
+    retentions = retention or [0.1, 0.25]
+    defaults = {"c": c, "tau": tau, "d": d, "p": p, "beta": beta}
+    from .pruning import make_method
+
+    for spec in methods:  # validate before reading anything
+        for r in retentions:
+            try:
+                make_method(spec, r, **defaults)
+            except ValueError as err:
+                raise InputError(str(err)) from None
+    with err_console.status(f"reading {video}...") as status:
+        sampled = read_video(video, frames)
+        status.update(f"loading {model}...")
+        adapter = _load(model, device, dtype, attn_implementation)
+        result = run_compare(adapter, sampled, question, methods, retentions, frames=frames, max_new_tokens=max_new_tokens,
+                             method_defaults=defaults, on_stage=lambda s: status.update(f"{s}..."))
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        err_console.print(compare_table(result))
+        for row in result.rows:  # the answers, whole, on stdout: one line each
+            print(f"{row.method}\t{row.retention:g}\t{' '.join(row.answer.split())}", flush=True)
+    _print_notes(result.notes)
+
+
+@app.command()
+def flops(
+    model: ModelOpt = DEFAULT_MODEL,
+    frames: Annotated[Optional[int], typer.Option(help="Frames (default: the model's, 32 for LLaVA-OneVision).", min=1)] = None,
+    retention: Annotated[
+        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object.")] = False,
+) -> None:
+    """Analytic LLM prefill FLOPs, vanilla vs FastVID, from the model's config alone (no weights, offline for the supported models).
+
+    Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots.
+    """
+    from .flops import CONVENTIONS, flops_rows
+    from .models.geometry import model_geometry
+    from .pruning.config import check_retention
+    from .report import flops_rows_table
+
+    retentions = retention or [0.25, 0.2, 0.15, 0.1]
+    for r in retentions:
+        try:
+            check_retention(r)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    geometry = model_geometry(model)
+    frames = frames or geometry.frames
+    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, frames, retentions)
+    if as_json:
+        print(json.dumps({"model": geometry.to_dict(), "frames": frames, "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": rows}))
+    else:
+        make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"note: {note}", style="yellow", soft_wrap=True)
 
 
 @app.command("tiny-model", no_args_is_help=True)
@@ -144,7 +274,6 @@ def tiny_model(
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir} exists and is not empty")
-    _quiet_libraries()
     build_llava_onevision(out_dir, seed=seed)
     err_console.print(f"wrote tiny random LLaVA-OneVision to {out_dir}; use it with --model {out_dir}")
 
@@ -154,9 +283,47 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def expand_multi_value_options(argv: list[str]) -> list[str]:
+    """Turn ``--retention 0.1 0.25`` into ``--retention 0.1 --retention 0.25`` for the commands of
+    :data:`MULTI_VALUE_OPTIONS`; a value list ends at the next option or at a word that is not a
+    number (``--retention``) or a method name (``--method``)."""
+    from .pruning import METHODS
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    options = MULTI_VALUE_OPTIONS.get(command or "", {})
+    out, current = [], None
+    for arg in argv:
+        if arg in options:
+            current = arg
+            out.append(arg)
+            continue
+        kind = options.get(current) if current else None
+        takes_more = out and out[-1] != current  # the option already has its first value
+        if kind and takes_more and not arg.startswith("--") and _is_value(arg, kind, METHODS):
+            out += [current, arg]
+            continue
+        if kind and not takes_more:
+            out.append(arg)  # the option's first value, whatever it is (click reports bad ones)
+            continue
+        current = None
+        out.append(arg)
+    return out
+
+
+def _is_value(arg: str, kind: str, methods) -> bool:
+    if kind == "number":
+        try:
+            float(arg)
+            return True
+        except ValueError:
+            return False
+    return arg.partition(":")[0] in methods
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback)."""
     command = typer.main.get_command(app)
+    argv = expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
     try:
         command.main(args=argv, prog_name="fastvid", standalone_mode=False)
     except FastVIDError as err:

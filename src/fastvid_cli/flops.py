@@ -104,3 +104,47 @@ def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, pro
         CAUSAL_2MAC: {"before": causal[0], "after": causal[1], "ratio": causal[1] / causal[0] if causal[0] else 1.0},
         "geometry": geometry.to_dict(),
     }
+
+
+def flops_rows(
+    geometry: LLMGeometry, tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float]
+) -> list[dict]:
+    """The analytic prefill table: vanilla, then FastVID's budget at each retention ratio.
+
+    Parameters
+    ----------
+    geometry : LLMGeometry
+    tokens_per_frame : int
+        N, prunable video tokens per frame.
+    extra_slots : int
+        Video slots never pruned (e.g. one newline); counted in ``causal_2mac`` only.
+    frames : int
+        F.
+    retentions : list of float
+        Retention ratios R in (0, 1].
+
+    Returns
+    -------
+    list of dict
+        ``retention`` (1 for vanilla), ``video_tokens`` F * max(1, floor(N R)), ``table5`` TFLOPs and
+        ``table5_ratio`` to vanilla, ``causal_2mac`` TFLOPs over the video slots (text excluded)
+        and its ratio.
+    """
+    from .pruning.config import tokens_per_frame_kept
+
+    full = frames * tokens_per_frame
+    base_t5 = table5_tflops(full, geometry)
+    base_causal = causal_prefill_tflops(full + extra_slots, geometry)
+    rows = []
+    for r in [1.0, *retentions]:
+        n = frames * tokens_per_frame_kept(tokens_per_frame, r)
+        t5, causal = table5_tflops(n, geometry), causal_prefill_tflops(n + extra_slots, geometry)
+        rows.append({
+            "retention": r,
+            "video_tokens": n,
+            TABLE5: t5,
+            "table5_ratio": t5 / base_t5,
+            CAUSAL_2MAC: causal,
+            "causal_2mac_ratio": causal / base_causal,
+        })
+    return rows

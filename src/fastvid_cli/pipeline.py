@@ -14,7 +14,7 @@ from typing import Callable
 
 from .errors import InputError
 from .flops import flops_report
-from .models.base import ModelAdapter
+from .models.base import LLMInputs, ModelAdapter, VideoFeatures
 from .pruning import FastVIDConfig, fastvid_prune
 from .timing import StageTimer
 from .tiny import TINY_NOTE
@@ -131,29 +131,15 @@ def ask(
         Empty question, or a missing, non-video, truncated or corrupt file.
     """
     options = options or AskOptions()
-    if not question.strip():
-        raise InputError("the question is empty")
     notify = on_stage or (lambda stage: None)
     timer = StageTimer(model.device)
-    notes = []
-
-    if not isinstance(video, SampledVideo):
-        notify("decode")
-        video = read_video(video, options.frames)
-    timer.ms["decode"] = video.decode_ms
-    if video.short_note:
-        notes.append(video.short_note)
-    notify("preprocess")
-    with timer("preprocess"):
-        inputs = model.prepare(video, question)
-    notify("vision")
-    with timer("vision"):
-        features = model.encode(inputs)
+    encoded = encode_video(model, video, question, options.frames, timer, notify)
+    video, inputs, features, full_inputs = encoded.video, encoded.inputs, encoded.features, encoded.full_inputs
+    notes = list(encoded.notes)
     notify("pruning")
     with timer("pruning"):
         kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, options.config)
     pruned_inputs = model.build_inputs(inputs, features, kept)
-    full_inputs = model.build_inputs(inputs, features, None)
 
     notify("prefill")
     model.prefill(pruned_inputs)  # warm-up, so neither timed prefill pays one-off start-up costs
@@ -195,20 +181,8 @@ def ask(
     }
     return AskResult(
         answer=answer,
-        model={
-            "id": model.model_id,
-            "family": model.family,
-            "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
-            "tiny_random": model.tiny_random,
-        },
-        video={
-            "path": video.path,
-            "total_frames": video.total_frames,
-            "fps": video.fps,
-            "duration_s": video.duration_s,
-            "frame_indices": video.indices.tolist(),
-        },
+        model=model_info(model),
+        video=video_info(video),
         frames=video.num_frames,
         retention=options.config.retention_ratio,
         config=options.config.to_dict(),
@@ -218,3 +192,80 @@ def ask(
         segments=kept.segment_lengths,
         notes=notes,
     )
+
+
+@dataclass
+class EncodedVideo:
+    """A video read, processed and encoded once, ready for any number of pruned prefills.
+
+    Attributes
+    ----------
+    video : SampledVideo
+    inputs : dict
+        Processor output on the model's device (``input_ids`` (1, L) ...).
+    features : VideoFeatures
+        Tokens (F, N, D), frame features and saliency to prune.
+    full_inputs : LLMInputs
+        The unpruned prompt (the vanilla model).
+    notes : list of str
+    """
+
+    video: SampledVideo
+    inputs: dict
+    features: VideoFeatures
+    full_inputs: LLMInputs
+    notes: list[str]
+
+
+def encode_video(
+    model: ModelAdapter,
+    video: str | SampledVideo,
+    question: str,
+    frames: int,
+    timer: StageTimer,
+    notify: Callable[[str], None],
+) -> EncodedVideo:
+    """Decode (unless already decoded), preprocess and run the vision encoder, timing each stage.
+
+    Raises
+    ------
+    InputError
+        Empty question, or a missing, non-video, truncated or corrupt file.
+    """
+    if not question.strip():
+        raise InputError("the question is empty")
+    if not isinstance(video, SampledVideo):
+        notify("decode")
+        video = read_video(video, frames)
+    timer.ms["decode"] = video.decode_ms
+    notify("preprocess")
+    with timer("preprocess"):
+        inputs = model.prepare(video, question)
+    notify("vision")
+    with timer("vision"):
+        features = model.encode(inputs)
+    full_inputs = model.build_inputs(inputs, features, None)
+    notes = [video.short_note] if video.short_note else []
+    return EncodedVideo(video, inputs, features, full_inputs, notes)
+
+
+def model_info(model: ModelAdapter) -> dict:
+    """id, family, device, dtype and tiny_random of a loaded model (for reports)."""
+    return {
+        "id": model.model_id,
+        "family": model.family,
+        "device": str(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "tiny_random": model.tiny_random,
+    }
+
+
+def video_info(video: SampledVideo) -> dict:
+    """path, total_frames, fps, duration_s and the sampled frame indices (for reports)."""
+    return {
+        "path": video.path,
+        "total_frames": video.total_frames,
+        "fps": video.fps,
+        "duration_s": video.duration_s,
+        "frame_indices": video.indices.tolist(),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.table import Table
 
+from .compare import CompareResult
 from .flops import CAUSAL_2MAC, TABLE5
 from .pipeline import STAGES, AskResult
 
@@ -57,7 +58,7 @@ def flops_table(result: AskResult) -> Table:
     labels = {TABLE5: "FastVID Table 5: MACs, video tokens only", CAUSAL_2MAC: "2 x MACs, whole prompt, causal"}
     for key in (TABLE5, CAUSAL_2MAC):
         row = f[key]
-        table.add_row(labels[key], f"{row['before']:.4g}", f"{row['after']:.4g}", f"{row['ratio']:.1%}")
+        table.add_row(labels[key], format_tflops(row["before"]), format_tflops(row["after"]), f"{row['ratio']:.1%}")
     return table
 
 
@@ -111,3 +112,65 @@ def render_ask(result: AskResult, console: Console) -> None:
             segment_table(result),
         )
     )
+
+
+def format_tflops(value: float) -> str:
+    """TFLOPs with 4 significant digits; tiny models' values in scientific notation."""
+    return f"{value:.4g}" if value >= 0.01 else f"{value:.2e}"
+
+
+def compare_table(result: CompareResult) -> Table:
+    """One row per (method, retention), vanilla first; answers that differ from vanilla's are marked."""
+    title = f"{result.model['id']} on {result.video['path']} ({result.frames} frames, {result.model['device']})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("method", no_wrap=True)
+    for name in ("R", "tokens", "TFLOPs", "ratio", "prune ms", "prefill ms", "speedup"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("answer", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
+    for row in result.rows:
+        mark = "" if row.same_as_vanilla or row.method == "vanilla" else "\u2260 "
+        table.add_row(
+            row.method + (" *" if row.note else ""),
+            f"{row.retention:g}",
+            f"{row.video_tokens:,}",
+            format_tflops(row.tflops),
+            f"{row.tflops_ratio:.1%}",
+            f"{row.pruning_ms:.1f}" if row.method != "vanilla" else "-",
+            f"{row.prefill_ms:,.1f}",
+            f"{row.speedup:.2f}x",
+            mark + " ".join(row.answer.split()),
+        )
+    table.caption = (
+        "TFLOPs: FastVID Table 5 convention (MACs of the LLM on the video tokens). "
+        "\u2260: answer differs from vanilla's. *: the method could not keep the budget asked (see note)."
+    )
+    return table
+
+
+def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
+    """The ``fastvid flops`` table: one row per retention ratio, vanilla first."""
+    llm = geometry.llm
+    table = Table(
+        title=f"{geometry.name}: LLM prefill FLOPs, {frames} frames x {geometry.tokens_per_frame} tokens",
+        title_justify="left",
+    )
+    table.add_column("R", justify="right")
+    table.add_column("video tokens", justify="right")
+    table.add_column("Table 5 TFLOPs\n(MACs, video tokens)", justify="right")
+    table.add_column("% of vanilla", justify="right")
+    table.add_column("2 x MACs TFLOPs\n(causal, video slots)", justify="right")
+    table.add_column("% of vanilla", justify="right")
+    for row in rows:
+        table.add_row(
+            "vanilla" if row["retention"] == 1.0 and row is rows[0] else f"{row['retention']:g}",
+            f"{row['video_tokens']:,}",
+            format_tflops(row["table5"]),
+            f"{row['table5_ratio']:.1%}",
+            format_tflops(row["causal_2mac"]),
+            f"{row['causal_2mac_ratio']:.1%}",
+        )
+    table.caption = (
+        f"LLM: D {llm.hidden}, D_kv {llm.kv_dim}, MLP {llm.intermediate}, {llm.layers} layers. Table 5: per layer "
+        "2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm (FastVID, arXiv 2503.11187). Kept tokens: F * max(1, floor(N * R))."
+    )
+    return table

@@ -37,3 +37,12 @@ class StageTimer:
         finally:
             synchronize(self.device)
             self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
+
+
+def timed(fn, device: torch.device | str | None = None) -> tuple[object, float]:
+    """Call ``fn()`` and return ``(its result, wall-clock milliseconds)``, GPU work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return out, (time.perf_counter() - start) * 1e3
