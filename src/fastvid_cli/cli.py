@@ -256,6 +256,66 @@ def flops(
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
 
 
+@app.command()
+def bench(
+    model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
+    layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
+    frames: Annotated[Optional[int], typer.Option(help="Frames F (default: the model's).", min=1)] = None,
+    retention: Annotated[Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
+    method: Annotated[Optional[list[str]], typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
+    repeats: Annotated[int, typer.Option(help="Timed runs; the median is reported.", min=1)] = 3,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    video: Annotated[Optional[Path], typer.Option(help="Also time TTFT (decode to prefill) on this real video, vanilla vs FastVID, with the loaded --model.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout instead of the tables.")] = False,
+) -> None:
+    """Benchmark pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and (with --video) TTFT.
+
+    The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. Writes a JSON result with the device, versions and settings.
+    """
+    from .bench import BenchSettings, device_slug, run_bench, ttft_on_video
+    from .models import resolve_device, resolve_dtype
+    from .models.geometry import model_geometry
+    from .pruning.config import check_retention
+    from .report import bench_tables
+
+    retentions = retention or [0.1, 0.25]
+    for r in retentions:
+        try:
+            check_retention(r)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    torch_device = resolve_device(device.value)
+    settings = BenchSettings(
+        layers=layers, frames=frames, retentions=retentions, methods=method or ["fastvid", "uniform", "visionzip", "dycoke"],
+        repeats=repeats, warmup=warmup, device=torch_device, dtype=resolve_dtype(dtype.value, torch_device),
+    )
+    if video is not None and not video.is_file():
+        raise InputError(f"no such file: {video}")
+    geometry = model_geometry(model)
+    with err_console.status("benchmarking...") as status:
+        result = run_bench(geometry, settings, on_stage=lambda s: status.update(f"{s}..."))
+        if video is not None:
+            status.update(f"loading {model} for TTFT on {video}...")
+            adapter = _load(model, device, dtype, Attention.sdpa)
+            result["ttft"] = {
+                "video": str(video), "model": model,
+                "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames or geometry.frames,
+                                      retentions, repeats),
+            }
+    path = output or Path(f"fastvid-bench-{device_slug(torch_device)}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for table in bench_tables(result):
+            make_console(stderr=False).print(table)
+    err_console.print(f"wrote {path}")
+
+
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
         err_console.print(f"note: {note}", style="yellow", soft_wrap=True)

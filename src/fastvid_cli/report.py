@@ -174,3 +174,45 @@ def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
         "2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm (FastVID, arXiv 2503.11187). Kept tokens: F * max(1, floor(N * R))."
     )
     return table
+
+
+def bench_tables(result: dict) -> list[Table]:
+    """Tables of a ``fastvid bench`` result: pruning, prefill, targets, and TTFT when measured."""
+    env, settings = result["environment"], result["settings"]
+    where = f"{env['device']}, {env['dtype']}"
+    pruning = Table(title=f"Pruning time ({where}; tokens {' x '.join(map(str, result['pruning'][0]['shape']))})" if result["pruning"] else "Pruning", title_justify="left")
+    for name in ("method", "R", "kept", "median ms", "peak MiB"):
+        pruning.add_column(name, justify="left" if name == "method" else "right")
+    for row in result["pruning"]:
+        pruning.add_row(row["method"], f"{row['retention']:g}", f"{row['tokens_kept']:,}", f"{row['median_ms']:.2f}", f"{row['peak_mib']:,.0f}")
+    layers = f"{settings['layers_run']} of {settings['layers_full']} layers"
+    prefill = Table(title=f"LLM prefill, {settings['model']} geometry, random weights, {layers} ({where})", title_justify="left")
+    for name in ("", "prompt tokens", f"measured ms ({settings['layers_run']} layers)", f"scaled to {settings['layers_full']} layers", "speedup", "peak MiB"):
+        prefill.add_column(name, justify="right")
+    for row in result["prefill"]:
+        prefill.add_row("vanilla" if row is result["prefill"][0] else f"R = {row['retention']:g}", f"{row['prompt_tokens']:,}",
+                        f"{row['median_ms']:,.1f}", f"{row['full_model_ms']:,.1f}", f"{row['speedup']:.2f}x", f"{row['peak_mib']:,.0f}")
+    if settings["prefill_scaled_by"] != 1:
+        prefill.caption = f"scaled = measured x {settings['prefill_scaled_by']:g} (layer count); embeddings and LM head not included"
+    tables = [pruning, prefill]
+    if result.get("targets"):
+        targets = Table(title="Targets (from this run)", title_justify="left")
+        for name in ("target", "value", "goal", "met"):
+            targets.add_column(name)
+        goals = {"fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"), "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
+                 "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x")}
+        for key, t in result["targets"].items():
+            if isinstance(t, dict):
+                value_fmt, goal_fmt = goals[key]
+                targets.add_row(key.replace("_", " "), value_fmt.format(t["value"]), goal_fmt.format(t["target"]), "yes" if t["met"] else "NO")
+        tables.append(targets)
+    if result.get("ttft"):
+        ttft = Table(title=f"Time to first token on {result['ttft']['video']} ({result['ttft']['model']})", title_justify="left")
+        stages = [k for k in result["ttft"]["rows"][0] if k.endswith("_ms")]
+        ttft.add_column("")
+        for k in stages:
+            ttft.add_column(k.removesuffix("_ms").replace("ttft", "TTFT") + " ms", justify="right")
+        for row in result["ttft"]["rows"]:
+            ttft.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", *(f"{row[k]:,.1f}" for k in stages))
+        tables.append(ttft)
+    return tables

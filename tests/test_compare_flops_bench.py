@@ -1,0 +1,138 @@
+"""fastvid compare, flops and bench, end to end with the tiny model and the shipped geometries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from fastvid_cli.cli import expand_multi_value_options, run
+
+
+def fastvid(capsys, *args):
+    code = run([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_space_separated_values_become_repeated_options():
+    argv = ["compare", "v.mp4", "q", "--retention", "0.1", "0.25", "--method", "fastvid", "uniform:x=1", "--frames", "8"]
+    assert expand_multi_value_options(argv) == [
+        "compare", "v.mp4", "q", "--retention", "0.1", "--retention", "0.25",
+        "--method", "fastvid", "--method", "uniform:x=1", "--frames", "8"]
+    # a list ends at a word that is not a value; ask keeps single values
+    assert expand_multi_value_options(["flops", "-r", "0.1", "0.2", "--json"]) == ["flops", "-r", "0.1", "-r", "0.2", "--json"]
+    assert expand_multi_value_options(["ask", "v", "q", "--retention", "0.1"]) == ["ask", "v", "q", "--retention", "0.1"]
+
+
+def test_compare_every_method_side_by_side(capsys, tiny_dir, sample_video):
+    methods = ["fastvid", "uniform", "visionzip", "dycoke", "fastvid:segmentation=fixed", "fastvid:d=0"]
+    code, out, err = fastvid(capsys, "compare", sample_video, "What happens?", "--model", "tiny-random", "--frames", "8",
+                             "--method", *methods, "--retention", "0.1", "0.25", "--max-new-tokens", "4", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    rows = data["rows"]
+    assert [r["method"] for r in rows[:3]] == ["vanilla", "fastvid", "fastvid"]
+    assert len(rows) == 1 + len(methods) * 2
+    vanilla = rows[0]
+    assert vanilla["video_tokens"] == 8 * 196 and vanilla["speedup"] == pytest.approx(1.0)
+    for row in rows[1:]:
+        want = 8 * max(1, math.floor(196 * row["retention"]))
+        if row["spec"] == "dycoke" and row["retention"] == 0.1:
+            assert row["video_tokens"] == 2 * 196 and "first frame" in row["note"]  # 8 frames: 2 windows
+        else:
+            assert row["video_tokens"] == want, row["method"]
+        assert row["same_as_vanilla"] == (row["answer"] == vanilla["answer"])
+        assert row["speedup"] == pytest.approx(vanilla["prefill_ms"] / row["prefill_ms"])
+        assert row["tflops_ratio"] == pytest.approx(row["tflops"] / vanilla["tflops"])
+        assert row["pruning_ms"] > 0 and row["prompt_tokens"] < vanilla["prompt_tokens"]
+    labels = {r["method"] for r in rows}
+    assert {"fastvid (segmentation=fixed)", "fastvid (d=0)", "visionzip", "uniform"} <= labels
+    assert any("first frame" in n for n in data["notes"])
+
+
+def test_compare_prints_table_and_one_answer_line_per_row(capsys, tiny_dir, sample_video):
+    code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", "tiny-random", "--frames", "4",
+                             "--method", "fastvid", "uniform", "-r", "0.25", "--max-new-tokens", "3")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [["vanilla", "1"], ["fastvid", "0.25"], ["uniform", "0.25"]]
+    for header in ("method", "tokens", "TFLOPs", "prune ms", "prefill ms", "speedup", "answer"):
+        assert header in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "magic"], "unknown method 'magic'"),
+    (["--method", "fastvid:zz=1"], "bad option"),
+    (["--retention", "0.1", "2"], "retention ratio must be in (0, 1]"),
+])
+def test_compare_bad_input_before_any_work(capsys, sample_video, args, message):
+    code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", "tiny-random", *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and out == "" and len(lines) == 1 and message in lines[0]
+
+
+def test_flops_reproduces_table5_offline(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = fastvid(capsys, "flops", "--retention", "0.1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    vanilla, pruned = data["rows"]
+    assert vanilla["video_tokens"] == 6272 and round(vanilla["table5"], 2) == 48.82
+    assert pruned["video_tokens"] == 608 and round(pruned["table5"], 2) == 4.04
+    assert round(pruned["table5_ratio"], 3) == 0.083
+    assert pruned["causal_2mac"] > pruned["table5"]  # 2 x MACs
+    assert set(data["conventions"]) == {"table5", "causal_2mac"}
+    code, out, _ = fastvid(capsys, "flops", "-r", "0.1")
+    assert code == 0 and "48.82" in out and "4.042" in out and "8.3%" in out
+
+
+@pytest.mark.parametrize("model,hidden,layers", [
+    ("llava-ov-0.5b", 896, 24), ("llava-hf/llava-onevision-qwen2-72b-ov-hf", 8192, 80), ("tiny-random", 64, 2)])
+def test_flops_for_every_supported_geometry(capsys, monkeypatch, tiny_dir, model, hidden, layers):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = fastvid(capsys, "flops", "--model", model, "--frames", "16", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"]["llm"]["hidden"] == hidden and data["model"]["llm"]["layers"] == layers
+    assert data["rows"][0]["video_tokens"] == 16 * 196 and len(data["rows"]) == 5
+
+
+def test_flops_from_a_local_checkpoint_folder(capsys, tiny_dir):
+    code, out, err = fastvid(capsys, "flops", "--model", tiny_dir, "--json", "-r", "0.5")
+    assert code == 0, err
+    assert json.loads(out)["rows"][1]["video_tokens"] == 32 * 98
+
+
+def test_flops_unknown_model_offline(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    code, out, err = fastvid(capsys, "flops", "--model", "someone/unknown-model")
+    assert code == 2 and out == "" and "HF_HUB_OFFLINE" in err
+
+
+def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
+    target = tmp_path / "results" / "cpu.json"
+    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--layers", "1", "--frames", "8", "--repeats", "2",
+                             "--warmup", "1", "--method", "fastvid", "uniform", "--retention", "0.1", "0.5",
+                             "--video", sample_video, "--output", target, "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(target.read_text())
+    assert result["environment"]["device_type"] == "cpu" and result["environment"]["torch"]
+    assert result["settings"]["layers_run"] == 1 and result["settings"]["prefill_scaled_by"] == 2
+    assert [(p["method"], p["retention"]) for p in result["pruning"]] == [
+        ("fastvid", 0.1), ("fastvid", 0.5), ("uniform", 0.1), ("uniform", 0.5)]
+    for p in result["pruning"]:
+        assert len(p["runs_ms"]) == 2 and p["median_ms"] > 0 and p["peak_mib"] > 0
+        assert p["tokens_kept"] == 8 * max(1, math.floor(196 * p["retention"]))
+    vanilla, r01, r05 = result["prefill"]
+    assert (vanilla["video_tokens"], r01["video_tokens"], r05["video_tokens"]) == (8 * 196, 8 * 19, 8 * 98)
+    assert r01["full_model_ms"] == pytest.approx(2 * r01["median_ms"])
+    assert r01["speedup"] == pytest.approx(vanilla["median_ms"] / r01["median_ms"])
+    assert "fastvid_pruning_share_of_pruned_prefill" in result["targets"]
+    rows = result["ttft"]["rows"]
+    assert [r["retention"] for r in rows] == [1.0, 0.1, 0.5]
+    assert rows[0]["pruning_ms"] == 0 and rows[1]["pruning_ms"] > 0
+    assert all(r["ttft_ms"] >= r["prefill_ms"] + r["vision_ms"] for r in rows)
+    assert "Pruning time" in out and "LLM prefill" in out and "Time to first token" in out
