@@ -316,6 +316,177 @@ def bench(
     err_console.print(f"wrote {path}")
 
 
+@app.command()
+def batch(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
+    question: Annotated[Optional[str], typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
+    questions: Annotated[Optional[Path], typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")] = Path("results.jsonl"),
+    resume: Annotated[bool, typer.Option(help="Skip the items OUTPUT already holds and append the rest.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start OUTPUT afresh if it exists.")] = False,
+    prefetch: Annotated[int, typer.Option(help="Videos decoded and preprocessed ahead of the model (0 = none).", min=0)] = 2,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    model: ModelOpt = DEFAULT_MODEL,
+    frames: FramesOpt = 32,
+    retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
+    max_new_tokens: MaxNewTokensOpt = 128,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    attn_implementation: AttnOpt = Attention.sdpa,
+    c: COpt = 8,
+    tau: TauOpt = 0.9,
+    d: DOpt = 0.4,
+    p: POpt = 4,
+    beta: BetaOpt = 0.6,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
+) -> None:
+    """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
+
+    Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share and rank 0 merges the parts in input order.
+    """
+    import signal
+    import threading
+
+    from .batch import Shard, collect_items, finish_shard, run_batch
+    from .pipeline import AskOptions
+    from .pruning import FastVIDConfig
+
+    try:
+        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    stdin_lines = sys.stdin if "-" in (paths or []) else ()
+    items = collect_items(paths or [], question, questions, stdin_lines)
+    shard = Shard.from_env()
+    if shard.rank == 0 and output.exists() and output.stat().st_size and not (resume or overwrite):
+        raise InputError(f"{output} exists: pass --resume to continue it or --overwrite to start again")
+    if overwrite and shard.rank == 0:
+        output.unlink(missing_ok=True)
+    if shard.world > 1 and device == Device.auto:
+        import torch
+
+        device_name = f"cuda:{shard.local_rank % max(1, torch.cuda.device_count())}" if torch.cuda.is_available() else "cpu"
+    else:
+        device_name = device.value
+    from .models import load_model
+
+    with err_console.status(f"loading {model}..."):
+        adapter = load_model(model, device=device_name, dtype=dtype.value, attn_implementation=attn_implementation.value)
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("stopping after the current item (Ctrl-C again to abort)", style="yellow")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = _batch_progress(quiet)
+    try:
+        with progress:
+            mine = len(shard.take(items))
+            task = progress.add_task(f"answering{f' (rank {shard.rank}/{shard.world})' if shard.world > 1 else ''}", total=mine, failed=0)
+
+            def on_item(item, record):
+                if "error" in record:
+                    progress.update(task, failed=progress.tasks[0].fields["failed"] + 1)
+                progress.advance(task)
+
+            summary = run_batch(adapter, items, output, options, shard=shard, resume=resume, prefetch=prefetch, stop=stop, on_item=on_item)
+            progress.update(task, total=mine, completed=mine if not summary.interrupted else progress.tasks[0].completed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    merged = finish_shard(output, shard, items, summary.interrupted)
+    if merged:  # rank 0 reports the whole batch, as merged
+        from .batch import read_records
+
+        records = read_records(output)
+        summary.failed = sum("error" in r for r in records)
+        summary.answered = len(records) - summary.failed
+        summary.failures = [f"{r['id']}: {r['error']}" for r in records if "error" in r]
+    for failure in summary.failures[:20]:
+        err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
+    if adapter.tiny_random:
+        from .tiny import TINY_NOTE
+
+        _print_notes([TINY_NOTE])
+    who = f"rank {shard.rank}: " if shard.world > 1 else ""
+    where = str(output) if shard.world == 1 or merged else str(shard.part_path(output))
+    state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
+    err_console.print(
+        f"fastvid batch: {who}{summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
+        f"{summary.videos_per_second:.2f} videos/s -> {where}{state}",
+        soft_wrap=True,
+    )
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command(no_args_is_help=True)
+def show(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
+    model: ModelOpt = DEFAULT_MODEL,
+    frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video.", min=1)] = 16,
+    retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
+    width: Annotated[int, typer.Option(help="Picture width in pixels.", min=400)] = 1600,
+    columns: Annotated[int, typer.Option(help="Frames per row.", min=1)] = 8,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.auto,
+    c: COpt = 8,
+    tau: TauOpt = 0.9,
+    d: DOpt = 0.4,
+    p: POpt = 4,
+    beta: BetaOpt = 0.6,
+) -> None:
+    """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
+    from .pruning import FastVIDConfig
+    from .show import show as draw
+    from .video import read_video
+
+    try:
+        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must be a .png file, got {out}")
+    with err_console.status(f"reading {video}...") as status:
+        sampled = read_video(video, frames)
+        status.update(f"loading {model}...")
+        adapter = _load(model, device, dtype, Attention.sdpa)
+        status.update("encoding and pruning...")
+        path, kept = draw(adapter, sampled, out, config, frames=frames, width=width, columns=columns)
+    err_console.print(
+        f"wrote {path}: {int(kept.indices.numel()):,} tokens kept, {len(kept.segment_lengths)} segments", soft_wrap=True
+    )
+    if sampled.short_note:
+        _print_notes([sampled.short_note])
+
+
+def _batch_progress(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    class Rate(TextColumn):
+        def __init__(self):
+            super().__init__("")
+
+        def render(self, task):
+            from rich.text import Text
+
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.2f} videos/s" if speed else "- videos/s")
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed: {task.fields[failed]}"),
+        Rate(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err_console, disable=quiet or not sys.stderr.isatty(), transient=False,
+    )
+
+
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
         err_console.print(f"note: {note}", style="yellow", soft_wrap=True)
@@ -385,7 +556,9 @@ def run(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     argv = expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        command.main(args=argv, prog_name="fastvid", standalone_mode=False)
+        status = command.main(args=argv, prog_name="fastvid", standalone_mode=False)
+        if isinstance(status, int):  # a typer.Exit(code) raised inside a command comes back as its code
+            return status
     except FastVIDError as err:
         return _fail(str(err), err.exit_code)
     except typer.Exit as done:

@@ -16,7 +16,7 @@ from .errors import InputError
 from .flops import flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
 from .pruning import FastVIDConfig, fastvid_prune
-from .timing import StageTimer
+from .timing import StageTimer, timed
 from .tiny import TINY_NOTE
 from .video import SampledVideo, read_video
 
@@ -101,7 +101,7 @@ class AskResult:
 
 def ask(
     model: ModelAdapter,
-    video: str | SampledVideo,
+    video: str | SampledVideo | PreparedVideo,
     question: str,
     options: AskOptions | None = None,
     on_stage: Callable[[str], None] | None = None,
@@ -112,9 +112,10 @@ def ask(
     ----------
     model : ModelAdapter
         From :func:`fastvid_cli.models.load_model`.
-    video : str or SampledVideo
-        A video file decord can read, or frames already read with
-        :func:`fastvid_cli.video.read_video` (their ``decode_ms`` is reported as the decode stage).
+    video : str, SampledVideo or PreparedVideo
+        A video file decord can read, frames already read with :func:`fastvid_cli.video.read_video`,
+        or a video already preprocessed with :func:`prepare_video` (their measured decode and
+        preprocessing times are reported).
     question : str
         Non-empty question.
     options : AskOptions, optional
@@ -217,15 +218,27 @@ class EncodedVideo:
     notes: list[str]
 
 
-def encode_video(
-    model: ModelAdapter,
-    video: str | SampledVideo,
-    question: str,
-    frames: int,
-    timer: StageTimer,
-    notify: Callable[[str], None],
-) -> EncodedVideo:
-    """Decode (unless already decoded), preprocess and run the vision encoder, timing each stage.
+@dataclass
+class PreparedVideo:
+    """A video decoded and preprocessed for one question, ahead of the model work (batch prefetch).
+
+    Attributes
+    ----------
+    video : SampledVideo
+    question : str
+    inputs : dict
+        The model's processor output.
+    preprocess_ms : float
+    """
+
+    video: SampledVideo
+    question: str
+    inputs: dict
+    preprocess_ms: float
+
+
+def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str, frames: int) -> PreparedVideo:
+    """Decode (unless already decoded) and preprocess: the CPU-side work that can run ahead.
 
     Raises
     ------
@@ -235,12 +248,34 @@ def encode_video(
     if not question.strip():
         raise InputError("the question is empty")
     if not isinstance(video, SampledVideo):
-        notify("decode")
         video = read_video(video, frames)
-    timer.ms["decode"] = video.decode_ms
-    notify("preprocess")
-    with timer("preprocess"):
-        inputs = model.prepare(video, question)
+    inputs, preprocess_ms = timed(lambda: model.prepare(video, question), model.device)
+    return PreparedVideo(video, question, inputs, preprocess_ms)
+
+
+def encode_video(
+    model: ModelAdapter,
+    video: str | SampledVideo | PreparedVideo,
+    question: str,
+    frames: int,
+    timer: StageTimer,
+    notify: Callable[[str], None],
+) -> EncodedVideo:
+    """Decode, preprocess (unless done already) and run the vision encoder, timing each stage.
+
+    Raises
+    ------
+    InputError
+        Empty question, or a missing, non-video, truncated or corrupt file.
+    """
+    if not isinstance(video, PreparedVideo):
+        notify("decode" if not isinstance(video, SampledVideo) else "preprocess")
+        video = prepare_video(model, video, question, frames)
+    elif video.question != question:
+        raise ValueError("the prepared video was prepared for another question")
+    timer.ms["decode"] = video.video.decode_ms
+    timer.ms["preprocess"] = video.preprocess_ms
+    inputs, video = video.inputs, video.video
     notify("vision")
     with timer("vision"):
         features = model.encode(inputs)
