@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,14 @@ class SampledVideo:
 
 @contextlib.contextmanager
 def _quiet_native_stderr():
-    """Silence FFmpeg's own log lines (written by C code to fd 2) while decord opens or decodes."""
+    """Silence decord's own C++ log lines (written to fd 2) while it opens or decodes a file.
+
+    Redirecting fd 2 is process-wide, so it is done on the main thread only: a prefetch thread
+    decoding in the background must not swallow what the main thread prints meanwhile.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     try:
         saved = os.dup(2)
     except OSError:  # no usable fd 2
@@ -127,7 +135,9 @@ def read_video(path: str | os.PathLike, num_frames: int) -> SampledVideo:
         If the file is missing, is not a video, or is truncated or corrupt.
     """
     import decord
+    import decord.logging
 
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
     start = time.perf_counter()
     path = Path(path)
     if num_frames < 1:
