@@ -43,7 +43,7 @@ def test_ask_json_end_to_end(tiny_dir, sample_video):
     assert data["video"]["total_frames"] == 250 and len(data["video"]["frame_indices"]) == 32
     tokens = data["tokens"]
     assert tokens["video_before"] == 32 * 196 and tokens["video_after"] == 32 * 19
-    assert tokens["tokens_per_frame"] == 196 and tokens["newline"] == 1
+    assert tokens["tokens_per_frame"] == 196 and tokens["newline_before"] == tokens["newline_after"] == 1
     assert tokens["prompt_before"] - tokens["prompt_after"] == tokens["video_before"] - tokens["video_after"]
     flops = data["flops"]
     assert flops["unit"] == "TFLOPs"

@@ -52,6 +52,12 @@ class DType(str, Enum):
     float32 = "float32"
 
 
+class Layout(str, Enum):
+    auto = "auto"
+    onevision = "onevision"
+    grid = "grid"
+
+
 class Attention(str, Enum):
     sdpa = "sdpa"
     flash_attention_2 = "flash_attention_2"
@@ -89,7 +95,12 @@ ModelOpt = Annotated[
     str,
     typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b), local checkpoint folder, or tiny-random (offline, noise)."),
 ]
-FramesOpt = Annotated[int, typer.Option(help="Frames sampled uniformly from the video.", min=1)]
+FramesOpt = Annotated[
+    Optional[int], typer.Option(help="Frames sampled uniformly (default: the model's: 32 LLaVA-OneVision, 64 LLaVA-Video).", min=1)
+]
+LayoutOpt = Annotated[
+    Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
+]
 MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest answer, in tokens.", min=1)]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
@@ -109,10 +120,18 @@ MULTI_VALUE_OPTIONS = {
 """Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
 
 
-def _load(model: str, device: Device, dtype: DType, attn: Attention):
+def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto):
     from .models import load_model
 
-    return load_model(model, device=device.value, dtype=dtype.value, attn_implementation=attn.value)
+    device = device.value if isinstance(device, Device) else device
+    return load_model(model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value)
+
+
+def _frames(frames: int | None, model: str) -> int:
+    """--frames, or the model's default read from its config (no weights loaded)."""
+    from .models.geometry import default_frames
+
+    return frames or default_frames(model)
 
 
 @app.command(no_args_is_help=True)
@@ -120,7 +139,7 @@ def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
     model: ModelOpt = DEFAULT_MODEL,
-    frames: FramesOpt = 32,
+    frames: FramesOpt = None,
     retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept.")] = 0.1,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
@@ -132,6 +151,7 @@ def ask(
     p: POpt = 4,
     beta: BetaOpt = 0.6,
     segmentation: SegmentationOpt = "dyseg",
+    layout: LayoutOpt = Layout.auto,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -149,13 +169,14 @@ def ask(
         config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta, segmentation=segmentation)
     except ValueError as err:
         raise InputError(str(err)) from None
-    options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
     if not question.strip():
         raise InputError("the question is empty")
+    frames = _frames(frames, model)
+    options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)  # bad input fails here, before a model is loaded
         status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, attn_implementation)
+        adapter = _load(model, device, dtype, attn_implementation, layout)
         result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -177,7 +198,7 @@ def compare(
         typer.Option(help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
-    frames: FramesOpt = 32,
+    frames: FramesOpt = None,
     max_new_tokens: MaxNewTokensOpt = 64,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
@@ -187,6 +208,7 @@ def compare(
     d: DOpt = 0.4,
     p: POpt = 4,
     beta: BetaOpt = 0.6,
+    layout: LayoutOpt = Layout.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
 ) -> None:
     """Run the vanilla model and every (method, retention) pair on one video, side by side.
@@ -208,10 +230,11 @@ def compare(
                 make_method(spec, r, **defaults)
             except ValueError as err:
                 raise InputError(str(err)) from None
+    frames = _frames(frames, model)
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)
         status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, attn_implementation)
+        adapter = _load(model, device, dtype, attn_implementation, layout)
         result = run_compare(adapter, sampled, question, methods, retentions, frames=frames, max_new_tokens=max_new_tokens,
                              method_defaults=defaults, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
@@ -249,7 +272,8 @@ def flops(
             raise InputError(str(err)) from None
     geometry = model_geometry(model)
     frames = frames or geometry.frames
-    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, frames, retentions)
+    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, frames, retentions,
+                      geometry.newlines_per_frame)
     if as_json:
         print(json.dumps({"model": geometry.to_dict(), "frames": frames, "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": rows}))
     else:
@@ -327,7 +351,7 @@ def batch(
     prefetch: Annotated[int, typer.Option(help="Videos decoded and preprocessed ahead of the model (0 = none).", min=0)] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     model: ModelOpt = DEFAULT_MODEL,
-    frames: FramesOpt = 32,
+    frames: FramesOpt = None,
     retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
@@ -338,6 +362,7 @@ def batch(
     d: DOpt = 0.4,
     p: POpt = 4,
     beta: BetaOpt = 0.6,
+    layout: LayoutOpt = Layout.auto,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
@@ -355,7 +380,7 @@ def batch(
         config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
     except ValueError as err:
         raise InputError(str(err)) from None
-    options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    options = AskOptions(frames=_frames(frames, model), config=config, max_new_tokens=max_new_tokens, baseline=baseline)
     stdin_lines = sys.stdin if "-" in (paths or []) else ()
     items = collect_items(paths or [], question, questions, stdin_lines)
     shard = Shard.from_env()
@@ -369,10 +394,8 @@ def batch(
         device_name = f"cuda:{shard.local_rank % max(1, torch.cuda.device_count())}" if torch.cuda.is_available() else "cpu"
     else:
         device_name = device.value
-    from .models import load_model
-
     with err_console.status(f"loading {model}..."):
-        adapter = load_model(model, device=device_name, dtype=dtype.value, attn_implementation=attn_implementation.value)
+        adapter = _load(model, device_name, dtype, attn_implementation, layout)
 
     stop = threading.Event()
 
@@ -431,7 +454,7 @@ def show(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video.", min=1)] = 16,
+    frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video (Qwen2.5-VL: frames before its 2-frame grouping).", min=1)] = 16,
     retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
     width: Annotated[int, typer.Option(help="Picture width in pixels.", min=400)] = 1600,
     columns: Annotated[int, typer.Option(help="Frames per row.", min=1)] = 8,
@@ -442,6 +465,7 @@ def show(
     d: DOpt = 0.4,
     p: POpt = 4,
     beta: BetaOpt = 0.6,
+    layout: LayoutOpt = Layout.auto,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
     from .pruning import FastVIDConfig
@@ -457,7 +481,7 @@ def show(
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)
         status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, Attention.sdpa)
+        adapter = _load(model, device, dtype, Attention.sdpa, layout)
         status.update("encoding and pruning...")
         path, kept = draw(adapter, sampled, out, config, frames=frames, width=width, columns=columns)
     err_console.print(
@@ -495,18 +519,21 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
+    arch: Annotated[str, typer.Option(help="Architecture: llava-onevision, llava-video (LLaVA-NeXT format), qwen2.5-vl.")] = "llava-onevision",
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
-    """Write the tiny random-weight LLaVA-OneVision checkpoint (offline) to OUT_DIR.
+    """Write a tiny random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
 
-    It has the real architecture and token geometry (384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head) and loads with --model OUT_DIR. Its answers are noise.
+    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE). Its answers are noise.
     """
-    from .tiny import build_llava_onevision
+    from .tiny import ARCHITECTURES, build_tiny
 
+    if arch not in ARCHITECTURES:
+        raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir} exists and is not empty")
-    build_llava_onevision(out_dir, seed=seed)
-    err_console.print(f"wrote tiny random LLaVA-OneVision to {out_dir}; use it with --model {out_dir}")
+    build_tiny(arch, out_dir, seed=seed)
+    err_console.print(f"wrote tiny random {arch} to {out_dir}; use it with --model {out_dir}")
 
 
 def _fail(message: str, code: int) -> int:

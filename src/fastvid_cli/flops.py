@@ -107,7 +107,12 @@ def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, pro
 
 
 def flops_rows(
-    geometry: LLMGeometry, tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float]
+    geometry: LLMGeometry,
+    tokens_per_frame: int,
+    extra_slots: int,
+    frames: int,
+    retentions: list[float],
+    newlines_per_frame: int = 0,
 ) -> list[dict]:
     """The analytic prefill table: vanilla, then FastVID's budget at each retention ratio.
 
@@ -122,6 +127,9 @@ def flops_rows(
         F.
     retentions : list of float
         Retention ratios R in (0, 1].
+    newlines_per_frame : int
+        Row newlines per frame (LLaVA-Video: 13), counted in ``causal_2mac`` as if every row kept a
+        token (an upper bound for pruned prompts).
 
     Returns
     -------
@@ -134,6 +142,7 @@ def flops_rows(
 
     full = frames * tokens_per_frame
     base_t5 = table5_tflops(full, geometry)
+    extra_slots += frames * newlines_per_frame
     base_causal = causal_prefill_tflops(full + extra_slots, geometry)
     rows = []
     for r in [1.0, *retentions]:

@@ -70,8 +70,9 @@ class AskResult:
     config : dict
         FastVID hyperparameters.
     tokens : dict
-        video_before / video_after (pruned tokens; the trailing newline not counted), newline
-        slots, prompt_before / prompt_after (whole LLM input), tokens_per_frame.
+        video_before / video_after (the tokens pruning works on), newline_before / newline_after
+        (newline slots of the video, not counted in video_*), prompt_before / prompt_after (whole
+        LLM input), tokens_per_frame, grid.
     flops : dict
         See :func:`fastvid_cli.flops.flops_report` (TFLOPs).
     timing : dict
@@ -162,7 +163,8 @@ def ask(
         "video_before": video_before,
         "video_after": video_after,
         "video_kept_ratio": video_after / video_before,
-        "newline": features.extra_tokens,
+        "newline_before": full_inputs.video_slots - video_before,
+        "newline_after": pruned_inputs.video_slots - video_after,
         "tokens_per_frame": features.tokens_per_frame,
         "grid": list(features.grid),
         "prompt_before": full_inputs.length,

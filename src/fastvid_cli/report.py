@@ -43,7 +43,12 @@ def token_table(result: AskResult) -> Table:
         f"{t['prompt_after']:,}",
         f"{t['prompt_after'] / t['prompt_before']:.1%}",
     )
-    table.caption = f"the prompt also holds {t['newline']} newline slot(s) after the video, never pruned"
+    table.add_row(
+        "video newline slots",
+        f"{t['newline_before']:,}",
+        f"{t['newline_after']:,}",
+        f"{t['newline_after'] / t['newline_before']:.1%}" if t["newline_before"] else "-",
+    )
     return table
 
 

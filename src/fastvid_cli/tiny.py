@@ -43,11 +43,12 @@ _CORPUS = (
 )
 
 
-def build_tokenizer():
+def build_tokenizer(media_tokens: bool = True):
     """A byte-level BPE tokenizer with Qwen2's chat special tokens, built with no download.
 
     Its vocabulary is the 256 byte symbols, a few hundred merges learned from a fixed built-in
-    English text (deterministic), and :data:`SPECIAL_TOKENS`.
+    English text (deterministic), and :data:`SPECIAL_TOKENS` (without ``<image>`` and ``<video>``
+    when ``media_tokens`` is False, as in a LLaVA-NeXT checkpoint's Qwen2 tokenizer).
 
     Returns
     -------
@@ -63,12 +64,12 @@ def build_tokenizer():
         vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
     backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    backend.add_special_tokens(SPECIAL_TOKENS)
+    backend.add_special_tokens(SPECIAL_TOKENS if media_tokens else SPECIAL_TOKENS[:3])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"} if media_tokens else {},
         model_max_length=131072,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -122,46 +123,13 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     pathlib.Path
         ``out_dir``.
     """
-    from transformers import (
-        LlavaOnevisionConfig,
-        LlavaOnevisionForConditionalGeneration,
-        LlavaOnevisionImageProcessor,
-        LlavaOnevisionProcessor,
-        LlavaOnevisionVideoProcessor,
-        Qwen2Config,
-    )
+    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
     vision = tiny_vision_config()
-    text = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        tie_word_embeddings=True,
-        initializer_range=0.3,  # large enough that greedy answers depend on the input
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config = LlavaOnevisionConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="full",
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = text.eos_token_id
-    model.generation_config.pad_token_id = text.pad_token_id
-    model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
+    model = _tiny_llava(tokenizer, len(tokenizer), vision, seed)
     model.save_pretrained(out)
 
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
@@ -175,6 +143,117 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     )
     processor.save_pretrained(out)
 
+    write_siglip_head(out / SIGLIP_HEAD_DIR, vision, seed=seed + 1)
+    (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")
+    return out
+
+
+def _tiny_text_config(tokenizer, vocab_size: int):
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        initializer_range=0.3,  # large enough that greedy answers depend on the input
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[int, int] | None = None):
+    """A tiny random LlavaOnevisionForConditionalGeneration; ``media_ids`` default to the tokenizer's."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    text = _tiny_text_config(tokenizer, vocab_size)
+    image_id, video_id = media_ids or tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    config = LlavaOnevisionConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=image_id,
+        video_token_id=video_id,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = text.eos_token_id
+    model.generation_config.pad_token_id = text.pad_token_id
+    model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
+    return model
+
+
+TO_LLAVA_NEXT = [
+    (r"^model\.language_model\.", "model."),
+    (r"^model\.vision_tower\.", "model.vision_tower.vision_tower.vision_model."),
+    (r"^model\.multi_modal_projector\.linear_1\.", "model.mm_projector.0."),
+    (r"^model\.multi_modal_projector\.linear_2\.", "model.mm_projector.2."),
+]
+"""transformers names -> LLaVA-NeXT names (the inverse of LLaVA-Video's load-time key mapping)."""
+
+
+def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random LLaVA-Video checkpoint in the LLaVA-NeXT format to ``out_dir``.
+
+    Like lmms-lab/LLaVA-Video-7B-Qwen2: a ``LlavaQwenForCausalLM`` config.json with the ``mm_*``
+    settings (average pooling, stride 2, grid newlines, 64 frames), tensors under LLaVA-NeXT's names
+    (``model.layers.*``, ``model.vision_tower.vision_tower.vision_model.*``, ``model.mm_projector.*``),
+    and a Qwen2-style tokenizer without ``<image>``/``<video>`` (spare embedding rows are left for
+    them). Unlike the real one it carries its tiny ``vision_config`` and a ``siglip_head/``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    import re
+
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(media_tokens=False)
+    vision = tiny_vision_config()
+    model = _tiny_llava(tokenizer, len(tokenizer) + 8, vision, seed, media_ids=(len(tokenizer), len(tokenizer) + 1))
+    tensors = {}
+    for name, value in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue  # tied to the embeddings
+        for pattern, replacement in TO_LLAVA_NEXT:
+            name, hits = re.subn(pattern, replacement, name)
+            if hits:
+                break
+        tensors[name] = value.contiguous()
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    text = model.config.text_config
+    config = {
+        "architectures": ["LlavaQwenForCausalLM"],
+        "model_type": "llava",
+        **{k: getattr(text, k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                          "num_key_value_heads", "vocab_size", "rms_norm_eps", "max_position_embeddings",
+                                          "initializer_range")},
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+        "mm_vision_tower": "google/siglip-so400m-patch14-384",
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_hidden_size": vision.hidden_size,
+        "mm_spatial_pool_mode": "average",
+        "mm_spatial_pool_stride": 2,
+        "mm_newline_position": "grid",
+        "frames_upbound": 64,
+        "image_aspect_ratio": "anyres_max_9",
+        "vision_config": {k: v for k, v in vision.to_dict().items() if k in (
+            "hidden_size", "intermediate_size", "num_attention_heads", "image_size", "patch_size", "layer_norm_eps", "hidden_act")},
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    model.generation_config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
     write_siglip_head(out / SIGLIP_HEAD_DIR, vision, seed=seed + 1)
     (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")
     return out
@@ -209,20 +288,37 @@ def is_tiny_random(model_dir: str | os.PathLike) -> bool:
         return False
 
 
-def tiny_random_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cached tiny-random checkpoint folder, built on first use.
+TINY_MODELS = {
+    TINY_RANDOM: ("llava-onevision", "build_llava_onevision"),
+    "tiny-random-llava-video": ("llava-video", "build_llava_video"),
+}
+"""``--model`` names of the offline tiny models: (architecture, builder)."""
+ARCHITECTURES = {arch: builder for arch, builder in TINY_MODELS.values()}
+"""``fastvid tiny-model --arch`` choices: architecture -> builder."""
+
+
+def build_tiny(arch: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write the tiny random checkpoint of ``arch`` (see :data:`ARCHITECTURES`) to ``out_dir``."""
+    return globals()[ARCHITECTURES[arch]](out_dir, seed=seed)
+
+
+def tiny_random_dir(name: str = TINY_RANDOM, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cached checkpoint folder of a tiny model (:data:`TINY_MODELS`), built on first use.
 
     Parameters
     ----------
+    name : str
+        ``tiny-random`` (LLaVA-OneVision), ``tiny-random-llava-video``, ...
     cache_dir : str or PathLike, optional
         Where to keep it; default ``$FASTVID_CACHE`` or ``~/.cache/fastvid``.
     """
+    arch, _ = TINY_MODELS[name]
     base = Path(cache_dir or os.environ.get("FASTVID_CACHE") or Path.home() / ".cache" / "fastvid")
-    target = base / f"{TINY_RANDOM}-llava-onevision-v{FORMAT_VERSION}"
+    target = base / f"tiny-random-{arch}-v{FORMAT_VERSION}"
     if (target / "fastvid.json").exists():
         return target
     staging = base / f".{target.name}.{os.getpid()}"
-    build_llava_onevision(staging)
+    build_tiny(arch, staging)
     try:
         staging.rename(target)
     except OSError:  # another process built it first

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import DeviceError, ModelError
 from ..hub import hub_offline
-from ..tiny import TINY_RANDOM, is_tiny_random, tiny_random_dir
+from ..tiny import TINY_MODELS, TINY_RANDOM, is_tiny_random, tiny_random_dir
 from .base import LLMInputs, ModelAdapter, VideoFeatures
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -23,7 +23,12 @@ ALIASES = {
     "llava-ov-7b": "llava-hf/llava-onevision-qwen2-7b-ov-hf",
     "llava-ov-72b": "llava-hf/llava-onevision-qwen2-72b-ov-hf",
 }
-SUPPORTED_FAMILIES = {"llava_onevision": "LLaVA-OneVision (LlavaOnevisionForConditionalGeneration)"}
+SUPPORTED_FAMILIES = {
+    "llava_onevision": "LLaVA-OneVision (transformers llava_onevision)",
+    "llava_video": "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
+}
+LAYOUTS = ("auto", "onevision", "grid")
+"""Video token layout of LLaVA checkpoints: from the config (auto), LLaVA-OneVision's, or LLaVA-Video's grid."""
 _CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
@@ -51,8 +56,8 @@ def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
     ModelError
         Unknown name, unknown repo, or a repo neither cached nor reachable.
     """
-    if name == TINY_RANDOM:
-        return ResolvedModel(TINY_RANDOM, tiny_random_dir(), True)
+    if name in TINY_MODELS:
+        return ResolvedModel(name, tiny_random_dir(name), True)
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").exists():
@@ -62,7 +67,7 @@ def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
     if repo_id.count("/") != 1 or name.startswith((".", "/", "~")):
         raise ModelError(
             f"unknown model {name!r}: pass a Hub repo id (e.g. {DEFAULT_MODEL}), an alias "
-            f"({', '.join(ALIASES)}), a local checkpoint folder, or {TINY_RANDOM}"
+            f"({', '.join(ALIASES)}), a local checkpoint folder, or one of {', '.join(TINY_MODELS)}"
         )
     return ResolvedModel(name, _snapshot(repo_id, local_files_only), False)
 
@@ -93,23 +98,33 @@ def _unreachable(repo_id: str, why: str) -> str:
     )
 
 
-def detect_family(path: Path) -> str:
-    """The model family of a checkpoint folder, from its ``config.json``.
+def detect_family(path: Path, layout: str = "auto") -> str:
+    """The model family of a checkpoint folder, from its ``config.json`` (and ``layout``).
+
+    LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``) and llava_onevision checkpoints whose config
+    or ``layout`` says ``grid`` are LLaVA-Video; other llava_onevision ones are LLaVA-OneVision.
 
     Raises
     ------
     ModelError
         If the architecture is not supported (the message lists the supported ones).
     """
+    from .llava_video import is_llava_next, wants_grid_layout
+
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot read {path / 'config.json'}: {err}") from None
     model_type = config.get("model_type", "?")
-    if model_type not in SUPPORTED_FAMILIES:
-        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
-        raise ModelError(f"unsupported architecture {model_type!r} in {path}; supported: {supported}")
-    return model_type
+    if is_llava_next(config):
+        return "llava_video"
+    if model_type == "llava_onevision":
+        grid = layout == "grid" or (layout == "auto" and wants_grid_layout(config))
+        return "llava_video" if grid else "llava_onevision"
+    if model_type in SUPPORTED_FAMILIES:
+        return model_type
+    supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
+    raise ModelError(f"unsupported architecture {model_type!r} in {path}; supported: {supported}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -153,6 +168,7 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
+    layout: str = "auto",
 ) -> ModelAdapter:
     """Load a supported Video LLM with its processor and FastVID feature head.
 
@@ -167,6 +183,9 @@ def load_model(
         ``auto``, ``bfloat16``, ``float16`` or ``float32``.
     attn_implementation : str
         ``sdpa``, ``eager`` or ``flash_attention_2`` (needs the flash-attn package).
+    layout : str
+        ``auto`` (from the config), ``onevision`` or ``grid`` (LLaVA-Video's, for a llava_onevision
+        checkpoint holding LLaVA-Video weights).
 
     Returns
     -------
@@ -185,16 +204,19 @@ def load_model(
             raise DeviceError("--attn-implementation flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'")
         if torch_device.type != "cuda":
             raise DeviceError("--attn-implementation flash_attention_2 runs on a GPU only")
+    if layout not in LAYOUTS:
+        raise ModelError(f"unknown layout {layout!r}: use {', '.join(LAYOUTS)}")
     resolved = resolve_model(name)
-    family = detect_family(resolved.path)
+    family = detect_family(resolved.path, layout)
     if device == "auto" and torch_device.type == "cuda" and torch.cuda.device_count() > 1:
         device_map = "auto"
     else:
         device_map = str(torch_device)
     load_kwargs = {"dtype": torch_dtype, "device_map": device_map, "attn_implementation": attn_implementation}
     from .llava_onevision import LlavaOnevisionAdapter
+    from .llava_video import LlavaVideoAdapter
 
-    adapters = {"llava_onevision": LlavaOnevisionAdapter}
+    adapters = {"llava_onevision": LlavaOnevisionAdapter, "llava_video": LlavaVideoAdapter}
     adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, **load_kwargs)
     adapter.tiny_random = resolved.tiny_random
     return adapter

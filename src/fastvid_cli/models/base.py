@@ -23,15 +23,16 @@ class VideoFeatures:
         (F, N) ATS saliency pooled to the token grid.
     grid : tuple of int
         (h, w) token grid of one frame, h * w = N.
-    extra_tokens : int
-        Video slots in the prompt besides the F * N tokens (e.g. 1 trailing newline), never pruned.
+    extra_slots : int
+        Video slots in the unpruned prompt besides the F * N tokens (newlines: 1 trailing one for
+        LLaVA-OneVision, one per row for LLaVA-Video's grid layout).
     """
 
     video_tokens: torch.Tensor
     frame_features: torch.Tensor
     saliency: torch.Tensor
     grid: tuple[int, int]
-    extra_tokens: int = 0
+    extra_slots: int = 0
     state: dict = field(default_factory=dict)
 
     @property
@@ -54,10 +55,13 @@ class LLMInputs:
         multi-row form, and the pre-computed multimodal features.
     original_length : int
         L, the unpruned prompt length; decoding continues from there.
+    video_slots : int
+        Video placeholder slots in this prompt (kept tokens plus kept newlines).
     """
 
     kwargs: dict
     original_length: int
+    video_slots: int = 0
 
     @property
     def length(self) -> int:
@@ -74,6 +78,7 @@ class ModelAdapter:
 
     family: str = ""
     model_id: str = ""
+    default_frames: int = 32
     model = None
     processor = None
     tiny_random: bool = False

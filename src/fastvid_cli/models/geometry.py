@@ -32,6 +32,9 @@ class ModelGeometry:
         Default frames sampled.
     extra_slots : int
         Video slots never pruned (LLaVA-OneVision: one newline after the video).
+    newlines_per_frame : int
+        Newline slots per frame that go with their rows (LLaVA-Video's grid: 13); a pruned prompt
+        keeps those of the rows that keep a token.
     """
 
     name: str
@@ -41,6 +44,7 @@ class ModelGeometry:
     tokens_per_frame: int
     frames: int
     extra_slots: int
+    newlines_per_frame: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +55,9 @@ def _qwen2(hidden, heads, kv_heads, inter, layers, vocab):
 
 
 _OV = {"family": "llava_onevision", "tokens_per_frame": 196, "frames": 32, "extra_slots": 1}
+_VIDEO = {"family": "llava_video", "tokens_per_frame": 169, "frames": 64, "extra_slots": 0, "newlines_per_frame": 13}
 KNOWN = {
+    "lmms-lab/LLaVA-Video-7B-Qwen2": (_qwen2(3584, 28, 4, 18944, 28, 152064), _VIDEO),
     "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": (_qwen2(896, 14, 2, 4864, 24, 151936), _OV),
     "llava-hf/llava-onevision-qwen2-7b-ov-hf": (_qwen2(3584, 28, 4, 18944, 28, 152064), _OV),
     "llava-hf/llava-onevision-qwen2-72b-ov-hf": (_qwen2(8192, 64, 8, 29568, 80, 152064), _OV),
@@ -74,29 +80,34 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
     ModelError
         If the config is missing, unreadable or of an unsupported family.
     """
-    from transformers import AutoConfig
+    from transformers import AutoConfig, Qwen2Config
 
     from . import detect_family
+    from .llava_video import DEFAULT_FRAMES, is_llava_next, layout_from_config, read_config
 
     family = detect_family(path)
-    config = AutoConfig.from_pretrained(str(path))
-    text = config.text_config
-    vision = config.vision_config
-    side = vision.image_size // vision.patch_size
+    raw = read_config(path)
+    frames = int(raw.get("fastvid_frames", raw.get("frames_upbound", 32)))
+    if is_llava_next(raw):  # LLaVA-NeXT: the LLM's shape sits at the top level
+        text = Qwen2Config(**{k: raw[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                                  "num_attention_heads", "num_key_value_heads", "vocab_size") if k in raw})
+        vision = raw.get("vision_config") or {"image_size": 384, "patch_size": 14}
+        side = vision["image_size"] // vision["patch_size"]
+        llm = LLMGeometry.from_config(text)
+        heads = text.num_attention_heads
+        frames = int(raw.get("frames_upbound", DEFAULT_FRAMES))
+    else:
+        config = AutoConfig.from_pretrained(str(path))
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        llm = LLMGeometry.from_config(config)
+        heads = config.text_config.num_attention_heads
+    if family == "llava_video":
+        pooled = layout_from_config(raw).pooled_side(side)
+        return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
+                             frames=frames, extra_slots=0, newlines_per_frame=pooled)
     pooled = -(-side // 2)  # LLaVA-OneVision: bilinear pooling to ceil(27 / 2) = 14 per side
-    try:
-        frames = json.loads((path / "fastvid.json").read_text()).get("frames", 32)
-    except (OSError, ValueError):
-        frames = 32
-    return ModelGeometry(
-        name=name or str(path),
-        family=family,
-        llm=LLMGeometry.from_config(config),
-        heads=text.num_attention_heads,
-        tokens_per_frame=pooled * pooled,
-        frames=frames,
-        extra_slots=1,
-    )
+    return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
+                         frames=frames, extra_slots=1)
 
 
 def model_geometry(name: str) -> ModelGeometry:
@@ -110,15 +121,15 @@ def model_geometry(name: str) -> ModelGeometry:
     ModelError
         Unknown or unreachable model, or an unsupported architecture.
     """
+    from ..tiny import TINY_MODELS
     from . import ALIASES, resolve_model
-    from ..tiny import TINY_RANDOM
 
     repo_id = ALIASES.get(name, name)
     known = known_geometry(repo_id)
     if known is not None:
         return known
     local = Path(name).expanduser()
-    if name == TINY_RANDOM or local.is_dir():
+    if name in TINY_MODELS or local.is_dir():
         resolved = resolve_model(name)
         return geometry_from_folder(resolved.path, name)
     return geometry_from_folder(_fetch_config(repo_id), repo_id)
@@ -140,3 +151,16 @@ def _fetch_config(repo_id: str) -> Path:
         return Path(hf_hub_download(repo_id, "config.json")).parent
     except Exception as err:
         raise ModelError(f"no geometry for {repo_id}: cannot fetch its config.json ({type(err).__name__})") from None
+
+
+def default_frames(name: str) -> int:
+    """Frames a model samples by default, read without loading weights or going online (else 32)."""
+    from ..tiny import TINY_MODELS
+    from . import ALIASES
+
+    if known_geometry(ALIASES.get(name, name)) is None and name not in TINY_MODELS and not Path(name).expanduser().is_dir():
+        return 32  # a repo not shipped here: nothing to read offline
+    try:
+        return model_geometry(name).frames
+    except ModelError:
+        return 32

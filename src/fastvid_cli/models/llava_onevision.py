@@ -111,7 +111,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
             frame_features=frame_features,
             saliency=saliency,
             grid=grid,
-            extra_tokens=1,
+            extra_slots=1,
             state={"newline": pooled[-1:]},
         )
 
@@ -133,7 +133,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
         input_ids = inputs["input_ids"]
         video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
         total = features.num_frames * features.tokens_per_frame
-        if video_slots.numel() != total + features.extra_tokens:
+        if video_slots.numel() != total + features.extra_slots:
             raise RuntimeError(f"prompt has {video_slots.numel()} video slots, features have {total} + newline")
         if kept is None:
             tokens = features.video_tokens.reshape(total, -1)
@@ -151,4 +151,4 @@ class LlavaOnevisionAdapter(ModelAdapter):
             "position_ids": positions,
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=video)},
         }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]))
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(video.shape[1]))

@@ -1,0 +1,341 @@
+"""LLaVA-Video-7B-Qwen2 (lmms-lab/LLaVA-Video-7B-Qwen2) in transformers' LLaVA-OneVision modules.
+
+LLaVA-Video shares LLaVA-OneVision's modules (SigLIP, 2-layer MLP projector, Qwen2) but lays the
+video out differently: 2x2 average pooling of the 27x27 patch grid to 13x13 = 169 tokens per frame,
+and a newline token after every row (13 x 14 = 182 slots per frame). transformers' llava_onevision
+code applies bilinear 14x14 pooling and one trailing newline, so this adapter builds the grid layout
+itself from the vision tower and projector.
+
+The official checkpoint is in the LLaVA-NeXT format. It is loaded straight into
+``LlavaOnevisionForConditionalGeneration`` by renaming its tensors at load time
+(:data:`LLAVA_NEXT_KEY_MAPPING`, transformers' ``key_mapping``); the converted config and processor
+(a few kB) are cached in ``$FASTVID_CACHE/converted``, the weights are read from the checkpoint.
+
+Pruning works on the 169 real tokens per frame; the newline of every row that keeps a token is kept
+at its original position (the FastVID release's rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..pruning import PruneResult
+from ..siglip_head import SIGLIP_REPO, load_siglip_head
+from ..tiny import SIGLIP_HEAD_DIR
+from .base import LLMInputs, VideoFeatures
+from .llava_onevision import LlavaOnevisionAdapter
+
+LLAVA_NEXT_KEY_MAPPING = {
+    r"^model\.embed_tokens\.": "model.language_model.embed_tokens.",
+    r"^model\.layers\.": "model.language_model.layers.",
+    r"^model\.norm\.": "model.language_model.norm.",
+    r"^model\.vision_tower\.vision_tower\.vision_model\.": "model.vision_tower.",
+    r"^model\.mm_projector\.0\.": "model.multi_modal_projector.linear_1.",
+    r"^model\.mm_projector\.2\.": "model.multi_modal_projector.linear_2.",
+}
+"""LLaVA-NeXT tensor names (regex) -> transformers LlavaOnevisionForConditionalGeneration names."""
+
+SO400M_VISION = {
+    "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
+    "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
+}
+"""google/siglip-so400m-patch14-384's vision tower (its depth is read from the checkpoint)."""
+SYSTEM_PROMPT = "You are a helpful assistant."
+CONVERTER_VERSION = 1
+"""Bumped when the converted config or processor changes, so stale cached conversions are redone."""
+DEFAULT_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """How LLaVA-Video lays out a frame: pooling of the patch grid, then a newline after every row.
+
+    Attributes
+    ----------
+    pool_mode : str
+        ``average`` (LLaVA-Video), ``max`` or ``bilinear`` (``mm_spatial_pool_mode``).
+    stride : int
+        Pooling stride (``mm_spatial_pool_stride``, 2).
+    """
+
+    pool_mode: str = "average"
+    stride: int = 2
+
+    def pooled_side(self, side: int) -> int:
+        """13 for 27 patches with average or max pooling (floor), 14 with bilinear (ceil)."""
+        return math.ceil(side / self.stride) if self.pool_mode == "bilinear" else side // self.stride
+
+    def pool(self, grid: torch.Tensor) -> torch.Tensor:
+        """(F, C, side, side) -> (F, C, s, s) as LLaVA-NeXT's ``get_2dPool``."""
+        if self.pool_mode == "average":
+            return torch.nn.functional.avg_pool2d(grid, self.stride)
+        if self.pool_mode == "max":
+            return torch.nn.functional.max_pool2d(grid, self.stride)
+        size = self.pooled_side(grid.shape[-1])
+        return torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear")
+
+
+def read_config(path: Path) -> dict:
+    try:
+        return json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
+
+
+def is_llava_next(config: dict) -> bool:
+    """Whether a config.json is LLaVA-NeXT's (LlavaQwenForCausalLM), not a transformers model type."""
+    return "LlavaQwenForCausalLM" in (config.get("architectures") or []) or (
+        "mm_vision_tower" in config and config.get("model_type") in ("llava", "llava_qwen", "qwen2")
+    )
+
+
+def wants_grid_layout(config: dict) -> bool:
+    """Whether a transformers-format config asks for LLaVA-Video's grid layout."""
+    return config.get("fastvid_layout") == "grid" or config.get("mm_newline_position") == "grid"
+
+
+def layout_from_config(config: dict) -> GridLayout:
+    return GridLayout(config.get("mm_spatial_pool_mode", "average"), int(config.get("mm_spatial_pool_stride", 2)))
+
+
+def _checkpoint_keys(path: Path) -> list[str]:
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        return list(json.loads(index.read_text())["weight_map"])
+    from safetensors import safe_open
+
+    keys = []
+    for file in sorted(path.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            keys += list(f.keys())
+    return keys
+
+
+def convert_llava_next(path: Path, cache_root: Path) -> Path:
+    """Cached transformers config + processor for a LLaVA-NeXT checkpoint folder; weights stay in place.
+
+    The vision tower's depth is counted from the checkpoint's tensor names; the text model's shape
+    comes from the LLaVA-NeXT config; ``<image>`` and ``<video>`` are added to the tokenizer at
+    unused ids below the embedding size.
+
+    Raises
+    ------
+    ModelError
+        A config without the LLM's shape, or a vocabulary with no room for the two tokens.
+    """
+    from transformers import (
+        AutoTokenizer,
+        LlavaOnevisionConfig,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+        Qwen2Config,
+    )
+
+    from ..tiny import CHAT_TEMPLATE
+
+    source = read_config(path)
+    fingerprint = json.dumps([CONVERTER_VERSION, source, str(path.resolve())], sort_keys=True)
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    target = cache_root / "converted" / f"llava-next-{digest}"
+    if (target / "config.json").exists() and (target / "fastvid.json").exists():
+        return target
+    keys = _checkpoint_keys(path)
+    depth = len({m.group(1) for k in keys if (m := re.search(r"vision_model\.encoder\.layers\.(\d+)\.", k))})
+    vision = dict(source.get("vision_config") or SO400M_VISION)
+    vision["num_hidden_layers"] = depth or vision.get("num_hidden_layers", 26)
+    vision["vision_use_head"] = False  # LLaVA checkpoints drop SigLIP's pooling head (fastvid re-attaches its own)
+    vision.pop("model_type", None)
+    text_fields = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                   "vocab_size", "rms_norm_eps", "rope_theta", "max_position_embeddings", "tie_word_embeddings",
+                   "hidden_act", "initializer_range"]
+    missing = [k for k in text_fields[:6] if k not in source]
+    if missing:
+        raise ModelError(f"{path}/config.json is LLaVA-NeXT but lacks {', '.join(missing)}")
+    text = Qwen2Config(**{k: source[k] for k in text_fields if k in source})
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]}, replace_extra_special_tokens=False)
+    image_id, video_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    if max(image_id, video_id) >= text.vocab_size:
+        raise ModelError(f"{path}: no unused embedding rows for <image>/<video> (vocab {text.vocab_size})")
+    config = LlavaOnevisionConfig(
+        text_config=text.to_dict(), vision_config=vision, image_token_id=image_id, video_token_id=video_id,
+        vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
+    )
+    config.fastvid_layout = "grid"
+    config.mm_spatial_pool_mode = source.get("mm_spatial_pool_mode", "average")
+    config.mm_spatial_pool_stride = source.get("mm_spatial_pool_stride", 2)
+    config.fastvid_frames = int(source.get("frames_upbound", DEFAULT_FRAMES))
+    target.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(target)
+    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(**mean_std), tokenizer=tokenizer,
+        video_processor=LlavaOnevisionVideoProcessor(**mean_std), num_image_tokens=729,
+        vision_feature_select_strategy="full", chat_template=CHAT_TEMPLATE,
+    ).save_pretrained(target)
+    (target / "fastvid.json").write_text(json.dumps({"converted_from": str(path.resolve()), "format": "llava-next"}) + "\n")
+    return target
+
+
+class LlavaVideoAdapter(LlavaOnevisionAdapter):
+    """FastVID on LLaVA-Video: grid layout (pooled 13x13 tokens + a newline per row) on LLaVA-OneVision modules.
+
+    Parameters
+    ----------
+    model : transformers.LlavaOnevisionForConditionalGeneration
+    processor : transformers.LlavaOnevisionProcessor
+        Its tokenizer and video processor are used; the prompt is built here.
+    siglip_head : SiglipHead
+    model_id : str
+    layout : GridLayout
+    default_frames : int
+    """
+
+    family = "llava_video"
+
+    def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout, default_frames: int = DEFAULT_FRAMES):
+        super().__init__(model, processor, siglip_head, model_id)
+        self.layout = layout
+        self.default_frames = default_frames
+
+    @classmethod
+    def from_pretrained(cls, path, model_id: str, cache_root: Path | None = None, **load_kwargs) -> "LlavaVideoAdapter":
+        """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one."""
+        from transformers import AutoProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+        from ..siglip_head import head_cache_dir
+
+        path = Path(path)
+        source = read_config(path)
+        if is_llava_next(source):
+            converted = convert_llava_next(path, cache_root or head_cache_dir())
+            config = LlavaOnevisionConfig.from_pretrained(str(converted))
+            model = LlavaOnevisionForConditionalGeneration.from_pretrained(
+                str(path), config=config, key_mapping=LLAVA_NEXT_KEY_MAPPING, **load_kwargs
+            ).eval()
+            processor = AutoProcessor.from_pretrained(str(converted))
+            settings = read_config(converted)
+        else:
+            model = LlavaOnevisionForConditionalGeneration.from_pretrained(str(path), **load_kwargs).eval()
+            processor = AutoProcessor.from_pretrained(str(path))
+            settings = source
+        local_head = path / SIGLIP_HEAD_DIR
+        head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
+        frames = int(settings.get("fastvid_frames", settings.get("frames_upbound", DEFAULT_FRAMES)))
+        return cls(model, processor, head, model_id, layout_from_config(settings), frames)
+
+    def _side(self) -> int:
+        vision = self.model.config.vision_config
+        return vision.image_size // vision.patch_size
+
+    def prepare(self, video, question: str) -> dict:
+        """System + user prompt with F x s x (s + 1) video slots and the frames at 384 px.
+
+        Returns
+        -------
+        dict
+            ``input_ids`` (1, L), ``attention_mask`` (1, L), ``pixel_values_videos`` (1, F, 3, 384, 384).
+        """
+        conversation = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]},
+        ]
+        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        ids = self.processor.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+        side = self.layout.pooled_side(self._side())
+        slots = video.num_frames * side * (side + 1)
+        at = int((ids == self.video_token_id).nonzero()[0, 0])
+        ids = torch.cat([ids[:at], torch.full((slots,), self.video_token_id), ids[at + 1 :]])[None]
+        pixels = self.processor.video_processor(videos=[video.frames], return_tensors="pt")["pixel_values_videos"]
+        return {
+            "input_ids": ids.to(self.device),
+            "attention_mask": torch.ones_like(ids).to(self.device),
+            "pixel_values_videos": pixels.to(self.device, self.dtype),
+        }
+
+    @torch.inference_mode()
+    def encode(self, inputs: dict) -> VideoFeatures:
+        """Vision tower and projector, then the grid pooling; SigLIP head on the same raw output.
+
+        Returns
+        -------
+        VideoFeatures
+            ``video_tokens`` (F, 169, D); ``saliency`` (F, 169): the head's attention over the 27 x 27
+            patches pooled like the tokens; ``frame_features`` (F, 1152); ``extra_slots`` F x 13 newlines.
+        """
+        pixels = inputs["pixel_values_videos"][0]
+        num_frames = pixels.shape[0]
+        out = self.model.model.vision_tower(pixels, output_hidden_states=True)
+        raw = out.hidden_states[-1]  # (F, 729, Dv), before any layer norm
+        projected = self.model.model.multi_modal_projector(raw)  # (F, 729, D)
+        side = self._side()
+        grid = projected.view(num_frames, side, side, -1).permute(0, 3, 1, 2)
+        tokens = self.layout.pool(grid).permute(0, 2, 3, 1)  # (F, s, s, D)
+        pooled = tokens.shape[1]
+        frame_features, attention = self.siglip_head(raw.to(self.siglip_head.post_layernorm.weight.dtype))
+        saliency = self.layout.pool(attention.float().view(num_frames, 1, side, side)).flatten(1)
+        return VideoFeatures(
+            video_tokens=tokens.reshape(num_frames, pooled * pooled, -1),
+            frame_features=frame_features,
+            saliency=saliency,
+            grid=(pooled, pooled),
+            extra_slots=num_frames * pooled,
+            state={"newline": self.model.model.image_newline[None]},
+        )
+
+    def slot_indices(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Video slots to keep: the kept tokens, and the newline of every row that keeps a token.
+
+        Returns
+        -------
+        token_slots : torch.LongTensor
+            (K,) slot of each kept token (token (f, r, c) sits at f*s*(s+1) + r*(s+1) + c).
+        newline_slots : torch.LongTensor
+            Slots of the kept newlines, ascending.
+        """
+        rows, cols = features.grid
+        n = features.tokens_per_frame
+        total = features.num_frames * n
+        device = features.video_tokens.device
+        indices = torch.arange(total, device=device) if kept is None else kept.indices.to(device)
+        frame, rest = indices // n, indices % n
+        row, col = rest // cols, rest % cols
+        token_slots = frame * rows * (cols + 1) + row * (cols + 1) + col
+        kept_rows = torch.unique(frame * rows + row)  # sorted
+        newline_slots = (kept_rows // rows) * rows * (cols + 1) + (kept_rows % rows) * (cols + 1) + cols
+        return token_slots, newline_slots
+
+    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
+        """The prompt with the kept tokens and their rows' newlines, each at its original position."""
+        input_ids = inputs["input_ids"]
+        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
+        n_slots = features.num_frames * features.tokens_per_frame + features.extra_slots
+        if video_slots.numel() != n_slots:
+            raise RuntimeError(f"prompt has {video_slots.numel()} video slots, the grid layout needs {n_slots}")
+        token_slots, newline_slots = self.slot_indices(features, kept)
+        tokens = features.video_tokens.reshape(-1, features.video_tokens.shape[-1]) if kept is None else kept.tokens
+        slots = torch.cat([token_slots, newline_slots])
+        values = torch.cat([tokens, features.state["newline"].expand(newline_slots.numel(), -1).to(tokens.dtype)])
+        order = slots.argsort()
+        slots, values = slots[order], values[order]
+        keep = input_ids[0] != self.video_token_id
+        keep[video_slots[slots.to(video_slots.device)]] = True
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        kwargs = {
+            "input_ids": input_ids[:, keep],
+            "attention_mask": torch.ones_like(positions),
+            "position_ids": positions,
+            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=values.to(self.dtype)[None])},
+        }
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()))
