@@ -136,3 +136,27 @@ def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
     assert rows[0]["pruning_ms"] == 0 and rows[1]["pruning_ms"] > 0
     assert all(r["ttft_ms"] >= r["prefill_ms"] + r["vision_ms"] for r in rows)
     assert "Pruning time" in out and "LLM prefill" in out and "Time to first token" in out
+
+
+@pytest.mark.parametrize("model,family,per_frame,frames", [
+    ("lmms-lab/LLaVA-Video-7B-Qwen2", "llava_video", 169, 64), ("llava-video-7b", "llava_video", 169, 64),
+    ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", 256, 16), ("qwen2.5-vl-3b", "qwen2_5_vl", 256, 16),
+    ("tiny-random-llava-video", "llava_video", 169, 64), ("tiny-random-qwen2.5-vl", "qwen2_5_vl", 256, 16)])
+def test_flops_for_the_other_families_offline(capsys, monkeypatch, tiny_dir, model, family, per_frame, frames):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, err = fastvid(capsys, "flops", "--model", model, "-r", "0.1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"]["family"] == family and data["token_frames"] == frames
+    assert data["rows"][0]["video_tokens"] == frames * per_frame
+    assert data["rows"][1]["video_tokens"] == frames * max(1, math.floor(per_frame * 0.1))
+
+
+@pytest.mark.parametrize("model", ["tiny-random-llava-video", "tiny-random-qwen2.5-vl"])
+def test_compare_on_the_other_families(capsys, model, sample_video):
+    code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", model, "--frames", "8",
+                             "--method", "fastvid", "visionzip", "-r", "0.25", "--max-new-tokens", "2", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [r["spec"] for r in rows] == ["vanilla", "fastvid", "visionzip"]
+    assert rows[1]["video_tokens"] == rows[2]["video_tokens"] < rows[0]["video_tokens"]

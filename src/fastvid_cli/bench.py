@@ -166,7 +166,7 @@ def run_bench(
     """
     notify = on_stage or (lambda stage: None)
     device, dtype = settings.device, settings.dtype
-    frames = settings.frames or geometry.frames
+    frames = geometry.token_frames(settings.frames or geometry.frames)  # Qwen2.5-VL: 2 sampled frames per token frame
     layers = settings.layers or geometry.llm.layers
     scale = geometry.llm.layers / layers
     try:
@@ -194,7 +194,7 @@ def run_bench(
     lengths = [(1.0, frames * geometry.tokens_per_frame)] + [
         (r, frames * tokens_per_frame_kept(geometry.tokens_per_frame, r)) for r in settings.retentions
     ]
-    extra = geometry.extra_slots + TEXT_TOKENS
+    extra = geometry.extra_slots + frames * geometry.newlines_per_frame + TEXT_TOKENS  # newlines: as if every row kept one
     shortest = min(n for _, n in lengths) + extra
     warm = torch.randn(1, shortest, geometry.llm.hidden, device=device, dtype=dtype)
     with torch.inference_mode():
@@ -220,7 +220,7 @@ def run_bench(
     return {
         "environment": environment(device, dtype),
         "settings": {
-            "model": geometry.name, "geometry": geometry.to_dict(), "frames": frames, "layers_run": layers,
+            "model": geometry.name, "geometry": geometry.to_dict(), "token_frames": frames, "layers_run": layers,
             "layers_full": geometry.llm.layers, "prefill_scaled_by": scale, "text_tokens": TEXT_TOKENS,
             "retentions": settings.retentions, "methods": settings.methods, "repeats": settings.repeats,
             "warmup": settings.warmup, "weights": "random (from the geometry), no download",
@@ -269,6 +269,7 @@ def ttft_on_video(model, video_path: str, question: str, frames: int, retentions
     """Time to first token on a real video, vanilla and FastVID at each retention (median of ``repeats``).
 
     Each run decodes the video, preprocesses, encodes, prunes (not for vanilla) and prefills.
+    FastVID uses the model's release defaults besides R (Qwen2.5-VL: tau 0.84, split_tau 0.95).
 
     Returns
     -------
@@ -288,7 +289,8 @@ def ttft_on_video(model, video_path: str, question: str, frames: int, retentions
             if retention < 1.0:
                 with timer("pruning"):
                     f = encoded.features
-                    kept = FastVIDConfig(retention_ratio=retention)(f.video_tokens, f.frame_features, f.saliency)
+                    config = FastVIDConfig(**{**model.fastvid_defaults, "retention_ratio": retention})
+                    kept = config(f.video_tokens, f.frame_features, f.saliency)
                 inputs = model.build_inputs(encoded.inputs, encoded.features, kept)
             else:
                 timer.ms["pruning"] = 0.0

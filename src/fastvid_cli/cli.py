@@ -105,12 +105,18 @@ MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest answer, in tokens.",
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
 AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
-COpt = Annotated[int, typer.Option("--c", help="DySeg: segments aimed for (the c-1 weakest transitions are cut).")]
-TauOpt = Annotated[float, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau.")]
-DOpt = Annotated[float, typer.Option("--d", help="Share of each frame's budget for DTM anchors (0 = ATS only, 1 = DTM only).")]
-POpt = Annotated[int, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end.")]
-BetaOpt = Annotated[float, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged.")]
-SegmentationOpt = Annotated[str, typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means).")]
+RetentionOpt = Annotated[
+    Optional[float], typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen2.5-VL 0.27].")
+]
+COpt = Annotated[Optional[int], typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
+TauOpt = Annotated[Optional[float], typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen2.5-VL 0.84].")]
+DOpt = Annotated[Optional[float], typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
+POpt = Annotated[Optional[int], typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
+BetaOpt = Annotated[Optional[float], typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
+SplitTauOpt = Annotated[
+    Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen2.5-VL 0.95].")
+]
+SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
 MULTI_VALUE_OPTIONS = {
     "compare": {"--retention": "number", "-r": "number", "--method": "method"},
@@ -127,6 +133,20 @@ def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layou
     return load_model(model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value)
 
 
+def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None) -> dict:
+    """The FastVID settings the user gave (checked now); the model's defaults fill the rest after loading."""
+    from .pruning import FastVIDConfig
+
+    given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
+             "segmentation": segmentation}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    try:
+        FastVIDConfig(**overrides)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return overrides
+
+
 def _frames(frames: int | None, model: str) -> int:
     """--frames, or the model's default read from its config (no weights loaded)."""
     from .models.geometry import default_frames
@@ -140,17 +160,18 @@ def ask(
     question: Annotated[str, typer.Argument(help="Question about the video.")],
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
-    retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept.")] = 0.1,
+    retention: RetentionOpt = None,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
-    c: COpt = 8,
-    tau: TauOpt = 0.9,
-    d: DOpt = 0.4,
-    p: POpt = 4,
-    beta: BetaOpt = 0.6,
-    segmentation: SegmentationOpt = "dyseg",
+    c: COpt = None,
+    tau: TauOpt = None,
+    d: DOpt = None,
+    p: POpt = None,
+    beta: BetaOpt = None,
+    split_tau: SplitTauOpt = None,
+    segmentation: SegmentationOpt = None,
     layout: LayoutOpt = Layout.auto,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
     as_json: JsonOpt = False,
@@ -165,18 +186,16 @@ def ask(
     from .report import render_ask
     from .video import read_video
 
-    try:
-        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta, segmentation=segmentation)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation)
     if not question.strip():
         raise InputError("the question is empty")
     frames = _frames(frames, model)
-    options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)  # bad input fails here, before a model is loaded
         status.update(f"loading {model}...")
         adapter = _load(model, device, dtype, attn_implementation, layout)
+        config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+        options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
         result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -203,11 +222,12 @@ def compare(
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
-    c: COpt = 8,
-    tau: TauOpt = 0.9,
-    d: DOpt = 0.4,
-    p: POpt = 4,
-    beta: BetaOpt = 0.6,
+    c: COpt = None,
+    tau: TauOpt = None,
+    d: DOpt = None,
+    p: POpt = None,
+    beta: BetaOpt = None,
+    split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
 ) -> None:
@@ -221,7 +241,7 @@ def compare(
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    defaults = {"c": c, "tau": tau, "d": d, "p": p, "beta": beta}
+    defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau)
     from .pruning import make_method
 
     for spec in methods:  # validate before reading anything
@@ -235,8 +255,9 @@ def compare(
         sampled = read_video(video, frames)
         status.update(f"loading {model}...")
         adapter = _load(model, device, dtype, attn_implementation, layout)
+        model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
         result = run_compare(adapter, sampled, question, methods, retentions, frames=frames, max_new_tokens=max_new_tokens,
-                             method_defaults=defaults, on_stage=lambda s: status.update(f"{s}..."))
+                             method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
@@ -272,10 +293,11 @@ def flops(
             raise InputError(str(err)) from None
     geometry = model_geometry(model)
     frames = frames or geometry.frames
-    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, frames, retentions,
-                      geometry.newlines_per_frame)
+    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),
+                      retentions, geometry.newlines_per_frame)
     if as_json:
-        print(json.dumps({"model": geometry.to_dict(), "frames": frames, "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": rows}))
+        print(json.dumps({"model": geometry.to_dict(), "frames": frames, "token_frames": geometry.token_frames(frames),
+                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": rows}))
     else:
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
 
@@ -352,16 +374,17 @@ def batch(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
-    retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
+    retention: RetentionOpt = None,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
-    c: COpt = 8,
-    tau: TauOpt = 0.9,
-    d: DOpt = 0.4,
-    p: POpt = 4,
-    beta: BetaOpt = 0.6,
+    c: COpt = None,
+    tau: TauOpt = None,
+    d: DOpt = None,
+    p: POpt = None,
+    beta: BetaOpt = None,
+    split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
 ) -> None:
@@ -376,11 +399,7 @@ def batch(
     from .pipeline import AskOptions
     from .pruning import FastVIDConfig
 
-    try:
-        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    options = AskOptions(frames=_frames(frames, model), config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     stdin_lines = sys.stdin if "-" in (paths or []) else ()
     items = collect_items(paths or [], question, questions, stdin_lines)
     shard = Shard.from_env()
@@ -396,6 +415,8 @@ def batch(
         device_name = device.value
     with err_console.status(f"loading {model}..."):
         adapter = _load(model, device_name, dtype, attn_implementation, layout)
+    config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+    options = AskOptions(frames=_frames(frames, model), config=config, max_new_tokens=max_new_tokens, baseline=baseline)
 
     stop = threading.Event()
 
@@ -455,16 +476,17 @@ def show(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
     model: ModelOpt = DEFAULT_MODEL,
     frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video (Qwen2.5-VL: frames before its 2-frame grouping).", min=1)] = 16,
-    retention: Annotated[float, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1].")] = 0.1,
+    retention: RetentionOpt = None,
     width: Annotated[int, typer.Option(help="Picture width in pixels.", min=400)] = 1600,
     columns: Annotated[int, typer.Option(help="Frames per row.", min=1)] = 8,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    c: COpt = 8,
-    tau: TauOpt = 0.9,
-    d: DOpt = 0.4,
-    p: POpt = 4,
-    beta: BetaOpt = 0.6,
+    c: COpt = None,
+    tau: TauOpt = None,
+    d: DOpt = None,
+    p: POpt = None,
+    beta: BetaOpt = None,
+    split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
@@ -472,16 +494,14 @@ def show(
     from .show import show as draw
     from .video import read_video
 
-    try:
-        config = FastVIDConfig(retention_ratio=retention, c=c, tau=tau, d=d, p=p, beta=beta)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file, got {out}")
     with err_console.status(f"reading {video}...") as status:
         sampled = read_video(video, frames)
         status.update(f"loading {model}...")
         adapter = _load(model, device, dtype, Attention.sdpa, layout)
+        config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
         status.update("encoding and pruning...")
         path, kept = draw(adapter, sampled, out, config, frames=frames, width=width, columns=columns)
     err_console.print(

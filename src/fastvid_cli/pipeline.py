@@ -72,7 +72,8 @@ class AskResult:
     tokens : dict
         video_before / video_after (the tokens pruning works on), newline_before / newline_after
         (newline slots of the video, not counted in video_*), prompt_before / prompt_after (whole
-        LLM input), tokens_per_frame, grid.
+        LLM input), tokens_per_frame, grid (tokens per frame as rows x columns), grid_thw
+        (Qwen2.5-VL's patch grid t, h, w; None for the LLaVA models).
     flops : dict
         See :func:`fastvid_cli.flops.flops_report` (TFLOPs).
     timing : dict
@@ -167,6 +168,7 @@ def ask(
         "newline_after": pruned_inputs.video_slots - video_after,
         "tokens_per_frame": features.tokens_per_frame,
         "grid": list(features.grid),
+        "grid_thw": list(features.state["grid_thw"]) if "grid_thw" in features.state else None,
         "prompt_before": full_inputs.length,
         "prompt_after": pruned_inputs.length,
     }

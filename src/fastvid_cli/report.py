@@ -31,8 +31,13 @@ def token_table(result: AskResult) -> Table:
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
     table.add_column("kept", justify="right")
+    if t.get("grid_thw"):
+        grid_t, grid_h, grid_w = t["grid_thw"]
+        label = f"video tokens (patch grid t,h,w = {grid_t},{grid_h},{grid_w}: {grid_t} x {t['grid'][0]}x{t['grid'][1]} merged)"
+    else:
+        label = f"video tokens ({result.frames} frames x {t['tokens_per_frame']})"
     table.add_row(
-        f"video tokens ({result.frames} frames x {t['tokens_per_frame']})",
+        label,
         f"{t['video_before']:,}",
         f"{t['video_after']:,}",
         f"{t['video_after'] / t['video_before']:.1%}",
@@ -43,12 +48,13 @@ def token_table(result: AskResult) -> Table:
         f"{t['prompt_after']:,}",
         f"{t['prompt_after'] / t['prompt_before']:.1%}",
     )
-    table.add_row(
-        "video newline slots",
-        f"{t['newline_before']:,}",
-        f"{t['newline_after']:,}",
-        f"{t['newline_after'] / t['newline_before']:.1%}" if t["newline_before"] else "-",
-    )
+    if t["newline_before"]:
+        table.add_row(
+            "video newline slots",
+            f"{t['newline_before']:,}",
+            f"{t['newline_after']:,}",
+            f"{t['newline_after'] / t['newline_before']:.1%}",
+        )
     return table
 
 
@@ -155,10 +161,13 @@ def compare_table(result: CompareResult) -> Table:
 def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
     """The ``fastvid flops`` table: one row per retention ratio, vanilla first."""
     llm = geometry.llm
-    table = Table(
-        title=f"{geometry.name}: LLM prefill FLOPs, {frames} frames x {geometry.tokens_per_frame} tokens",
-        title_justify="left",
-    )
+    token_frames = geometry.token_frames(frames)
+    shape = f"{frames} frames x {geometry.tokens_per_frame} tokens"
+    if geometry.frames_per_group > 1:
+        shape = f"{frames} frames = {token_frames} groups of {geometry.frames_per_group} x {geometry.tokens_per_frame} tokens (448 x 448 px)"
+    elif geometry.newlines_per_frame:
+        shape += f" (+ {geometry.newlines_per_frame} row newlines per frame)"
+    table = Table(title=f"{geometry.name}: LLM prefill FLOPs, {shape}", title_justify="left")
     table.add_column("R", justify="right")
     table.add_column("video tokens", justify="right")
     table.add_column("Table 5 TFLOPs\n(MACs, video tokens)", justify="right")

@@ -204,5 +204,7 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int = 32,
         f"{Path(encoded.video.path).name}: FastVID keeps {kept_count:,} of {f.num_frames * f.tokens_per_frame:,} video tokens "
         f"(R = {config.retention_ratio:g}), {len(kept.segment_lengths)} DySeg segments; model {model.model_id}"
     )
-    path = render(encoded.video.frames, kept, f.grid, config.tau, out, encoded.video.indices, title, width, columns)
+    step = -(-encoded.video.num_frames // f.num_frames)  # Qwen2.5-VL: one token frame per 2 sampled frames
+    images, numbers = encoded.video.frames[::step][: f.num_frames], encoded.video.indices[::step][: f.num_frames]
+    path = render(images, kept, f.grid, config.tau, out, numbers, title, width, columns)
     return path, kept

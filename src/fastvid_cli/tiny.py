@@ -80,7 +80,7 @@ def unprintable_token_ids(tokenizer) -> list[int]:
     """Ids of tokens that decode to control characters or partial UTF-8 (kept out of tiny answers)."""
     bad = []
     for token, index in tokenizer.get_vocab().items():
-        if token in SPECIAL_TOKENS:
+        if token in SPECIAL_TOKENS or token in QWEN_SPECIAL_TOKENS:
             continue
         text = tokenizer.convert_tokens_to_string([token])
         if not text or any(not (ch.isprintable() or ch == " ") or ch == "\ufffd" for ch in text):
@@ -259,6 +259,90 @@ def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
+QWEN_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                       "<|image_pad|>", "<|video_pad|>"]
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif content['type'] == 'video' %}{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+TINY_QWEN_MAX_PIXELS = 224 * 224
+"""Frame size cap of the tiny Qwen2.5-VL processor (the real one allows far more)."""
+
+
+def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random Qwen2.5-VL checkpoint and processor to ``out_dir``.
+
+    The real geometry at a tiny width: 14 px patches, temporal patch 2, 2x2 merging, windowed
+    attention with a full-attention last block, M-RoPE over (t, h, w); frames are capped at
+    224 x 224 pixels so the tests stay fast.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    backend.add_special_tokens(QWEN_SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=131072,
+        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+    ids = dict(zip(QWEN_SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(QWEN_SPECIAL_TOKENS)))
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+            "initializer_range": 0.3, "tie_word_embeddings": True,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+            "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+            "fullatt_block_indexes": [1], "tokens_per_second": 2, "initializer_range": 0.3,
+        },
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
+    model.save_pretrained(out)
+    pixels = {"min_pixels": 56 * 56, "max_pixels": TINY_QWEN_MAX_PIXELS}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels), tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out)
+    (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")
+    return out
+
+
 def write_siglip_head(out_dir: Path, vision_config, seed: int) -> None:
     """Write a random SigLIP post_layernorm + attention-pooling head under the checkpoint's key names."""
     from safetensors.torch import save_file
@@ -291,6 +375,7 @@ def is_tiny_random(model_dir: str | os.PathLike) -> bool:
 TINY_MODELS = {
     TINY_RANDOM: ("llava-onevision", "build_llava_onevision"),
     "tiny-random-llava-video": ("llava-video", "build_llava_video"),
+    "tiny-random-qwen2.5-vl": ("qwen2.5-vl", "build_qwen2_5_vl"),
 }
 """``--model`` names of the offline tiny models: (architecture, builder)."""
 ARCHITECTURES = {arch: builder for arch, builder in TINY_MODELS.values()}

@@ -22,10 +22,14 @@ ALIASES = {
     "llava-ov-0.5b": "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
     "llava-ov-7b": "llava-hf/llava-onevision-qwen2-7b-ov-hf",
     "llava-ov-72b": "llava-hf/llava-onevision-qwen2-72b-ov-hf",
+    "llava-video-7b": "lmms-lab/LLaVA-Video-7B-Qwen2",
+    "qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "qwen2.5-vl-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
 }
 SUPPORTED_FAMILIES = {
     "llava_onevision": "LLaVA-OneVision (transformers llava_onevision)",
     "llava_video": "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
+    "qwen2_5_vl": "Qwen2.5-VL (transformers qwen2_5_vl)",
 }
 LAYOUTS = ("auto", "onevision", "grid")
 """Video token layout of LLaVA checkpoints: from the config (auto), LLaVA-OneVision's, or LLaVA-Video's grid."""
@@ -215,8 +219,9 @@ def load_model(
     load_kwargs = {"dtype": torch_dtype, "device_map": device_map, "attn_implementation": attn_implementation}
     from .llava_onevision import LlavaOnevisionAdapter
     from .llava_video import LlavaVideoAdapter
+    from .qwen2_5_vl import Qwen2_5_VLAdapter
 
-    adapters = {"llava_onevision": LlavaOnevisionAdapter, "llava_video": LlavaVideoAdapter}
+    adapters = {"llava_onevision": LlavaOnevisionAdapter, "llava_video": LlavaVideoAdapter, "qwen2_5_vl": Qwen2_5_VLAdapter}
     adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, **load_kwargs)
     adapter.tiny_random = resolved.tiny_random
     return adapter

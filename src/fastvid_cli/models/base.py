@@ -79,6 +79,8 @@ class ModelAdapter:
     family: str = ""
     model_id: str = ""
     default_frames: int = 32
+    fastvid_defaults: dict = {}
+    """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
     model = None
     processor = None
     tiny_random: bool = False

@@ -35,6 +35,9 @@ class ModelGeometry:
     newlines_per_frame : int
         Newline slots per frame that go with their rows (LLaVA-Video's grid: 13); a pruned prompt
         keeps those of the rows that keep a token.
+    frames_per_group : int
+        Sampled frames per token frame (Qwen2.5-VL's temporal patch: 2; its tokens per group are
+        given at :data:`QWEN_REFERENCE_PIXELS`, since they depend on the video's resolution).
     """
 
     name: str
@@ -45,6 +48,11 @@ class ModelGeometry:
     frames: int
     extra_slots: int
     newlines_per_frame: int = 0
+    frames_per_group: int = 1
+
+    def token_frames(self, frames: int) -> int:
+        """Frames as the LLM sees them: sampled frames / frames_per_group (rounded up)."""
+        return -(-frames // self.frames_per_group)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +64,13 @@ def _qwen2(hidden, heads, kv_heads, inter, layers, vocab):
 
 _OV = {"family": "llava_onevision", "tokens_per_frame": 196, "frames": 32, "extra_slots": 1}
 _VIDEO = {"family": "llava_video", "tokens_per_frame": 169, "frames": 64, "extra_slots": 0, "newlines_per_frame": 13}
+QWEN_REFERENCE_PIXELS = 448
+"""Qwen2.5-VL token counts are given for 448 x 448 frames: (448 / 28)^2 = 256 tokens per 2 frames."""
+_QWEN = {"family": "qwen2_5_vl", "tokens_per_frame": (QWEN_REFERENCE_PIXELS // 28) ** 2, "frames": 32, "extra_slots": 0,
+         "frames_per_group": 2}
 KNOWN = {
+    "Qwen/Qwen2.5-VL-7B-Instruct": (_qwen2(3584, 28, 4, 18944, 28, 152064), _QWEN),
+    "Qwen/Qwen2.5-VL-3B-Instruct": (_qwen2(2048, 16, 2, 11008, 36, 151936), _QWEN),
     "lmms-lab/LLaVA-Video-7B-Qwen2": (_qwen2(3584, 28, 4, 18944, 28, 152064), _VIDEO),
     "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": (_qwen2(896, 14, 2, 4864, 24, 151936), _OV),
     "llava-hf/llava-onevision-qwen2-7b-ov-hf": (_qwen2(3584, 28, 4, 18944, 28, 152064), _OV),
@@ -96,6 +110,12 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
         llm = LLMGeometry.from_config(text)
         heads = text.num_attention_heads
         frames = int(raw.get("frames_upbound", DEFAULT_FRAMES))
+    elif family == "qwen2_5_vl":
+        config = AutoConfig.from_pretrained(str(path))
+        merged = QWEN_REFERENCE_PIXELS // (config.vision_config.patch_size * config.vision_config.spatial_merge_size)
+        return ModelGeometry(name=name or str(path), family=family, llm=LLMGeometry.from_config(config.text_config),
+                             heads=config.text_config.num_attention_heads, tokens_per_frame=merged * merged, frames=32,
+                             extra_slots=0, frames_per_group=config.vision_config.temporal_patch_size)
     else:
         config = AutoConfig.from_pretrained(str(path))
         side = config.vision_config.image_size // config.vision_config.patch_size

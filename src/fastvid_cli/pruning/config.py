@@ -46,6 +46,12 @@ class FastVIDConfig:
     segmentation : str
         ``dyseg`` (the paper's), or the paper's ablations ``fixed`` (segments of 4 frames) and
         ``cluster`` (k-means of the frame features into c clusters, Table 6).
+    split_tau : float or None
+        Second threshold of FastVID's Qwen2.5-VL release (0.95 there; None: off). Inside a
+        multi-frame segment, frames whose transition to the next one is at least ``split_tau``
+        similar are near-repeats: DTM's anchor frames are then chosen (every p-th, from the end)
+        among the last frames of the runs this threshold splits the segment into. Budgets, ATS and
+        the merging over the whole segment are unchanged.
 
     Raises
     ------
@@ -60,6 +66,7 @@ class FastVIDConfig:
     p: int = 4
     beta: float = 0.6
     segmentation: str = "dyseg"
+    split_tau: float | None = None
 
     name = "fastvid"
 
@@ -75,6 +82,8 @@ class FastVIDConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau):
             raise ValueError(f"tau must be a finite number, got {self.tau!r}")
+        if self.split_tau is not None and (not isinstance(self.split_tau, (int, float)) or not math.isfinite(self.split_tau)):
+            raise ValueError(f"split_tau must be a finite number or None, got {self.split_tau!r}")
         if self.segmentation not in SEGMENTATIONS:
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {self.segmentation!r}")
 

@@ -19,15 +19,17 @@ DENSITY_NEIGHBOURS = 4
 """k of the k-nearest-neighbour density (eq. 3), the token itself included."""
 
 
-def anchor_counts(segmentation: Segmentation, context: int, p: int, available: int) -> torch.Tensor:
+def anchor_counts(
+    segmentation: Segmentation, context: int, p: int, available: int, eligible: torch.Tensor | None = None
+) -> torch.Tensor:
     """How many anchors each frame contributes (the DTM budget).
 
-    A segment of L frames has ceil(L / p) anchor frames (its last frame, then every p-th one back,
-    counted over the segment's own frames, so clusters of non-contiguous frames work too)
-    and a budget of ``context * L`` anchors, split evenly over its anchor frames; the remainder goes
-    one token each to the latest anchor frames. An anchor frame that has fewer than its share of
-    non-salient tokens (``available``) passes the rest to the segment's other frames, latest first.
-    The counts of a segment therefore always sum to ``context * L``.
+    A segment's anchor frames are its last frame, then every p-th one back, counted over the
+    segment's own eligible frames (all by default; clusters of non-contiguous frames work too).
+    Its budget of ``context * L`` anchors is split evenly over them; the remainder goes one token
+    each to the latest anchor frames. An anchor frame with fewer than its share of non-salient
+    tokens (``available``) passes the rest to the segment's other frames, latest first. The counts
+    of a segment therefore always sum to ``context * L``.
 
     Parameters
     ----------
@@ -39,6 +41,9 @@ def anchor_counts(segmentation: Segmentation, context: int, p: int, available: i
         Anchor-frame interval (>= 1).
     available : int
         Non-salient tokens per frame, M >= context.
+    eligible : torch.BoolTensor, optional
+        (F,) frames that may be anchor frames (with FastVID's second threshold: the last frame of
+        each sub-segment). A segment's last frame is always eligible.
 
     Returns
     -------
@@ -48,17 +53,20 @@ def anchor_counts(segmentation: Segmentation, context: int, p: int, available: i
     seg = segmentation.segment_ids
     frame = torch.arange(seg.numel())
     same = seg[:, None] == seg[None, :]
-    from_end = (same & (frame[None, :] > frame[:, None])).sum(1)  # 0 for a segment's last frame
+    later = same & (frame[None, :] > frame[:, None])  # [i, j]: j is a later frame of i's segment
     length = same.sum(1)  # L of each frame's segment
-    is_anchor_frame = from_end % p == 0
-    anchor_frames = (length + p - 1) // p
+    eligible = torch.ones_like(seg, dtype=torch.bool) if eligible is None else eligible.cpu().bool().clone()
+    eligible |= later.sum(1) == 0  # the segment's last frame
+    from_end = (later & eligible[None, :]).sum(1)  # eligible frames after this one (0 for the last)
+    is_anchor_frame = eligible & (from_end % p == 0)
+    anchor_frames = ((same & eligible[None, :]).sum(1) + p - 1) // p
     budget = context * length
     base, remainder = budget // anchor_frames, budget % anchor_frames
     rank = from_end // p  # 0 = latest anchor frame
     quota = torch.where(is_anchor_frame, base + (rank < remainder).long(), 0)
     capped = quota.clamp(max=available)
     overflow = torch.zeros(int(seg.max()) + 1, dtype=torch.long).index_add_(0, seg, quota - capped)
-    later_others = from_end - (from_end // p + 1)  # non-anchor frames later in the segment
+    later_others = (later & ~is_anchor_frame[None, :]).sum(1)  # non-anchor frames later in the segment
     take = (overflow[seg] - available * later_others).clamp(0, available)
     return torch.where(is_anchor_frame, capped, take)
 
@@ -122,7 +130,12 @@ class MergeResult:
 
 
 def density_merge(
-    tokens: torch.Tensor, segmentation: Segmentation, context: int, p: int, beta: float
+    tokens: torch.Tensor,
+    segmentation: Segmentation,
+    context: int,
+    p: int,
+    beta: float,
+    eligible: torch.Tensor | None = None,
 ) -> MergeResult:
     """Pick anchors by density and merge each segment's non-salient tokens into them (DTM).
 
@@ -138,6 +151,8 @@ def density_merge(
         Anchor-frame interval. With p = 1 every frame merges only its own tokens.
     beta : float
         Least self-weight of an anchor: a* = w a + (1 - w) mean(assigned), w = max(beta, 1/(n+1)).
+    eligible : torch.BoolTensor, optional
+        (F,) frames that may be anchor frames (see :func:`anchor_counts`).
 
     Returns
     -------
@@ -145,7 +160,7 @@ def density_merge(
     """
     num_frames, available, dim = tokens.shape
     device = tokens.device
-    counts = anchor_counts(segmentation, context, p, available)
+    counts = anchor_counts(segmentation, context, p, available, eligible)
     frames = counts.nonzero().flatten()
     scores = density_scores(tokens[frames.to(device)])
     rank = torch.empty_like(scores, dtype=torch.long)

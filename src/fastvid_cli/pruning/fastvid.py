@@ -109,12 +109,17 @@ def spatiotemporal_prune(
     pairs = torch.empty(2, 0, dtype=torch.long, device=device)
     if budget.context > 0:
         rest_flat = (rest + frame_offset).flatten()
+        eligible = None
+        if config.split_tau is not None:  # anchor frames: last frames of the runs the second threshold cuts
+            eligible = torch.ones(num_frames, dtype=torch.bool)
+            eligible[:-1] = segmentation.transition_similarity < config.split_tau
         merged = density_merge(
             video_tokens.reshape(-1, dim)[rest_flat].view(num_frames, -1, dim),
             segmentation,
             budget.context,
             config.p,
             config.beta,
+            eligible,
         )
         kept_tokens.append(merged.tokens)
         kept_indices.append(rest_flat[merged.positions])

@@ -1,0 +1,208 @@
+"""Qwen2.5-VL (Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct) through transformers' native classes.
+
+Qwen2.5-VL groups frames in pairs (temporal patch 2), cuts them into 14 px patches and merges 2x2
+patches into one LLM token: a video becomes a (t, h, w) patch grid and t x (h/2) x (w/2) tokens,
+so token counts depend on the resolution. FastVID's "frames" here are the t temporal groups.
+
+- Frame features g_i: the mean of each temporal group's merged patch embeddings.
+- Saliency: the attention each patch receives in the last vision block (mean over heads and
+  queries, within its temporal group), averaged over the 2x2 patches of a merged token.
+- Positions: M-RoPE ids are computed with ``get_rope_index`` on the unpruned prompt and the
+  columns of the kept tokens are kept, so Qwen never falls back to 1-D positions or a stale
+  ``rope_deltas`` (passing them explicitly bypasses both); generation continues from them.
+- Frames are sampled by decord and handed over with their metadata (fps, frame indices), so the
+  temporal positions match the sampled frame rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..pruning import PruneResult
+from .base import LLMInputs, ModelAdapter, VideoFeatures
+
+DEFAULT_FRAMES = 32
+RELEASE_DEFAULTS = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
+"""FastVID's Qwen2.5-VL release: R 0.27 (about 24.1 % kept after Qwen's sampling), tau 0.84, second threshold 0.95."""
+
+
+class Qwen2_5_VLAdapter(ModelAdapter):
+    """FastVID on Qwen2.5-VL.
+
+    Parameters
+    ----------
+    model : transformers.Qwen2_5_VLForConditionalGeneration
+    processor : transformers.Qwen2_5_VLProcessor
+    model_id : str
+    """
+
+    family = "qwen2_5_vl"
+    default_frames = DEFAULT_FRAMES
+    fastvid_defaults = RELEASE_DEFAULTS
+
+    def __init__(self, model, processor, model_id: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, model_id: str, **load_kwargs) -> "Qwen2_5_VLAdapter":
+        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), **load_kwargs).eval()
+        return cls(model, AutoProcessor.from_pretrained(str(path)), model_id)
+
+    @property
+    def video_token_id(self) -> int:
+        return int(self.model.config.video_token_id)
+
+    def prepare(self, video, question: str) -> dict:
+        """Chat prompt with the video and the question; frames with their sampling metadata.
+
+        Returns
+        -------
+        dict
+            ``input_ids`` (1, L) with t * (h/2) * (w/2) video slots, ``attention_mask``,
+            ``pixel_values_videos``, ``video_grid_thw`` (1, 3), ``second_per_grid_ts``, ``mm_token_type_ids``.
+        """
+        from transformers.video_utils import VideoMetadata
+
+        import numpy as np
+
+        frames = video.frames
+        if frames.shape[0] % 2:  # Qwen groups frames in pairs: repeat the last one
+            frames = np.concatenate([frames, frames[-1:]])
+        indices = list(video.indices) + ([int(video.indices[-1])] if video.frames.shape[0] % 2 else [])
+        metadata = VideoMetadata(
+            total_num_frames=video.total_frames, fps=video.fps or 24.0, frames_indices=[int(i) for i in indices],
+            width=int(frames.shape[2]), height=int(frames.shape[1]), duration=video.duration_s,
+        )
+        conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        inputs = self.processor(
+            text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
+            cap_pixels_per_frame=True,  # the reference (qwen-vl-utils, used by the FastVID release) caps pixels per frame
+        )
+        out = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        out["pixel_values_videos"] = out["pixel_values_videos"].to(self.dtype)
+        return out
+
+    @torch.inference_mode()
+    def encode(self, inputs: dict) -> VideoFeatures:
+        """Vision tower once, with the last block's attention captured for the saliency.
+
+        Returns
+        -------
+        VideoFeatures
+            ``video_tokens`` (t, (h/2)(w/2), D); ``frame_features`` (t, D); ``saliency`` (t, (h/2)(w/2)).
+        """
+        visual = self.model.model.visual
+        captured = {}
+
+        def grab(module, args, kwargs):
+            captured["hidden"] = args[0] if args else kwargs["hidden_states"]
+            captured["cu_seqlens"] = kwargs["cu_seqlens"]
+            captured["position_embeddings"] = kwargs["position_embeddings"]
+
+        handle = visual.blocks[-1].attn.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            grid_thw = inputs["video_grid_thw"]
+            out = visual(inputs["pixel_values_videos"].to(visual.dtype), grid_thw=grid_thw)
+        finally:
+            handle.remove()
+        t, h, w = (int(x) for x in grid_thw[0])
+        merge = visual.spatial_merge_size
+        rows, cols = h // merge, w // merge
+        tokens = out.pooler_output.view(t, rows * cols, -1)
+        received = received_attention(visual.blocks[-1].attn, captured)  # (P,) window order
+        unit = merge * merge
+        per_token = received.view(-1, unit).mean(-1)  # merged tokens, window order
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import get_vision_window_index
+
+        window_index, _ = get_vision_window_index(
+            grid_thw, spatial_merge_size=merge, window_size=visual.window_size, patch_size=visual.patch_size, kwargs={}
+        )
+        saliency = per_token[torch.argsort(window_index)].view(t, rows * cols)
+        return VideoFeatures(
+            video_tokens=tokens,
+            frame_features=tokens.float().mean(1),
+            saliency=saliency.float(),
+            grid=(rows, cols),
+            extra_slots=0,
+            state={"grid_thw": (t, h, w)},
+        )
+
+    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
+        """The kept tokens with the M-RoPE columns of their original positions (4 rows: text, t, h, w)."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        input_ids = inputs["input_ids"]
+        position_ids = self.position_ids(inputs)  # (4, 1, L)
+        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
+        total = features.num_frames * features.tokens_per_frame
+        if video_slots.numel() != total:
+            raise RuntimeError(f"prompt has {video_slots.numel()} video slots, features have {total}")
+        if kept is None:
+            tokens = features.video_tokens.reshape(total, -1)
+            keep = torch.ones_like(input_ids[0], dtype=torch.bool)
+        else:
+            tokens = kept.tokens
+            keep = input_ids[0] != self.video_token_id
+            keep[video_slots[kept.indices.to(video_slots.device)]] = True
+        kwargs = {
+            "input_ids": input_ids[:, keep],
+            "attention_mask": torch.ones_like(input_ids[:, keep]),  # always given: gapped positions are not packing
+            "position_ids": position_ids[:, :, keep],
+            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=(tokens.to(self.dtype),))},
+        }
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(tokens.shape[0]))
+
+    def position_ids(self, inputs: dict) -> torch.Tensor:
+        """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""
+        rope, _ = self.model.model.get_rope_index(
+            inputs["input_ids"],
+            inputs.get("mm_token_type_ids"),
+            video_grid_thw=inputs["video_grid_thw"],
+            second_per_grid_ts=inputs.get("second_per_grid_ts"),
+            attention_mask=inputs["attention_mask"],
+        )
+        text = torch.arange(inputs["input_ids"].shape[1], device=rope.device).view(1, 1, -1)
+        return torch.cat([text, rope], dim=0)
+
+    def llm_geometry(self):
+        from ..flops import LLMGeometry
+
+        return LLMGeometry.from_config(self.model.config.text_config)
+
+
+def received_attention(attn, captured: dict) -> torch.Tensor:
+    """Mean attention each patch receives in one vision block (over heads and the queries of its sequence).
+
+    Parameters
+    ----------
+    attn : Qwen2_5_VLVisionAttention
+        The block's attention (its ``qkv`` weights and head count).
+    captured : dict
+        The block's inputs: ``hidden`` (P, C) normed hidden states, ``cu_seqlens``, ``position_embeddings``.
+
+    Returns
+    -------
+    torch.Tensor
+        (P,) float32, in the order of the block's input (window order).
+    """
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
+    hidden = captured["hidden"]
+    length = hidden.shape[0]
+    q, k, _ = attn.qkv(hidden).reshape(length, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = captured["position_embeddings"]
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q, k = q.transpose(0, 1).float(), k.transpose(0, 1).float()  # (H, P, d)
+    bounds = captured["cu_seqlens"].tolist()
+    received = []
+    for start, end in zip(bounds[:-1], bounds[1:]):  # one full-attention sequence per temporal group
+        scores = (q[:, start:end] @ k[:, start:end].transpose(1, 2)) * attn.scaling
+        received.append(scores.softmax(-1).mean(dim=(0, 1)))
+    return torch.cat(received)
