@@ -327,3 +327,24 @@ def test_shape_errors():
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FastVIDConfig(**kwargs)
+
+
+def test_split_tau_moves_anchor_frames_to_run_ends():
+    # one DySeg segment of 8 frames; the second threshold splits it into runs 0-2, 3-6, 7
+    g = torch.tensor([[1.0, 0.0]] * 3 + [[1.0, 0.3]] * 4 + [[1.0, 0.6]])
+    seg = dyseg(g, c=1, tau=0.5)
+    assert seg.as_list() == [8]
+    eligible = torch.ones(8, dtype=torch.bool)
+    eligible[:-1] = seg.transition_similarity < 0.99
+    assert eligible.nonzero().flatten().tolist() == [2, 6, 7]
+    counts = anchor_counts(seg, context=3, p=2, available=10, eligible=eligible)
+    # eligible frames counted back from the end: 7 (anchor), 6, 2 (anchor): 24 anchors over frames 7 and 2
+    assert counts.tolist() == [0, 0, 10, 0, 0, 0, 4, 10]  # 12 each, capped at 10: 4 overflow to the latest other frame
+    assert int(counts.sum()) == 3 * 8
+    x, _, s = random_inputs(8, 20, dim=8, seed=1)
+    plain = fastvid_prune(x, g, s, FastVIDConfig(retention_ratio=0.5, c=1, tau=0.5, d=0.5, p=2))
+    split = fastvid_prune(x, g, s, FastVIDConfig(retention_ratio=0.5, c=1, tau=0.5, d=0.5, p=2, split_tau=0.99))
+    assert split.tokens.shape == plain.tokens.shape == (80, 8)
+    frames_with_anchors = sorted(set((split.indices[split.anchor_mask] // 20).tolist()))
+    assert frames_with_anchors == [2, 6, 7]
+    assert sorted(set((plain.indices[plain.anchor_mask] // 20).tolist())) == [1, 3, 5, 7]

@@ -43,12 +43,19 @@ _CORPUS = (
 )
 
 
-def build_tokenizer(media_tokens: bool = True):
-    """A byte-level BPE tokenizer with Qwen2's chat special tokens, built with no download.
+def build_tokenizer(special_tokens: list[str] | None = None, media_tokens: dict[str, str] | None = None):
+    """A byte-level BPE tokenizer with chat special tokens, built with no download.
 
     Its vocabulary is the 256 byte symbols, a few hundred merges learned from a fixed built-in
-    English text (deterministic), and :data:`SPECIAL_TOKENS` (without ``<image>`` and ``<video>``
-    when ``media_tokens`` is False, as in a LLaVA-NeXT checkpoint's Qwen2 tokenizer).
+    English text (deterministic), and the special tokens.
+
+    Parameters
+    ----------
+    special_tokens : list of str, optional
+        Default :data:`SPECIAL_TOKENS` (Qwen2's chat tokens plus ``<image>`` and ``<video>``).
+    media_tokens : dict, optional
+        ``image_token`` / ``video_token`` names for the processors; default LLaVA's ``<image>`` and
+        ``<video>``; ``{}`` for a tokenizer without them (a LLaVA-NeXT checkpoint's).
 
     Returns
     -------
@@ -64,12 +71,12 @@ def build_tokenizer(media_tokens: bool = True):
         vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
     backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    backend.add_special_tokens(SPECIAL_TOKENS if media_tokens else SPECIAL_TOKENS[:3])
+    backend.add_special_tokens(special_tokens or SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"} if media_tokens else {},
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"} if media_tokens is None else media_tokens,
         model_max_length=131072,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -218,7 +225,7 @@ def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(media_tokens=False)
+    tokenizer = build_tokenizer(SPECIAL_TOKENS[:3], media_tokens={})
     vision = tiny_vision_config()
     model = _tiny_llava(tokenizer, len(tokenizer) + 8, vision, seed, media_ids=(len(tokenizer), len(tokenizer) + 1))
     tensors = {}
@@ -287,9 +294,7 @@ def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     pathlib.Path
         ``out_dir``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
-        PreTrainedTokenizerFast,
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
         Qwen2_5_VLProcessor,
@@ -299,16 +304,7 @@ def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    backend.add_special_tokens(QWEN_SPECIAL_TOKENS)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=131072,
-        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
-    )
+    tokenizer = build_tokenizer(QWEN_SPECIAL_TOKENS, {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
     ids = dict(zip(QWEN_SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(QWEN_SPECIAL_TOKENS)))
     config = Qwen2_5_VLConfig(
         text_config={
