@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -217,29 +218,33 @@ def _prefetch(model, items: list[BatchItem], frames: int, depth: int, stop: thre
             yield prepare(item)
         return
     ready: queue.Queue = queue.Queue(maxsize=depth)
+    cancel = threading.Event()
 
     def worker():
         for item in items:
-            if stop.is_set():
+            if stop.is_set() or cancel.is_set():
                 break
             ready.put(prepare(item))
         ready.put(_DONE)
 
     thread = threading.Thread(target=worker, name="fastvid-prefetch", daemon=True)
     thread.start()
-    while True:
-        got = ready.get()
-        if got is _DONE:
-            break
-        yield got
-        if stop.is_set():
-            break
-    # let a worker blocked on a full queue finish
-    while thread.is_alive():
-        try:
-            ready.get(timeout=0.1)
-        except queue.Empty:
-            pass
+    try:
+        while True:
+            got = ready.get()
+            if got is _DONE:
+                break
+            yield got
+            if stop.is_set():
+                break
+    finally:  # also when the consumer stops early: let the worker finish its item and end before we return
+        cancel.set()
+        while thread.is_alive():
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 def error_message(err: BaseException) -> str:
@@ -295,8 +300,9 @@ def run_batch(
     summary = BatchSummary(skipped=len(mine) - len(todo), output=str(output))
     part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(part, "a", encoding="utf-8") as sink:
-        for item, prepared in _prefetch(model, todo, options.frames, prefetch, stop):
+    prepared_items = _prefetch(model, todo, options.frames, prefetch, stop)
+    with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_items):
+        for item, prepared in prepared_items:
             record: dict = {"id": item.id, "video": item.video}
             if isinstance(prepared, BaseException):
                 error = prepared
