@@ -213,7 +213,6 @@ def run_bench(
                 "retention": retention, "video_tokens": video_tokens, "prompt_tokens": length,
                 "median_ms": median, "runs_ms": times, "full_model_ms": median * scale, "peak_mib": peak_memory_mib(device),
             })
-    del llm
     vanilla = prefill[0]["median_ms"]
     for row in prefill:
         row["speedup"] = vanilla / row["median_ms"]

@@ -149,7 +149,7 @@ def read_video(path: str | os.PathLike, num_frames: int) -> SampledVideo:
     try:
         with _quiet_native_stderr():
             reader = decord.VideoReader(str(path), num_threads=0)
-    except (RuntimeError, decord.DECORDError) as err:
+    except (RuntimeError, decord.DECORDError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
     total = len(reader)
     if total < 1:

@@ -7,7 +7,6 @@ layout (tokens per frame, default frames, newline slots). Known models come from
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
