@@ -147,6 +147,22 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     return overrides
 
 
+def _fastvid_config(adapter, overrides: dict):
+    """FastVID's config: the model family's release defaults, then what the user gave."""
+    from .pruning import FastVIDConfig
+
+    return FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+
+
+def _read_then_load(status, video: Path, frames: int, model: str, device, dtype: DType, attn: Attention, layout: Layout):
+    """Read the video first, so bad input fails before a model loads; then load the model."""
+    from .video import read_video
+
+    sampled = read_video(video, frames)
+    status.update(f"loading {model}...")
+    return sampled, _load(model, device, dtype, attn, layout)
+
+
 def _frames(frames: int | None, model: str) -> int:
     """--frames, or the model's default read from its config (no weights loaded)."""
     from .models.geometry import default_frames
@@ -182,19 +198,15 @@ def ask(
     """
     from .pipeline import AskOptions
     from .pipeline import ask as run_ask
-    from .pruning import FastVIDConfig
     from .report import render_ask
-    from .video import read_video
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation)
     if not question.strip():
         raise InputError("the question is empty")
     frames = _frames(frames, model)
     with err_console.status(f"reading {video}...") as status:
-        sampled = read_video(video, frames)  # bad input fails here, before a model is loaded
-        status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, attn_implementation, layout)
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, attn_implementation, layout)
+        config = _fastvid_config(adapter, overrides)
         options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
         result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
@@ -237,7 +249,6 @@ def compare(
     """
     from .compare import compare as run_compare
     from .report import compare_table
-    from .video import read_video
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
@@ -252,9 +263,7 @@ def compare(
                 raise InputError(str(err)) from None
     frames = _frames(frames, model)
     with err_console.status(f"reading {video}...") as status:
-        sampled = read_video(video, frames)
-        status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, attn_implementation, layout)
+        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, attn_implementation, layout)
         model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
         result = run_compare(adapter, sampled, question, methods, retentions, frames=frames, max_new_tokens=max_new_tokens,
                              method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."))
@@ -397,7 +406,6 @@ def batch(
 
     from .batch import Shard, collect_items, finish_shard, run_batch
     from .pipeline import AskOptions
-    from .pruning import FastVIDConfig
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     stdin_lines = sys.stdin if "-" in (paths or []) else ()
@@ -415,7 +423,7 @@ def batch(
         device_name = device.value
     with err_console.status(f"loading {model}..."):
         adapter = _load(model, device_name, dtype, attn_implementation, layout)
-    config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+    config = _fastvid_config(adapter, overrides)
     options = AskOptions(frames=_frames(frames, model), config=config, max_new_tokens=max_new_tokens, baseline=baseline)
 
     stop = threading.Event()
@@ -490,18 +498,14 @@ def show(
     layout: LayoutOpt = Layout.auto,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
-    from .pruning import FastVIDConfig
     from .show import show as draw
-    from .video import read_video
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file, got {out}")
     with err_console.status(f"reading {video}...") as status:
-        sampled = read_video(video, frames)
-        status.update(f"loading {model}...")
-        adapter = _load(model, device, dtype, Attention.sdpa, layout)
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
+        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, Attention.sdpa, layout)
+        config = _fastvid_config(adapter, overrides)
         status.update("encoding and pruning...")
         path, kept = draw(adapter, sampled, out, config, frames=frames, width=width, columns=columns)
     err_console.print(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..errors import ModelError
 from ..pruning import PruneResult
@@ -330,8 +331,6 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         keep = input_ids[0] != self.video_token_id
         keep[video_slots[slots.to(video_slots.device)]] = True
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
         kwargs = {
             "input_ids": input_ids[:, keep],
             "attention_mask": torch.ones_like(positions),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..pruning import PruneResult
 from .base import LLMInputs, ModelAdapter, VideoFeatures
@@ -136,8 +137,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
         """The kept tokens with the M-RoPE columns of their original positions (4 rows: text, t, h, w)."""
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
         input_ids = inputs["input_ids"]
         position_ids = self.position_ids(inputs)  # (4, 1, L)
         video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
