@@ -348,3 +348,16 @@ def test_split_tau_moves_anchor_frames_to_run_ends():
     frames_with_anchors = sorted(set((split.indices[split.anchor_mask] // 20).tolist()))
     assert frames_with_anchors == [2, 6, 7]
     assert sorted(set((plain.indices[plain.anchor_mask] // 20).tolist())) == [1, 3, 5, 7]
+
+
+def test_identical_tokens_are_exactly_zero_apart():
+    # 4 distinct tokens and 6 copies of one (a flat letterbox region), large bf16 values
+    gen = torch.Generator().manual_seed(0)
+    distinct = 3 * torch.randn(4, 3584, generator=gen)
+    copy = 3 * torch.randn(1, 3584, generator=gen)
+    frame = torch.cat([distinct, copy.expand(6, -1)]).bfloat16()[None]
+    scores = density_scores(frame)[0]
+    assert (scores[5:] == 0).all(), "a copy of a denser identical token has delta 0"
+    assert scores[4] > 0 and (scores[:4] > 0).all()
+    top6 = torch.sort(scores, descending=True, stable=True).indices[:6].sort().values.tolist()
+    assert top6 == [0, 1, 2, 3, 4, 5], "one copy, then the next copy by index, never noise-ranked copies"

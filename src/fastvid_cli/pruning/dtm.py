@@ -17,6 +17,8 @@ from .segmentation import Segmentation
 
 DENSITY_NEIGHBOURS = 4
 """k of the k-nearest-neighbour density (eq. 3), the token itself included."""
+SAME_TOKEN_EPS = 1e-12
+"""Squared distances below this share of the larger squared norm are float64 rounding: taken as 0."""
 
 
 def anchor_counts(
@@ -85,17 +87,21 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     k : int
         Neighbours in the density (default 4), capped at M.
 
+    Distances come from float64 Gram products, with identical tokens exactly 0 apart.
+
     Returns
     -------
     torch.Tensor
-        (Fa, M) float32 scores.
+        (Fa, M) float64 scores.
     """
-    x = tokens.float()
+    x = tokens.double()  # float64 Gram products: rounding stays far below any real distance
     num = x.shape[1]
     sq_norm = (x * x).sum(-1)
     sq_dist = (sq_norm[:, :, None] + sq_norm[:, None, :] - 2 * x @ x.transpose(1, 2)).clamp_min(0)
+    # identical tokens are exactly 0 apart (their delta is 0 and ties go by index, not by rounding)
+    scale = torch.maximum(sq_norm[:, :, None], sq_norm[:, None, :])
+    sq_dist = sq_dist.masked_fill(sq_dist <= SAME_TOKEN_EPS * scale, 0.0)
     sq_dist = sq_dist / x.shape[-1]
-    sq_dist.diagonal(dim1=1, dim2=2).zero_()
     dist = sq_dist.sqrt()
     nearest = sq_dist.topk(min(k, num), dim=-1, largest=False).values
     rho = torch.exp(-nearest.mean(-1))
