@@ -93,7 +93,7 @@ def _quiet_libraries() -> None:
 
 ModelOpt = Annotated[
     str,
-    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b), local checkpoint folder, or tiny-random (offline, noise)."),
+    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl] (offline, noise)."),
 ]
 FramesOpt = Annotated[
     Optional[int], typer.Option(help="Frames sampled uniformly (default: the model's: 32 LLaVA-OneVision, 64 LLaVA-Video).", min=1)
