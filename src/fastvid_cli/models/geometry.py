@@ -93,17 +93,16 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
     ModelError
         If the config is missing, unreadable or of an unsupported family.
     """
-    from transformers import AutoConfig, Qwen2Config
+    from transformers import AutoConfig
 
     from . import detect_family
-    from .llava_video import DEFAULT_FRAMES, is_llava_next, layout_from_config, read_config
+    from .llava_video import DEFAULT_FRAMES, is_llava_next, layout_from_config, llava_next_text_config, read_config
 
     family = detect_family(path)
     raw = read_config(path)
     frames = int(raw.get("fastvid_frames", raw.get("frames_upbound", 32)))
     if is_llava_next(raw):  # LLaVA-NeXT: the LLM's shape sits at the top level
-        text = Qwen2Config(**{k: raw[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
-                                                  "num_attention_heads", "num_key_value_heads", "vocab_size") if k in raw})
+        text = llava_next_text_config(raw, path)
         vision = raw.get("vision_config") or {"image_size": 384, "patch_size": 14}
         side = vision["image_size"] // vision["patch_size"]
         llm = LLMGeometry.from_config(text)

@@ -120,6 +120,27 @@ def _checkpoint_keys(path: Path) -> list[str]:
     return keys
 
 
+_NEXT_TEXT_FIELDS = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "vocab_size", "rms_norm_eps", "rope_theta", "max_position_embeddings", "tie_word_embeddings",
+                     "hidden_act", "initializer_range"]
+
+
+def llava_next_text_config(source: dict, path: Path):
+    """The Qwen2 LLM's config from a LLaVA-NeXT config.json (its shape sits at the top level).
+
+    Raises
+    ------
+    ModelError
+        If the LLM's shape (the first six fields of ``_NEXT_TEXT_FIELDS``) is missing.
+    """
+    from transformers import Qwen2Config
+
+    missing = [k for k in _NEXT_TEXT_FIELDS[:6] if k not in source]
+    if missing:
+        raise ModelError(f"{path}/config.json is LLaVA-NeXT but lacks {', '.join(missing)}")
+    return Qwen2Config(**{k: source[k] for k in _NEXT_TEXT_FIELDS if k in source})
+
+
 def convert_llava_next(path: Path, cache_root: Path) -> Path:
     """Cached transformers config + processor for a LLaVA-NeXT checkpoint folder; weights stay in place.
 
@@ -138,7 +159,6 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
         LlavaOnevisionImageProcessor,
         LlavaOnevisionProcessor,
         LlavaOnevisionVideoProcessor,
-        Qwen2Config,
     )
 
     from ..tiny import CHAT_TEMPLATE
@@ -155,13 +175,7 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     vision["num_hidden_layers"] = depth or vision.get("num_hidden_layers", 26)
     vision["vision_use_head"] = False  # LLaVA checkpoints drop SigLIP's pooling head (fastvid re-attaches its own)
     vision.pop("model_type", None)
-    text_fields = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                   "vocab_size", "rms_norm_eps", "rope_theta", "max_position_embeddings", "tie_word_embeddings",
-                   "hidden_act", "initializer_range"]
-    missing = [k for k in text_fields[:6] if k not in source]
-    if missing:
-        raise ModelError(f"{path}/config.json is LLaVA-NeXT but lacks {', '.join(missing)}")
-    text = Qwen2Config(**{k: source[k] for k in text_fields if k in source})
+    text = llava_next_text_config(source, path)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]}, replace_extra_special_tokens=False)
     image_id, video_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])

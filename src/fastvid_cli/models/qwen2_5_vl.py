@@ -170,11 +170,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         text = torch.arange(inputs["input_ids"].shape[1], device=rope.device).view(1, 1, -1)
         return torch.cat([text, rope], dim=0)
 
-    def llm_geometry(self):
-        from ..flops import LLMGeometry
-
-        return LLMGeometry.from_config(self.model.config.text_config)
-
 
 def received_attention(attn, captured: dict) -> torch.Tensor:
     """Mean attention each patch receives in one vision block (over heads and the queries of its sequence).
