@@ -105,11 +105,13 @@ def test_ask_json_with_release_defaults(capsys, sample_video):
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
-    assert data["model"]["family"] == "qwen2_5_vl" and data["frames"] == 32
+    video = data["video"]
+    two_fps = int(min(max(video["duration_s"] * 2, 4), min(768, video["total_frames"]))) // 2 * 2  # the paper's rule
+    assert data["model"]["family"] == "qwen2_5_vl" and data["frames"] == two_fps
     assert data["config"]["retention_ratio"] == 0.27 and data["config"]["tau"] == 0.84 and data["config"]["split_tau"] == 0.95
     t, h, w = data["tokens"]["grid_thw"]
     per_group = (h // 2) * (w // 2)
-    assert t == 16 and data["tokens"]["video_before"] == t * per_group
+    assert t == two_fps // 2 and data["tokens"]["video_before"] == t * per_group
     assert data["tokens"]["video_after"] == t * max(1, int(per_group * 0.27))
     code = run(["ask", str(sample_video), "q", "--model", "tiny-random-qwen2.5-vl", "--json", "-r", "0.5", "--tau", "0.9",
                 "--max-new-tokens", "2", "--frames", "8"])

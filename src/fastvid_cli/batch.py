@@ -202,7 +202,7 @@ class BatchSummary:
 _DONE = object()
 
 
-def _prefetch(model, items: list[BatchItem], frames: int, depth: int, stop: threading.Event) -> Iterable[tuple]:
+def _prefetch(model, items: list[BatchItem], frames: int | None, depth: int, stop: threading.Event) -> Iterable[tuple]:
     """Yield ``(item, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead."""
 
     def prepare(item):

@@ -58,6 +58,12 @@ class Layout(str, Enum):
     grid = "grid"
 
 
+class PoolMode(str, Enum):
+    average = "average"
+    max = "max"
+    bilinear = "bilinear"
+
+
 class Attention(str, Enum):
     sdpa = "sdpa"
     flash_attention_2 = "flash_attention_2"
@@ -96,8 +102,14 @@ ModelOpt = Annotated[
     typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl] (offline, noise)."),
 ]
 FramesOpt = Annotated[
-    Optional[int], typer.Option(help="Frames sampled uniformly (default: the model's: 32 LLaVA-OneVision, 64 LLaVA-Video).", min=1)
+    Optional[int], typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL samples 2 fps].", min=1)
 ]
+FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="Sample by time instead: frames per second of video [default: Qwen2.5-VL 2, the paper's].", min=0.001)]
+MaxFramesOpt = Annotated[Optional[int], typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
+SystemPromptOpt = Annotated[Optional[str], typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."].')]
+VideoPixelsOpt = Annotated[Optional[int], typer.Option(help="Qwen2.5-VL: pixels for the whole video, shared by its frames [default: the paper's 16384 x 28 x 28].", min=1)]
+PoolModeOpt = Annotated[Optional[PoolMode], typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
+RepetitionPenaltyOpt = Annotated[Optional[float], typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
 LayoutOpt = Annotated[
     Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
 ]
@@ -126,11 +138,25 @@ MULTI_VALUE_OPTIONS = {
 """Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
 
 
-def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto):
+def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
     from .models import load_model
 
     device = device.value if isinstance(device, Device) else device
-    return load_model(model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value)
+    return load_model(model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value,
+                      overrides=settings)
+
+
+def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
+              repetition_penalty=None):
+    """What the user changed of the paper's run settings (checked now)."""
+    from .models.settings import SettingsOverrides
+
+    try:
+        return SettingsOverrides(frames=frames, fps=fps, max_frames=max_frames, system_prompt=system_prompt,
+                                 video_pixels=video_pixels, pool_mode=pool_mode.value if pool_mode else None,
+                                 repetition_penalty=repetition_penalty)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None) -> dict:
@@ -154,20 +180,20 @@ def _fastvid_config(adapter, overrides: dict):
     return FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
 
 
-def _read_then_load(status, video: Path, frames: int, model: str, device, dtype: DType, attn: Attention, layout: Layout):
-    """Read the video first, so bad input fails before a model loads; then load the model."""
+def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn: Attention, layout: Layout, settings):
+    """Read the video first where the model's frame sampling is known without loading it, so bad
+    input fails before a model loads; then load the model (else the other way round)."""
+    from .models import planned_settings
     from .video import read_video
 
-    sampled = read_video(video, frames)
+    planned = planned_settings(model, settings, layout.value)
+    sampled = read_video(video, planned.sampling) if planned else None
     status.update(f"loading {model}...")
-    return sampled, _load(model, device, dtype, attn, layout)
-
-
-def _frames(frames: int | None, model: str) -> int:
-    """--frames, or the model's default read from its config (no weights loaded)."""
-    from .models.geometry import default_frames
-
-    return frames or default_frames(model)
+    adapter = _load(model, device, dtype, attn, layout, settings)
+    if sampled is None:
+        status.update(f"reading {video}...")
+        sampled = read_video(video, adapter.settings.sampling)
+    return sampled, adapter
 
 
 @app.command(no_args_is_help=True)
@@ -176,6 +202,8 @@ def ask(
     question: Annotated[str, typer.Argument(help="Question about the video.")],
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    max_frames: MaxFramesOpt = None,
     retention: RetentionOpt = None,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
@@ -189,6 +217,10 @@ def ask(
     split_tau: SplitTauOpt = None,
     segmentation: SegmentationOpt = None,
     layout: LayoutOpt = Layout.auto,
+    system_prompt: SystemPromptOpt = None,
+    video_pixels: VideoPixelsOpt = None,
+    pool_mode: PoolModeOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -201,13 +233,13 @@ def ask(
     from .report import render_ask
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     if not question.strip():
         raise InputError("the question is empty")
-    frames = _frames(frames, model)
     with err_console.status(f"reading {video}...") as status:
-        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, attn_implementation, layout)
+        sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         config = _fastvid_config(adapter, overrides)
-        options = AskOptions(frames=frames, config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
         result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -230,6 +262,8 @@ def compare(
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    max_frames: MaxFramesOpt = None,
     max_new_tokens: MaxNewTokensOpt = 64,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
@@ -241,6 +275,10 @@ def compare(
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
+    system_prompt: SystemPromptOpt = None,
+    video_pixels: VideoPixelsOpt = None,
+    pool_mode: PoolModeOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
 ) -> None:
     """Run the vanilla model and every (method, retention) pair on one video, side by side.
@@ -261,11 +299,11 @@ def compare(
                 make_method(spec, r, **defaults)
             except ValueError as err:
                 raise InputError(str(err)) from None
-    frames = _frames(frames, model)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     with err_console.status(f"reading {video}...") as status:
-        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, attn_implementation, layout)
+        sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
-        result = run_compare(adapter, sampled, question, methods, retentions, frames=frames, max_new_tokens=max_new_tokens,
+        result = run_compare(adapter, sampled, question, methods, retentions, max_new_tokens=max_new_tokens,
                              method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -279,7 +317,8 @@ def compare(
 @app.command()
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[Optional[int], typer.Option(help="Frames (default: the model's, 32 for LLaVA-OneVision).", min=1)] = None,
+    frames: Annotated[Optional[int], typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
+    video: Annotated[Optional[Path], typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
     retention: Annotated[
         Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
     ] = None,
@@ -290,7 +329,7 @@ def flops(
     Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots.
     """
     from .flops import CONVENTIONS, flops_rows
-    from .models.geometry import model_geometry
+    from .models.geometry import model_geometry, video_geometry
     from .pruning.config import check_retention
     from .report import flops_rows_table
 
@@ -301,6 +340,12 @@ def flops(
         except ValueError as err:
             raise InputError(str(err)) from None
     geometry = model_geometry(model)
+    if video is not None:
+        from .models.settings import paper_settings
+        from .video import probe_video
+
+        settings = paper_settings(geometry.family).with_overrides(_settings(frames))
+        geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
     rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),
                       retentions, geometry.newlines_per_frame)
@@ -383,6 +428,8 @@ def batch(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    max_frames: MaxFramesOpt = None,
     retention: RetentionOpt = None,
     max_new_tokens: MaxNewTokensOpt = 128,
     device: DeviceOpt = Device.auto,
@@ -395,6 +442,10 @@ def batch(
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
+    system_prompt: SystemPromptOpt = None,
+    video_pixels: VideoPixelsOpt = None,
+    pool_mode: PoolModeOpt = None,
+    repetition_penalty: RepetitionPenaltyOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
@@ -408,6 +459,7 @@ def batch(
     from .pipeline import AskOptions
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     stdin_lines = sys.stdin if "-" in (paths or []) else ()
     items = collect_items(paths or [], question, questions, stdin_lines)
     shard = Shard.from_env()
@@ -422,9 +474,9 @@ def batch(
     else:
         device_name = device.value
     with err_console.status(f"loading {model}..."):
-        adapter = _load(model, device_name, dtype, attn_implementation, layout)
+        adapter = _load(model, device_name, dtype, attn_implementation, layout, settings)
     config = _fastvid_config(adapter, overrides)
-    options = AskOptions(frames=_frames(frames, model), config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
 
     stop = threading.Event()
 
@@ -496,6 +548,8 @@ def show(
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
     layout: LayoutOpt = Layout.auto,
+    video_pixels: VideoPixelsOpt = None,
+    pool_mode: PoolModeOpt = None,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
     from .show import show as draw
@@ -504,10 +558,11 @@ def show(
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file, got {out}")
     with err_console.status(f"reading {video}...") as status:
-        sampled, adapter = _read_then_load(status, video, frames, model, device, dtype, Attention.sdpa, layout)
+        settings = _settings(frames, video_pixels=video_pixels, pool_mode=pool_mode)
+        sampled, adapter = _read_then_load(status, video, model, device, dtype, Attention.sdpa, layout, settings)
         config = _fastvid_config(adapter, overrides)
         status.update("encoding and pruning...")
-        path, kept = draw(adapter, sampled, out, config, frames=frames, width=width, columns=columns)
+        path, kept = draw(adapter, sampled, out, config, width=width, columns=columns)
     err_console.print(
         f"wrote {path}: {int(kept.indices.numel()):,} tokens kept, {len(kept.segment_lengths)} segments", soft_wrap=True
     )

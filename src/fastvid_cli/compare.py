@@ -78,6 +78,7 @@ class CompareResult:
     question: str
     frames: int
     tokens_per_frame: int
+    settings: dict
     rows: list[CompareRow]
     timing: dict
     notes: list[str]
@@ -92,7 +93,7 @@ def compare(
     question: str,
     methods: list[str],
     retentions: list[float],
-    frames: int = 32,
+    frames: int | None = None,
     max_new_tokens: int = 128,
     method_defaults: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
@@ -174,7 +175,7 @@ def compare(
         rows.append(row(label, spec, config.retention_ratio, int(kept.indices.numel()), pruned, pruning_ms,
                         prefill_ms, answer, kept.note, config.to_dict()))
 
-    notes = list(encoded.notes)
+    notes = [*model.settings.notes, *encoded.notes]
     notes += sorted({r.note for r in rows if r.note})
     if model.tiny_random:
         notes.append(TINY_NOTE)
@@ -185,6 +186,7 @@ def compare(
         question=question,
         frames=encoded.video.num_frames,
         tokens_per_frame=features.tokens_per_frame,
+        settings=model.settings.to_dict(),
         rows=rows,
         timing=timing,
         notes=notes,

@@ -30,8 +30,9 @@ class AskOptions:
 
     Attributes
     ----------
-    frames : int
-        Frames sampled uniformly from the video (default 32, the paper's for LLaVA-OneVision).
+    frames : int or None
+        Frames sampled uniformly from the video; None (default) samples as the model's settings say
+        (the paper's: 32 frames for LLaVA-OneVision, 64 for LLaVA-Video, 2 fps for Qwen2.5-VL).
     config : FastVIDConfig
         Retention ratio and FastVID hyperparameters.
     max_new_tokens : int
@@ -40,13 +41,13 @@ class AskOptions:
         Also time the vanilla (unpruned) prefill, for the speedup. It runs only for the table.
     """
 
-    frames: int = 32
+    frames: int | None = None
     config: FastVIDConfig = field(default_factory=FastVIDConfig)
     max_new_tokens: int = 128
     baseline: bool = True
 
     def __post_init__(self) -> None:
-        if self.frames < 1:
+        if self.frames is not None and self.frames < 1:
             raise InputError(f"--frames must be at least 1, got {self.frames}")
         if self.max_new_tokens < 1:
             raise InputError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
@@ -69,6 +70,9 @@ class AskResult:
         R.
     config : dict
         FastVID hyperparameters.
+    settings : dict
+        How the model ran: frame sampling, pixel budget, pooling, newlines, system prompt, decoding
+        (:meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
     tokens : dict
         video_before / video_after (the tokens pruning works on), newline_before / newline_after
         (newline slots of the video, not counted in video_*), prompt_before / prompt_after (whole
@@ -91,6 +95,7 @@ class AskResult:
     frames: int
     retention: float
     config: dict
+    settings: dict
     tokens: dict
     flops: dict
     timing: dict
@@ -138,7 +143,7 @@ def ask(
     timer = StageTimer(model.device)
     encoded = encode_video(model, video, question, options.frames, timer, notify)
     video, inputs, features, full_inputs = encoded.video, encoded.inputs, encoded.features, encoded.full_inputs
-    notes = list(encoded.notes)
+    notes = [*model.settings.notes, *encoded.notes]
     notify("pruning")
     with timer("pruning"):
         kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, options.config)
@@ -191,6 +196,7 @@ def ask(
         frames=video.num_frames,
         retention=options.config.retention_ratio,
         config=options.config.to_dict(),
+        settings=model.settings.to_dict(),
         tokens=tokens,
         flops=flops,
         timing=timing,
@@ -241,8 +247,10 @@ class PreparedVideo:
     preprocess_ms: float
 
 
-def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str, frames: int) -> PreparedVideo:
+def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str, frames: int | None = None) -> PreparedVideo:
     """Decode (unless already decoded) and preprocess: the CPU-side work that can run ahead.
+
+    ``frames`` None samples as ``model.settings`` says; a count samples that many uniformly.
 
     Raises
     ------
@@ -252,7 +260,8 @@ def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str,
     if not question.strip():
         raise InputError("the question is empty")
     if not isinstance(video, SampledVideo):
-        video = read_video(video, frames)
+        sampling = model.settings.sampling
+        video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
     inputs, preprocess_ms = timed(lambda: model.prepare(video, question), model.device)
     return PreparedVideo(video, question, inputs, preprocess_ms)
 
@@ -261,7 +270,7 @@ def encode_video(
     model: ModelAdapter,
     video: str | SampledVideo | PreparedVideo,
     question: str,
-    frames: int,
+    frames: int | None,
     timer: StageTimer,
     notify: Callable[[str], None],
 ) -> EncodedVideo:

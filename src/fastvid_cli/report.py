@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from .compare import CompareResult
 from .flops import CAUSAL_2MAC, TABLE5
@@ -116,6 +117,7 @@ def render_ask(result: AskResult, console: Console) -> None:
     """Print every table of an ``ask`` result to ``console`` (stderr in the CLI)."""
     console.print(
         Group(
+            Text(f"Settings: {result.settings['rule']}", style="dim"),
             token_table(result),
             flops_table(result),
             speed_table(result),
@@ -132,7 +134,7 @@ def format_tflops(value: float) -> str:
 
 def compare_table(result: CompareResult) -> Table:
     """One row per (method, retention), vanilla first; answers that differ from vanilla's are marked."""
-    title = f"{result.model['id']} on {result.video['path']} ({result.frames} frames, {result.model['device']})"
+    title = f"{result.model['id']} on {result.video['path']} ({result.frames} frames, {result.model['device']}; {result.settings['rule']})"
     table = Table(title=title, title_justify="left")
     table.add_column("method", no_wrap=True)
     for name in ("R", "tokens", "TFLOPs", "ratio", "prune ms", "prefill ms", "speedup"):

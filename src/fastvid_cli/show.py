@@ -183,7 +183,7 @@ def _overlay(tokens: TokenMap, f: int, anchor_colours) -> np.ndarray:
     return rgba
 
 
-def show(model, video, out: str | Path, config: FastVIDConfig, frames: int = 32, width: int = 1600, columns: int = 8) -> tuple[Path, PruneResult]:
+def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | None = None, width: int = 1600, columns: int = 8) -> tuple[Path, PruneResult]:
     """Encode a video with ``model``, prune it with FastVID, and draw :func:`render`'s picture.
 
     Returns

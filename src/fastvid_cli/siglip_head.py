@@ -24,6 +24,8 @@ from .errors import ModelError
 from .hub import hub_offline
 
 SIGLIP_REPO = "google/siglip-so400m-patch14-384"
+SIGLIP_HEAD_DIR = "siglip_head"
+"""Sub-folder of a checkpoint that holds its own SigLIP post_layernorm + pooling head (tiny checkpoints do)."""
 KEY_PREFIXES = ("vision_model.head.", "vision_model.post_layernorm.")
 _SAFETENSORS_DTYPES = {
     "F32": torch.float32,

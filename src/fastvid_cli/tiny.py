@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
+from .siglip_head import SIGLIP_HEAD_DIR
+
 TINY_RANDOM = "tiny-random"
 TINY_NOTE = "tiny-random has random weights: its answers are noise (use it to check the pipeline, not the model)"
 FORMAT_VERSION = 1
-SIGLIP_HEAD_DIR = "siglip_head"
-"""Sub-folder of a checkpoint that holds its own SigLIP post_layernorm + pooling head."""
 
 # Qwen2-style chat template with LLaVA-OneVision's placement of <image>/<video> before the text.
 CHAT_TEMPLATE = (

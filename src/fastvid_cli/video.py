@@ -1,4 +1,9 @@
-"""Reading videos with decord and sampling frames uniformly."""
+"""Reading videos with decord, and the rules that pick which frames are read.
+
+A :class:`FrameSampling` says which frames a model sees: a fixed count spread uniformly (the
+LLaVA models' evaluation scripts: ``np.linspace(0, n - 1, F, dtype=int)``), or a frame rate with
+bounds (Qwen2.5-VL's: 2 fps, 4 to 768 frames, an even count, as qwen-vl-utils samples).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,107 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from .errors import InputError
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames of a video a model sees.
+
+    Exactly one of ``frames`` (a fixed count) and ``fps`` (time-based) is set.
+
+    Attributes
+    ----------
+    frames : int or None
+        Frames spread uniformly over the whole video, first and last included.
+    fps : float or None
+        Frames per second of video; the count is then clamped to [min_frames, max_frames].
+    min_frames, max_frames : int
+        Bounds of the time-based count (``max_frames`` also never exceeds the video's frames).
+    multiple : int
+        The count is rounded to a multiple of this (Qwen2.5-VL groups frames in pairs: 2). With 2,
+        the count is qwen-vl-utils' ``smart_nframes`` (the library's own rule, not a copy).
+    rounding : {"floor", "round"}
+        How the uniform positions ``linspace(0, n - 1, count)`` become frame numbers: ``floor``
+        as the LLaVA evaluation scripts (``np.linspace(..., dtype=int)``), ``round`` as qwen-vl-utils.
+
+    Raises
+    ------
+    ValueError
+        Neither or both of frames and fps, or a count, rate or bound out of range.
+    """
+
+    frames: int | None = None
+    fps: float | None = None
+    min_frames: int = 1
+    max_frames: int = 768
+    multiple: int = 1
+    rounding: Literal["floor", "round"] = "floor"
+
+    def __post_init__(self) -> None:
+        if (self.frames is None) == (self.fps is None):
+            raise ValueError("frame sampling takes either a frame count or a frame rate, not both")
+        if self.frames is not None and self.frames < max(1, self.multiple):
+            raise ValueError(f"frames must be at least {max(1, self.multiple)}, got {self.frames}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ValueError(f"need 1 <= min frames <= max frames, got {self.min_frames} and {self.max_frames}")
+        if self.rounding not in ("floor", "round"):
+            raise ValueError(f"rounding is floor or round, got {self.rounding!r}")
+
+    def with_frames(self, frames: int) -> "FrameSampling":
+        """The same rule with a fixed count instead (``--frames N``)."""
+        return replace(self, frames=frames, fps=None)
+
+    def with_fps(self, fps: float, max_frames: int | None = None) -> "FrameSampling":
+        """The same rule, time-based (``--fps X [--max-frames M]``)."""
+        return replace(self, frames=None, fps=fps, max_frames=max_frames or self.max_frames,
+                       min_frames=min(self.min_frames, max_frames or self.max_frames))
+
+    def count(self, total_frames: int, video_fps: float) -> int:
+        """How many frames to read from a video of ``total_frames`` frames at ``video_fps``.
+
+        A video with fewer frames than a fixed count gives all of them (see ``short_note``).
+        """
+        if self.multiple == 2:  # Qwen2.5-VL: qwen-vl-utils' own rule
+            from qwen_vl_utils.vision_process import smart_nframes
+
+            if total_frames < 2:
+                return 2  # the one frame twice: Qwen needs a pair
+            if self.frames is not None:
+                even_total = total_frames - total_frames % 2
+                return min(smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0), even_total)
+            bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
+            return smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps)
+        if self.frames is not None:
+            count = min(self.frames, total_frames)
+        else:
+            wanted = total_frames / video_fps * self.fps if video_fps > 0 else self.max_frames
+            count = int(min(max(wanted, self.min_frames), self.max_frames, total_frames))
+        return max(self.multiple, count - count % self.multiple)
+
+    def indices(self, total_frames: int, video_fps: float) -> "np.ndarray":
+        """(count,) int64 frame numbers, ascending, first and last frame included."""
+        positions = np.linspace(0, total_frames - 1, self.count(total_frames, video_fps))
+        return (np.floor(positions) if self.rounding == "floor" else positions.round()).astype(np.int64)
+
+    def describe(self) -> str:
+        """One line, e.g. ``32 frames, uniform`` or ``2 fps (4-768 frames, even)``."""
+        even = ", even" if self.multiple == 2 else ""
+        if self.frames is not None:
+            return f"{self.frames} frames, uniform{even}"
+        return f"{self.fps:g} fps ({self.min_frames}-{self.max_frames} frames{even})"
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "fps": self.fps, "min_frames": self.min_frames, "max_frames": self.max_frames,
+                "multiple": self.multiple, "rounding": self.rounding, "rule": self.describe()}
 
 
 @dataclass
@@ -36,6 +136,8 @@ class SampledVideo:
         The file read.
     decode_ms : float
         Wall-clock milliseconds spent opening and decoding.
+    sampling : FrameSampling or None
+        The rule that picked the frames.
     """
 
     frames: np.ndarray
@@ -46,6 +148,7 @@ class SampledVideo:
     requested: int
     path: str
     decode_ms: float = 0.0
+    sampling: FrameSampling | None = None
 
     @property
     def num_frames(self) -> int:
@@ -92,38 +195,70 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-def uniform_indices(total_frames: int, num_frames: int) -> np.ndarray:
-    """Frame numbers of ``num_frames`` frames spread uniformly over ``total_frames``.
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file says about itself, read without decoding frames.
 
-    The first and last frames are always included (as in lmms-eval's LLaVA-OneVision loader);
-    when the video has no more than ``num_frames`` frames, all of them are returned.
+    Attributes
+    ----------
+    path : str
+    total_frames : int
+    fps : float
+        Average frame rate (0 when unknown).
+    height, width : int
+        Frame size in pixels.
+    """
 
-    Returns
-    -------
-    numpy.ndarray
-        (min(num_frames, total_frames),) int64, ascending and distinct.
+    path: str
+    total_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+def _open(path: str | os.PathLike):
+    """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
+    import decord
+    import decord.logging
+
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if not path.is_file():
+        raise InputError(f"not a file: {path}")
+    try:
+        with _quiet_native_stderr():
+            reader = decord.VideoReader(str(path), num_threads=0)
+            height, width = reader[0].shape[:2] if len(reader) else (0, 0)
+    except (RuntimeError, decord.DECORDError, IndexError):
+        raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
+    if len(reader) < 1:
+        raise InputError(f"video has no frames: {path}")
+    return reader, VideoInfo(str(path), len(reader), float(reader.get_avg_fps() or 0.0), int(height), int(width))
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate and size of a video (one frame decoded).
 
     Raises
     ------
-    ValueError
-        If ``num_frames`` < 1 or ``total_frames`` < 1.
+    InputError
+        If the file is missing, is not a video, or is truncated or corrupt.
     """
-    if num_frames < 1 or total_frames < 1:
-        raise ValueError(f"need at least one frame, got num_frames={num_frames}, total_frames={total_frames}")
-    if total_frames <= num_frames:
-        return np.arange(total_frames, dtype=np.int64)
-    return np.linspace(0, total_frames - 1, num_frames).round().astype(np.int64)
+    return _open(path)[1]
 
 
-def read_video(path: str | os.PathLike, num_frames: int) -> SampledVideo:
-    """Decode ``num_frames`` uniformly sampled frames of a video with decord.
+def read_video(path: str | os.PathLike, sampling: int | FrameSampling) -> SampledVideo:
+    """Decode the frames of a video that ``sampling`` picks, with decord.
 
     Parameters
     ----------
     path : str or PathLike
         A video file decord (FFmpeg) can read.
-    num_frames : int
-        Frames to sample (>= 1). A shorter video gives all its frames (see ``short_note``).
+    sampling : int or FrameSampling
+        A frame count (uniform, floor positions as the LLaVA evaluation scripts), or a rule. A
+        video shorter than a fixed count gives all its frames (see ``short_note``).
 
     Returns
     -------
@@ -132,29 +267,17 @@ def read_video(path: str | os.PathLike, num_frames: int) -> SampledVideo:
     Raises
     ------
     InputError
-        If the file is missing, is not a video, or is truncated or corrupt.
+        If the file is missing, is not a video, or is truncated or corrupt, or the count is < 1.
     """
     import decord
-    import decord.logging
 
-    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
     start = time.perf_counter()
-    path = Path(path)
-    if num_frames < 1:
-        raise InputError(f"--frames must be at least 1, got {num_frames}")
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    if not path.is_file():
-        raise InputError(f"not a file: {path}")
-    try:
-        with _quiet_native_stderr():
-            reader = decord.VideoReader(str(path), num_threads=0)
-    except (RuntimeError, decord.DECORDError):
-        raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
-    total = len(reader)
-    if total < 1:
-        raise InputError(f"video has no frames: {path}")
-    indices = uniform_indices(total, num_frames)
+    if isinstance(sampling, int):
+        if sampling < 1:
+            raise InputError(f"frames must be at least 1, got {sampling}")
+        sampling = FrameSampling(frames=sampling)
+    reader, info = _open(path)
+    indices = sampling.indices(info.total_frames, info.fps)
     try:
         with _quiet_native_stderr():
             frames = reader.get_batch(indices.tolist()).asnumpy()
@@ -163,16 +286,16 @@ def read_video(path: str | os.PathLike, num_frames: int) -> SampledVideo:
         raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:
         raise InputError(f"video is truncated or corrupt: {path} (decoded {frames.shape[0]} of {len(indices)} frames)")
-    fps = float(reader.get_avg_fps() or 0.0)
     return SampledVideo(
         frames=frames,
         indices=indices,
         timestamps=timestamps,
-        total_frames=total,
-        fps=fps,
-        requested=num_frames,
+        total_frames=info.total_frames,
+        fps=info.fps,
+        requested=sampling.frames or len(indices),
         path=str(path),
         decode_ms=(time.perf_counter() - start) * 1e3,
+        sampling=sampling,
     )
 
 

@@ -16,6 +16,7 @@ from ..errors import DeviceError, ModelError
 from ..hub import hub_offline
 from ..tiny import TINY_MODELS, TINY_RANDOM, is_tiny_random, tiny_random_dir
 from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .settings import RunSettings, SettingsOverrides, paper_settings
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 ALIASES = {
@@ -173,6 +174,7 @@ def load_model(
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
     layout: str = "auto",
+    overrides: SettingsOverrides | None = None,
 ) -> ModelAdapter:
     """Load a supported Video LLM with its processor and FastVID feature head.
 
@@ -190,6 +192,8 @@ def load_model(
     layout : str
         ``auto`` (from the config), ``onevision`` or ``grid`` (LLaVA-Video's, for a llava_onevision
         checkpoint holding LLaVA-Video weights).
+    overrides : SettingsOverrides, optional
+        What to change of the paper's settings of the model's family (frames, system prompt, ...).
 
     Returns
     -------
@@ -222,9 +226,46 @@ def load_model(
     from .qwen2_5_vl import Qwen2_5_VLAdapter
 
     adapters = {"llava_onevision": LlavaOnevisionAdapter, "llava_video": LlavaVideoAdapter, "qwen2_5_vl": Qwen2_5_VLAdapter}
-    adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, **load_kwargs)
+    _check_overrides(family, overrides)  # before any weight loads
+    adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, overrides=overrides, **load_kwargs)
     adapter.tiny_random = resolved.tiny_random
     return adapter
+
+
+def model_family(name: str, layout: str = "auto") -> str | None:
+    """The family of a model named as ``--model`` takes it, found without loading or downloading
+    anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
+    from .geometry import known_geometry
+
+    known = known_geometry(ALIASES.get(name, name))
+    if known is not None:
+        return known.family
+    local = Path(name).expanduser()
+    if name in TINY_MODELS or local.is_dir():
+        return detect_family(resolve_model(name).path, layout)
+    return None
+
+
+def planned_settings(name: str, overrides: SettingsOverrides | None = None, layout: str = "auto") -> RunSettings | None:
+    """The settings a model will run with, known before it loads (None when its family is not).
+
+    Lets a caller read the video with the right frame sampling before the weights load. The
+    decoding and the notes on the checkpoint are filled in at load time.
+
+    Raises
+    ------
+    ModelError
+        An override that does not apply to the model's family.
+    """
+    family = model_family(name, layout)
+    return None if family is None else _check_overrides(family, overrides)
+
+
+def _check_overrides(family: str, overrides: SettingsOverrides | None) -> RunSettings:
+    try:
+        return paper_settings(family).with_overrides(overrides)
+    except ValueError as err:
+        raise ModelError(str(err)) from None
 
 
 __all__ = [
@@ -233,9 +274,13 @@ __all__ = [
     "LLMInputs",
     "ModelAdapter",
     "ResolvedModel",
+    "RunSettings",
+    "SettingsOverrides",
     "VideoFeatures",
     "detect_family",
     "load_model",
+    "model_family",
+    "planned_settings",
     "resolve_device",
     "resolve_dtype",
     "resolve_model",

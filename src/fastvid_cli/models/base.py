@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..pruning import PruneResult
+from .settings import RunSettings, SettingsOverrides, checkpoint_decoding, paper_settings
 
 
 @dataclass
@@ -78,12 +79,18 @@ class ModelAdapter:
 
     family: str = ""
     model_id: str = ""
-    default_frames: int = 32
     fastvid_defaults: dict = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
     model = None
     processor = None
     tiny_random: bool = False
+    settings: RunSettings
+    """How this model is run: the paper's settings of its family, with the user's overrides."""
+
+    @property
+    def default_frames(self) -> int:
+        """Frames of the fixed-count sampling (the time-based one gives its maximum)."""
+        return self.settings.sampling.frames or self.settings.sampling.max_frames
 
     @property
     def device(self) -> torch.device:
@@ -116,13 +123,48 @@ class ModelAdapter:
 
     @torch.inference_mode()
     def generate(self, llm_inputs: LLMInputs, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding from the prompt; returns the (T,) int64 new token ids."""
-        out = self.model.generate(**llm_inputs.kwargs, max_new_tokens=max_new_tokens, do_sample=False)
+        """Greedy decoding from the prompt, whatever the checkpoint's generation config asks.
+
+        Returns
+        -------
+        torch.Tensor
+            (T,) int64 new token ids.
+        """
+        out = self.model.generate(**llm_inputs.kwargs, generation_config=self.generation_config(max_new_tokens))
         return out[0, llm_inputs.length :].cpu()
+
+    def generation_config(self, max_new_tokens: int):
+        """The checkpoint's generation config made greedy (see :class:`~.settings.Decoding`)."""
+        config = self.model.generation_config.to_dict()
+        for sampling_only in ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"):
+            config.pop(sampling_only, None)
+        config |= {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens,
+                   "repetition_penalty": self.settings.decoding.repetition_penalty or 1.0}
+        from transformers import GenerationConfig
+
+        return GenerationConfig(**config)
 
     def decode(self, token_ids: torch.Tensor) -> str:
         """Text of the generated token ids, special tokens dropped."""
         return self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip()
+
+    def init_settings(self, overrides: SettingsOverrides | None, notes: list[str] | tuple = ()) -> None:
+        """Set :attr:`settings`: the family's paper settings, greedy decoding from the checkpoint's
+        generation config, then the user's ``overrides``; ``notes`` say where the checkpoint differs."""
+        from dataclasses import replace
+
+        decoding, decoding_notes = checkpoint_decoding(self.model.generation_config)
+        paper = replace(paper_settings(self.family), decoding=decoding, notes=(*notes, *decoding_notes))
+        self.settings = paper.with_overrides(overrides)
+
+    def chat_prompt(self, question: str, media_token: str) -> str:
+        """The prompt of LLaVA-NeXT's ``qwen_1_5`` conversation template, as the paper's LLaVA runs built it.
+
+        ``<|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{media}\\n{question}<|im_end|>\\n``
+        ``<|im_start|>assistant\\n``; without a system prompt the system turn is left out.
+        """
+        system = f"<|im_start|>system\n{self.settings.system_prompt}<|im_end|>\n" if self.settings.system_prompt else ""
+        return f"{system}<|im_start|>user\n{media_token}\n{question}<|im_end|>\n<|im_start|>assistant\n"
 
     def llm_geometry(self):
         """The LLM's geometry for analytic FLOPs (see :mod:`fastvid_cli.flops`)."""

@@ -88,6 +88,10 @@ def known_geometry(repo_id: str) -> ModelGeometry | None:
 def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
     """Geometry of a local checkpoint folder, from its ``config.json`` alone (no weights read).
 
+    The video layout is the one ``fastvid ask`` runs: the paper's for the family (LLaVA-Video:
+    average pooling to 13 x 13 and a newline per row, whatever the config's ``mm_spatial_pool_mode``),
+    and the paper's frame count (Qwen2.5-VL, sampled by time: 32 frames at 448 x 448 px).
+
     Raises
     ------
     ModelError
@@ -96,23 +100,23 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
     from transformers import AutoConfig
 
     from . import detect_family
-    from .llava_video import DEFAULT_FRAMES, is_llava_next, layout_from_config, llava_next_text_config, read_config
+    from .llava_video import PAPER_LAYOUT, is_llava_next, llava_next_text_config, read_config
+    from .settings import paper_settings
 
     family = detect_family(path)
     raw = read_config(path)
-    frames = int(raw.get("fastvid_frames", raw.get("frames_upbound", 32)))
+    frames = paper_settings(family).sampling.frames or 32
     if is_llava_next(raw):  # LLaVA-NeXT: the LLM's shape sits at the top level
         text = llava_next_text_config(raw, path)
         vision = raw.get("vision_config") or {"image_size": 384, "patch_size": 14}
         side = vision["image_size"] // vision["patch_size"]
         llm = LLMGeometry.from_config(text)
         heads = text.num_attention_heads
-        frames = int(raw.get("frames_upbound", DEFAULT_FRAMES))
     elif family == "qwen2_5_vl":
         config = AutoConfig.from_pretrained(str(path))
         merged = QWEN_REFERENCE_PIXELS // (config.vision_config.patch_size * config.vision_config.spatial_merge_size)
         return ModelGeometry(name=name or str(path), family=family, llm=LLMGeometry.from_config(config.text_config),
-                             heads=config.text_config.num_attention_heads, tokens_per_frame=merged * merged, frames=32,
+                             heads=config.text_config.num_attention_heads, tokens_per_frame=merged * merged, frames=frames,
                              extra_slots=0, frames_per_group=config.vision_config.temporal_patch_size)
     else:
         config = AutoConfig.from_pretrained(str(path))
@@ -120,12 +124,41 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
         llm = LLMGeometry.from_config(config)
         heads = config.text_config.num_attention_heads
     if family == "llava_video":
-        pooled = layout_from_config(raw).pooled_side(side)
+        pooled = PAPER_LAYOUT.pooled_side(side)
         return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
                              frames=frames, extra_slots=0, newlines_per_frame=pooled)
     pooled = -(-side // 2)  # LLaVA-OneVision: bilinear pooling to ceil(27 / 2) = 14 per side
     return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
                          frames=frames, extra_slots=1)
+
+
+def video_geometry(geometry: ModelGeometry, info, settings) -> tuple[ModelGeometry, int]:
+    """The geometry for one video as ``fastvid ask`` samples and sizes it, read from the file's header.
+
+    Parameters
+    ----------
+    geometry : ModelGeometry
+    info : fastvid_cli.video.VideoInfo
+        Frame count, frame rate and size of the video.
+    settings : RunSettings
+        How the model runs (frame sampling, Qwen2.5-VL's pixel budget).
+
+    Returns
+    -------
+    geometry : ModelGeometry
+        With the video's tokens per frame (Qwen2.5-VL: by its resized size) and frame count.
+    frames : int
+        Frames sampled from the video.
+    """
+    from dataclasses import replace
+
+    frames = settings.sampling.count(info.total_frames, info.fps)
+    if settings.pixels is None:
+        return replace(geometry, frames=frames), frames
+    from .settings import QWEN_FACTOR
+
+    height, width = settings.pixels.frame_size(info.height, info.width, frames)
+    return replace(geometry, frames=frames, tokens_per_frame=(height // QWEN_FACTOR) * (width // QWEN_FACTOR)), frames
 
 
 def model_geometry(name: str) -> ModelGeometry:
@@ -169,16 +202,3 @@ def _fetch_config(repo_id: str) -> Path:
         return Path(hf_hub_download(repo_id, "config.json")).parent
     except Exception as err:
         raise ModelError(f"no geometry for {repo_id}: cannot fetch its config.json ({type(err).__name__})") from None
-
-
-def default_frames(name: str) -> int:
-    """Frames a model samples by default, read without loading weights or going online (else 32)."""
-    from ..tiny import TINY_MODELS
-    from . import ALIASES
-
-    if known_geometry(ALIASES.get(name, name)) is None and name not in TINY_MODELS and not Path(name).expanduser().is_dir():
-        return 32  # a repo not shipped here: nothing to read offline
-    try:
-        return model_geometry(name).frames
-    except ModelError:
-        return 32

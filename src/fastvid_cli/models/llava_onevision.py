@@ -15,9 +15,9 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_REPO, SiglipHead, load_siglip_head
-from ..tiny import SIGLIP_HEAD_DIR
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .settings import SettingsOverrides
 
 
 class LlavaOnevisionAdapter(ModelAdapter):
@@ -31,19 +31,24 @@ class LlavaOnevisionAdapter(ModelAdapter):
         Moved to the model's device and dtype here.
     model_id : str
         Name shown in the output.
+    overrides : SettingsOverrides, optional
+        What the user changed of the paper's settings (frames, system prompt, ...).
     """
 
     family = "llava_onevision"
 
-    def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str) -> None:
+    def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str,
+                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = ()) -> None:
         self.model = model
         self.processor = processor
         self.model_id = model_id
         vision_device = next(model.model.vision_tower.parameters()).device
         self.siglip_head = siglip_head.to(vision_device, self.dtype)
+        self.init_settings(overrides, notes)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, **load_kwargs) -> "LlavaOnevisionAdapter":
+    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
+                        **load_kwargs) -> "LlavaOnevisionAdapter":
         """Load model, processor and SigLIP head from a checkpoint folder.
 
         The head comes from ``path/siglip_head`` when the checkpoint ships one (tiny-random does),
@@ -56,14 +61,15 @@ class LlavaOnevisionAdapter(ModelAdapter):
         processor = AutoProcessor.from_pretrained(str(path))
         local_head = Path(path) / SIGLIP_HEAD_DIR
         head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
-        return cls(model, processor, head, model_id)
+        return cls(model, processor, head, model_id, overrides)
 
     @property
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
     def prepare(self, video, question: str) -> dict:
-        """Chat prompt with one ``<video>`` and the question, processed to tensors on the model's device.
+        """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question), processed
+        to tensors on the model's device.
 
         Parameters
         ----------
@@ -77,8 +83,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
             ``input_ids`` (1, L) with F * 196 + 1 video slots, ``attention_mask`` (1, L),
             ``pixel_values_videos`` (1, F, 3, 384, 384) in the model's dtype.
         """
-        conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        prompt = self.chat_prompt(question, self.processor.video_token)
         inputs = self.processor(text=prompt, videos=[video.frames], return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.dtype)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,10 +29,10 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..errors import ModelError
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_REPO, load_siglip_head
-from ..tiny import SIGLIP_HEAD_DIR
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
 from .base import LLMInputs, VideoFeatures
 from .llava_onevision import LlavaOnevisionAdapter
+from .settings import SettingsOverrides
 
 LLAVA_NEXT_KEY_MAPPING = {
     r"^model\.embed_tokens\.": "model.language_model.embed_tokens.",
@@ -49,10 +49,8 @@ SO400M_VISION = {
     "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
 }
 """google/siglip-so400m-patch14-384's vision tower (its depth is read from the checkpoint)."""
-SYSTEM_PROMPT = "You are a helpful assistant."
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 """Bumped when the converted config or processor changes, so stale cached conversions are redone."""
-DEFAULT_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,39 @@ def wants_grid_layout(config: dict) -> bool:
     return config.get("fastvid_layout") == "grid" or config.get("mm_newline_position") == "grid"
 
 
-def layout_from_config(config: dict) -> GridLayout:
-    return GridLayout(config.get("mm_spatial_pool_mode", "average"), int(config.get("mm_spatial_pool_stride", 2)))
+PAPER_LAYOUT = GridLayout("average", 2)
+"""The paper's LLaVA-Video layout: its evaluation script passes ``mm_spatial_pool_mode=average`` and the
+lmms-eval wrapper overwrites the checkpoint's config with stride 2 and grid newlines (13 x 13 + 13 slots)."""
+
+
+def video_layout(config: dict, pool_mode: str | None = None) -> tuple[GridLayout, list[str]]:
+    """LLaVA-Video's layout as the paper ran it (or with ``pool_mode``), and a note where the config differs.
+
+    The published LLaVA-Video-7B-Qwen2 config says ``"mm_spatial_pool_mode": "bilinear"`` (14 x 14 +
+    14 = 210 slots per frame); the paper's runs override it to average pooling (13 x 13 + 13 = 182).
+
+    Parameters
+    ----------
+    config : dict
+        The checkpoint's config.json.
+    pool_mode : str, optional
+        ``average``, ``max`` or ``bilinear`` instead of the paper's ``average``.
+
+    Returns
+    -------
+    layout : GridLayout
+    notes : list of str
+    """
+    layout = GridLayout(pool_mode or PAPER_LAYOUT.pool_mode, PAPER_LAYOUT.stride)
+    asked = GridLayout(config.get("mm_spatial_pool_mode", layout.pool_mode), int(config.get("mm_spatial_pool_stride", layout.stride)))
+    notes = []
+    if asked != layout:
+        side = 27
+        slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)  # noqa: E731
+        why = "as given" if pool_mode else "as the paper's runs"
+        notes.append(f"the checkpoint's config asks for {asked.pool_mode} pooling, stride {asked.stride} ({slots(asked)} slots per "
+                     f"frame); running {layout.pool_mode} pooling, stride {layout.stride} ({slots(layout)} slots per frame), {why}")
+    return layout, notes
 
 
 def _checkpoint_keys(path: Path) -> list[str]:
@@ -161,8 +190,6 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
         LlavaOnevisionVideoProcessor,
     )
 
-    from ..tiny import CHAT_TEMPLATE
-
     source = read_config(path)
     fingerprint = json.dumps([CONVERTER_VERSION, source, str(path.resolve())], sort_keys=True)
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
@@ -188,14 +215,13 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     config.fastvid_layout = "grid"
     config.mm_spatial_pool_mode = source.get("mm_spatial_pool_mode", "average")
     config.mm_spatial_pool_stride = source.get("mm_spatial_pool_stride", 2)
-    config.fastvid_frames = int(source.get("frames_upbound", DEFAULT_FRAMES))
     target.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(target)
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
     LlavaOnevisionProcessor(
         image_processor=LlavaOnevisionImageProcessor(**mean_std), tokenizer=tokenizer,
         video_processor=LlavaOnevisionVideoProcessor(**mean_std), num_image_tokens=729,
-        vision_feature_select_strategy="full", chat_template=CHAT_TEMPLATE,
+        vision_feature_select_strategy="full",
     ).save_pretrained(target)
     (target / "fastvid.json").write_text(json.dumps({"converted_from": str(path.resolve()), "format": "llava-next"}) + "\n")
     return target
@@ -212,19 +238,29 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     siglip_head : SiglipHead
     model_id : str
     layout : GridLayout
-    default_frames : int
+    overrides : SettingsOverrides, optional
+    notes : list of str
+        Where the checkpoint's config differs from what runs.
     """
 
     family = "llava_video"
 
-    def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout, default_frames: int = DEFAULT_FRAMES):
-        super().__init__(model, processor, siglip_head, model_id)
+    def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout = PAPER_LAYOUT,
+                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = ()):
         self.layout = layout
-        self.default_frames = default_frames
+        super().__init__(model, processor, siglip_head, model_id, overrides, notes)
+        side = layout.pooled_side(self._side())
+        self.settings = replace(self.settings, pooling=f"{layout.pool_mode} {layout.stride}x{layout.stride}: "
+                                f"{self._side()}x{self._side()} -> {side}x{side}")
 
     @classmethod
-    def from_pretrained(cls, path, model_id: str, cache_root: Path | None = None, **load_kwargs) -> "LlavaVideoAdapter":
-        """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one."""
+    def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None, cache_root: Path | None = None,
+                        **load_kwargs) -> "LlavaVideoAdapter":
+        """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one.
+
+        The layout is the paper's (average pooling, stride 2, a newline per row) whatever the
+        checkpoint's config says, unless ``overrides.pool_mode`` is given; a differing config gets a note.
+        """
         from transformers import AutoProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
         from ..siglip_head import head_cache_dir
@@ -245,27 +281,24 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             settings = source
         local_head = path / SIGLIP_HEAD_DIR
         head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
-        frames = int(settings.get("fastvid_frames", settings.get("frames_upbound", DEFAULT_FRAMES)))
-        return cls(model, processor, head, model_id, layout_from_config(settings), frames)
+        layout, notes = video_layout(settings, overrides.pool_mode if overrides else None)
+        return cls(model, processor, head, model_id, layout, overrides, notes)
 
     def _side(self) -> int:
         vision = self.model.config.vision_config
         return vision.image_size // vision.patch_size
 
     def prepare(self, video, question: str) -> dict:
-        """System + user prompt with F x s x (s + 1) video slots and the frames at 384 px.
+        """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots, and the frames at 384 px.
 
         Returns
         -------
         dict
             ``input_ids`` (1, L), ``attention_mask`` (1, L), ``pixel_values_videos`` (1, F, 3, 384, 384).
         """
-        conversation = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]},
-        ]
-        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
-        ids = self.processor.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+        tokenizer = self.processor.tokenizer
+        prompt = self.chat_prompt(question, tokenizer.convert_ids_to_tokens(self.video_token_id))
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"][0]
         side = self.layout.pooled_side(self._side())
         slots = video.num_frames * side * (side + 1)
         at = int((ids == self.video_token_id).nonzero()[0, 0])

@@ -10,8 +10,11 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 - Positions: M-RoPE ids are computed with ``get_rope_index`` on the unpruned prompt and the
   columns of the kept tokens are kept, so Qwen never falls back to 1-D positions or a stale
   ``rope_deltas`` (passing them explicitly bypasses both); generation continues from them.
-- Frames are sampled by decord and handed over with their metadata (fps, frame indices), so the
-  temporal positions match the sampled frame rate.
+- Frames are sampled and sized as the paper's runs (the FastVID release's copy of qwen-vl-utils):
+  2 fps, 4 to 768 frames, and one pixel budget of 16384 x 28 x 28 for the whole video; decord reads
+  them, qwen-vl-utils' ``smart_resize`` gives the size, torchvision resizes (bicubic, antialiased)
+  and the processor gets them with ``do_resize=False`` and their metadata (fps, frame indices), so
+  the temporal positions follow the sampled frame rate.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..pruning import PruneResult
 from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .settings import SettingsOverrides
 
-DEFAULT_FRAMES = 32
 RELEASE_DEFAULTS = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
 """FastVID's Qwen2.5-VL release: R 0.27 (about 24.1 % kept after Qwen's sampling), tau 0.84, second threshold 0.95."""
 
@@ -37,30 +40,32 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     model : transformers.Qwen2_5_VLForConditionalGeneration
     processor : transformers.Qwen2_5_VLProcessor
     model_id : str
+    overrides : SettingsOverrides, optional
     """
 
     family = "qwen2_5_vl"
-    default_frames = DEFAULT_FRAMES
     fastvid_defaults = RELEASE_DEFAULTS
 
-    def __init__(self, model, processor, model_id: str) -> None:
+    def __init__(self, model, processor, model_id: str, overrides: SettingsOverrides | None = None) -> None:
         self.model = model
         self.processor = processor
         self.model_id = model_id
+        self.init_settings(overrides)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, **load_kwargs) -> "Qwen2_5_VLAdapter":
+    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
+                        **load_kwargs) -> "Qwen2_5_VLAdapter":
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), **load_kwargs).eval()
-        return cls(model, AutoProcessor.from_pretrained(str(path)), model_id)
+        return cls(model, AutoProcessor.from_pretrained(str(path)), model_id, overrides)
 
     @property
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
     def prepare(self, video, question: str) -> dict:
-        """Chat prompt with the video and the question; frames with their sampling metadata.
+        """Chat prompt (system turn, video, question); frames sized by the whole-video pixel budget.
 
         Returns
         -------
@@ -68,27 +73,45 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             ``input_ids`` (1, L) with t * (h/2) * (w/2) video slots, ``attention_mask``,
             ``pixel_values_videos``, ``video_grid_thw`` (1, 3), ``second_per_grid_ts``, ``mm_token_type_ids``.
         """
+        import numpy as np
         from transformers.video_utils import VideoMetadata
 
-        import numpy as np
-
-        frames = video.frames
+        frames, indices = video.frames, [int(i) for i in video.indices]
         if frames.shape[0] % 2:  # Qwen groups frames in pairs: repeat the last one
-            frames = np.concatenate([frames, frames[-1:]])
-        indices = list(video.indices) + ([int(video.indices[-1])] if video.frames.shape[0] % 2 else [])
+            frames, indices = np.concatenate([frames, frames[-1:]]), indices + indices[-1:]
+        resize = {}
+        if self.settings.pixels is not None:
+            frames = self.resize_frames(frames)
+            resize = {"do_resize": False}
         metadata = VideoMetadata(
-            total_num_frames=video.total_frames, fps=video.fps or 24.0, frames_indices=[int(i) for i in indices],
+            total_num_frames=video.total_frames, fps=video.fps or 24.0, frames_indices=indices,
             width=int(frames.shape[2]), height=int(frames.shape[1]), duration=video.duration_s,
         )
-        conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+        system = [{"role": "system", "content": self.settings.system_prompt or ""}]
+        conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
         prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
         inputs = self.processor(
             text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
-            cap_pixels_per_frame=True,  # the reference (qwen-vl-utils, used by the FastVID release) caps pixels per frame
+            cap_pixels_per_frame=True, **resize,
         )
         out = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         out["pixel_values_videos"] = out["pixel_values_videos"].to(self.dtype)
         return out
+
+    def resize_frames(self, frames):
+        """(F, H, W, 3) uint8 -> (F, h, w, 3) uint8 at the size the pixel budget gives F frames.
+
+        As qwen-vl-utils' ``fetch_video``: bicubic, antialiased, on the uint8 frames.
+        """
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.functional import resize
+
+        height, width = self.settings.pixels.frame_size(frames.shape[1], frames.shape[2], frames.shape[0])
+        if (height, width) == tuple(frames.shape[1:3]):
+            return frames
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        video = resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        return video.permute(0, 2, 3, 1).contiguous().numpy()
 
     @torch.inference_mode()
     def encode(self, inputs: dict) -> VideoFeatures:
