@@ -154,7 +154,8 @@ class RunSettings:
         Raises
         ------
         ValueError
-            A maximum frame count without a frame rate, or a pixel budget for a LLaVA model.
+            A maximum frame count without a frame rate, a pixel budget for a LLaVA model, or a
+            pooling mode for another model than LLaVA-Video.
         """
         if overrides is None:
             return self
@@ -167,6 +168,8 @@ class RunSettings:
             if sampling.fps is None:
                 raise ValueError("a maximum frame count goes with a frame rate (fps)")
             sampling = sampling.with_fps(sampling.fps, overrides.max_frames)
+        if overrides.pool_mode is not None and self.family != "llava_video":
+            raise ValueError(f"a pooling mode applies to LLaVA-Video, not to {self.family}")
         pixels = self.pixels
         if overrides.video_pixels is not None:
             if pixels is None:
