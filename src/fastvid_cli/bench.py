@@ -264,7 +264,7 @@ def environment(device: torch.device, dtype: torch.dtype) -> dict:
     return env
 
 
-def ttft_on_video(model, video_path: str, question: str, frames: int, retentions: list[float], repeats: int) -> list[dict]:
+def ttft_on_video(model, video_path: str, question: str, frames: int | None, retentions: list[float], repeats: int) -> list[dict]:
     """Time to first token on a real video, vanilla and FastVID at each retention (median of ``repeats``).
 
     Each run decodes the video, preprocesses, encodes, prunes (not for vanilla) and prefills.

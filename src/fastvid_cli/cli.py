@@ -402,7 +402,7 @@ def bench(
             adapter = _load(model, device, dtype, Attention.sdpa)
             result["ttft"] = {
                 "video": str(video), "model": model,
-                "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames or geometry.frames,
+                "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
                                       retentions, repeats),
             }
     path = output or Path(f"fastvid-bench-{device_slug(torch_device)}.json")
