@@ -598,21 +598,52 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[str, typer.Option(help="Architecture: llava-onevision, llava-video (LLaVA-NeXT format), qwen2.5-vl.")] = "llava-onevision",
+    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
+    full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write a tiny random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
 
-    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE). Its answers are noise.
+    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE). With --config REAL_DIR every layout, prompt and decoding field is the real checkpoint's, and only widths, depths and the vocabulary shrink (none with --full-size). Its answers are noise.
     """
+    if config is not None:
+        if arch is not None:
+            raise InputError("--arch and --config exclude each other: --config takes the architecture from REAL_DIR/config.json")
+        _tiny_from_config(out_dir, config, full_size, seed)
+        return
+    if full_size:
+        raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
     from .tiny import ARCHITECTURES, build_tiny
 
+    arch = arch or "llava-onevision"
     if arch not in ARCHITECTURES:
         raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir} exists and is not empty")
     build_tiny(arch, out_dir, seed=seed)
     err_console.print(f"wrote tiny random {arch} to {out_dir}; use it with --model {out_dir}")
+
+
+def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
+    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config`)."""
+    from .tiny_config import default_device, plan_from_config, summary_lines, write_plan
+
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir} exists and is not empty")
+    plan = plan_from_config(real_dir, full_size)
+    for line in summary_lines(plan):
+        err_console.print(line, markup=False, soft_wrap=True)
+    if full_size:
+        device = default_device(True)
+        slow = "" if device.type == "cuda" else " (no GPU: on the CPU this is slow and needs that much memory and disk)"
+        err_console.print(f"drawing {plan.weight_bytes() / 1e9:.1f} GB of random weights on {device}{slow}", markup=False,
+                          soft_wrap=True)
+    with err_console.status(f"writing {out_dir}..."):
+        write_plan(plan, out_dir, seed=seed)
+    kind = "full-size" if full_size else "tiny"
+    err_console.print(f"wrote {kind} random {plan.family} built from {real_dir} to {out_dir}; use it with --model {out_dir}",
+                      markup=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,0 +1,815 @@
+"""Random-weight checkpoints built from a real checkpoint's published files (issue 11).
+
+:mod:`fastvid_cli.tiny` writes tiny checkpoints whose configs were written to agree with this
+project's code; a bug that only the real configs trigger (LLaVA-Video's published
+``mm_spatial_pool_mode`` is ``bilinear``, the tiny one said ``average``) stays hidden. This module
+starts from the files a real checkpoint publishes instead: ``config.json``, processor and tokenizer
+configs, chat template, added tokens, generation config. Every field that decides the video layout,
+the prompt or the decoding is written as published; only widths, depths and the vocabulary shrink
+to test size (or nothing shrinks, with ``full_size``, for benchmarks on a GPU). The weights are
+random; the tokenizer is a local byte-level BPE (:func:`fastvid_cli.tiny.build_tokenizer`) with the
+published special tokens and chat template, since the real vocabulary files are not at hand, and
+every token id in the configs is remapped to it.
+
+>>> from fastvid_cli.tiny_config import build_from_config
+>>> build_from_config("tests/realcfg/LLaVA-Video-7B-Qwen2", "/tmp/tiny-llava-video")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import InputError, ModelError
+from .tiny import (
+    CHAT_TEMPLATE,
+    FORMAT_VERSION,
+    SIGLIP_HEAD_DIR,
+    SPECIAL_TOKENS,
+    TO_LLAVA_NEXT,
+    build_tokenizer,
+)
+
+TINY_TEXT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2}
+"""Test-size Qwen2 LLM (every family's LLM is Qwen2)."""
+TINY_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
+"""Test-size SigLIP tower (image size and patch size stay as published: 384 px, 27 x 27 patches)."""
+TINY_QWEN_VISION = {"depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}
+"""Test-size Qwen2.5-VL vision tower (4 blocks, so that windowed and full-attention blocks both remain)."""
+TINY_INIT_STD = 0.3
+"""Weight std of tiny checkpoints: large enough that greedy answers depend on the input (as in :mod:`.tiny`)."""
+VOCAB_MULTIPLE = 64
+"""Tiny vocabularies are the local tokenizer's size plus 2 spare rows, rounded up to this (the real ones are padded too)."""
+DEFAULT_SHARD_BYTES = 5 * 1024**3
+
+QWEN2_CHAT_TOKENS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
+"""The added tokens of Qwen2's tokenizer (the LLM of every family here)."""
+QWEN2_VL_TOKENS = {
+    **QWEN2_CHAT_TOKENS, 151646: "<|object_ref_start|>", 151647: "<|object_ref_end|>", 151648: "<|box_start|>",
+    151649: "<|box_end|>", 151650: "<|quad_start|>", 151651: "<|quad_end|>", 151652: "<|vision_start|>",
+    151653: "<|vision_end|>", 151654: "<|vision_pad|>", 151655: "<|image_pad|>", 151656: "<|video_pad|>",
+}
+"""Qwen2-VL / Qwen2.5-VL special tokens by id (their tokenizer.json; the realcfg folders lack it).
+Checked against the role ids of the published config.json (``vision_start_token_id`` ...)."""
+QWEN_VL_ROLES = {"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
+                 "vision_token_id": "<|vision_pad|>", "image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
+TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "image_token_index",
+                 "video_token_index", "image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
+                 "vision_token_id")
+"""Config keys holding token ids: remapped to the local tokenizer's ids, wherever they sit."""
+
+TO_LLAVA_HF = [
+    (r"^model\.language_model\.", "language_model.model."),
+    (r"^lm_head\.", "language_model.lm_head."),
+    (r"^model\.vision_tower\.", "vision_tower.vision_model."),
+    (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
+    (r"^model\.image_newline$", "image_newline"),
+]
+"""transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
+TO_QWEN_VL = [(r"^model\.language_model\.", "model."), (r"^model\.visual\.", "visual.")]
+"""transformers 5 names -> Qwen/Qwen2.5-VL-*-Instruct checkpoint names."""
+
+LAYOUT_FIELDS = {
+    "llava_video": [
+        ("config.json", "mm_spatial_pool_mode"), ("config.json", "mm_spatial_pool_stride"),
+        ("config.json", "mm_newline_position"), ("config.json", "mm_patch_merge_type"),
+        ("config.json", "mm_vision_select_layer"), ("config.json", "mm_vision_select_feature"),
+        ("config.json", "mm_projector_type"), ("config.json", "mm_vision_tower"), ("config.json", "force_sample"),
+        ("config.json", "add_time_instruction"), ("config.json", "add_faster_video"),
+        ("config.json", "image_aspect_ratio"), ("config.json", "image_grid_pinpoints"),
+        ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
+        ("tokenizer_config.json", "chat_template"), ("tokenizer_config.json", "eos_token"),
+        ("tokenizer_config.json", "pad_token"), ("tokenizer_config.json", "model_max_length"),
+        ("generation_config.json", "do_sample"), ("generation_config.json", "temperature"),
+        ("generation_config.json", "top_k"), ("generation_config.json", "top_p"),
+        ("generation_config.json", "repetition_penalty"),
+    ],
+    "llava_onevision": [
+        ("config.json", "vision_config.image_size"), ("config.json", "vision_config.patch_size"),
+        ("config.json", "vision_config.vision_use_head"), ("config.json", "vision_feature_layer"),
+        ("config.json", "vision_feature_select_strategy"), ("config.json", "vision_aspect_ratio"),
+        ("config.json", "image_grid_pinpoints"), ("config.json", "use_image_newline_parameter"),
+        ("config.json", "tie_word_embeddings"), ("processor_config.json", "num_image_tokens"),
+        ("processor_config.json", "vision_feature_select_strategy"),
+    ],
+    "qwen2_5_vl": [
+        ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
+        ("config.json", "vision_config.temporal_patch_size"), ("config.json", "vision_config.window_size"),
+        ("config.json", "vision_config.tokens_per_second"), ("config.json", "rope_scaling.type"),
+        ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
+        ("preprocessor_config.json", "min_pixels"), ("preprocessor_config.json", "max_pixels"),
+        ("preprocessor_config.json", "image_mean"), ("chat_template.json", "chat_template"),
+    ],
+}
+"""Per family, the published (file, field) pairs that decide layout, prompt or decoding (the summary's
+"kept" line); every other published field stays too, except those :attr:`TinyPlan.shrunk` lists."""
+
+
+@dataclass
+class TinyPlan:
+    """Everything a checkpoint built from published files will hold, before any weight exists.
+
+    Attributes
+    ----------
+    family : str
+        ``llava_video`` (LLaVA-NeXT format), ``llava_onevision`` or ``qwen2_5_vl``.
+    real_dir : pathlib.Path
+    full_size : bool
+    files : dict
+        File name -> JSON object, written as is: ``config.json``, and the published files that are
+        kept (verbatim or with token ids remapped).
+    tokenizer : transformers.PreTrainedTokenizerFast
+        The local tokenizer, with the published special tokens, roles and chat template.
+    tokenizer_config : dict
+        Published ``tokenizer_config.json`` fields merged into the saved one (never its ids).
+    model_config : transformers.PretrainedConfig
+        The transformers model whose state dict gives the tensor names and shapes.
+    renames : list of (str, str)
+        Regex renames from transformers names to the published checkpoint's names.
+    head_config : dict or None
+        SigLIP vision config of the ``siglip_head/`` to write (LLaVA families), else None.
+    dtype : torch.dtype
+        Weights dtype: float32 for tiny, the config's ``torch_dtype`` at full size.
+    init_std : float
+    shrunk : dict
+        Dotted config path -> (published, written), for every dimension that shrank.
+    token_ids : dict
+        Dotted path (``file:path``) -> (published id, local id).
+    kept : list of (str, object)
+        ``file:field`` -> published value, for :data:`LAYOUT_FIELDS`.
+    notes : list of str
+        What was not published (and what was written instead).
+    """
+
+    family: str
+    real_dir: Path
+    full_size: bool
+    files: dict[str, dict]
+    tokenizer: Any
+    tokenizer_config: dict
+    model_config: Any
+    renames: list[tuple[str, str]]
+    head_config: dict | None
+    dtype: torch.dtype
+    init_std: float
+    shrunk: dict[str, tuple] = field(default_factory=dict)
+    token_ids: dict[str, tuple] = field(default_factory=dict)
+    kept: list[tuple[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    drop: tuple[str, ...] = ()
+    """transformers names not written (a tied ``lm_head.weight``)."""
+
+    @property
+    def config(self) -> dict:
+        """The ``config.json`` that is written."""
+        return self.files["config.json"]
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Published tensor name -> shape of the model's weights, from a model built on the meta device."""
+        return {name: tuple(t.shape) for name, t in _meta_state(self).items()}
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.tensor_shapes().values())
+
+    def weight_bytes(self) -> int:
+        """Size of the weights as written (without the SigLIP head)."""
+        return self.parameter_count() * torch.empty((), dtype=self.dtype).element_size()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {path}: {err}") from None
+
+
+def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> TinyPlan:
+    """The configs, tokenizer and tensor layout of a checkpoint built from ``real_dir``; no weights.
+
+    Tests of full-size configs use this: it allocates nothing (tensor shapes come from the meta device).
+
+    Parameters
+    ----------
+    real_dir : str or PathLike
+        A real checkpoint's folder of published files (at least ``config.json``).
+    full_size : bool
+        Keep every dimension and the real vocabulary size.
+
+    Returns
+    -------
+    TinyPlan
+
+    Raises
+    ------
+    InputError
+        ``real_dir`` is not a folder.
+    ModelError
+        No readable ``config.json``, an unsupported family, or a published file this module cannot map
+        (a token id of unknown role, a LLaVA-NeXT vision tower other than SigLIP so400m).
+    """
+    from .models import detect_family
+    from .models.llava_video import is_llava_next
+
+    real = Path(real_dir)
+    if not real.is_dir():
+        raise InputError(f"no such folder: {real}")
+    source = _read_json(real / "config.json")
+    if source is None:
+        raise ModelError(f"{real} has no config.json: not a checkpoint folder")
+    family = detect_family(real)
+    if family == "llava_video" and is_llava_next(source):
+        plan = _plan_llava_next(real, source, full_size)
+    elif family in ("llava_video", "llava_onevision"):  # transformers llava_onevision format (grid layout or not)
+        plan = _plan_llava_onevision(real, source, full_size)
+    else:
+        plan = _plan_qwen2_5_vl(real, source, full_size)
+    for file, path in LAYOUT_FIELDS[plan.family]:
+        published = _read_json(real / file) or {}
+        if _has(published, path):
+            plan.kept.append((f"{file}:{path}", _get(published, path)))
+    return plan
+
+
+def build_from_config(
+    real_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    full_size: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+) -> Path:
+    """Write a random-weight checkpoint built from a real checkpoint's published files.
+
+    Kept as published: every field of ``config.json`` that decides the video layout (LLaVA-Video's
+    ``mm_*`` fields, ``force_sample``, ``add_time_instruction``, ``image_aspect_ratio``; LLaVA-OneVision's
+    image size, patch size, vision feature layer and strategy, aspect ratio, grid pinpoints, newline
+    parameter; Qwen2.5-VL's patch, merge, temporal patch, window, tokens per second, full-attention
+    pattern), ``tie_word_embeddings``, positions (rope, max positions), the processor configs
+    (Qwen's ``preprocessor_config.json`` and LLaVA-OneVision's ``processor_config.json`` verbatim; no
+    ``video_preprocessor_config.json`` where the real repo has none), the chat template, the special
+    tokens and their roles, and the generation config (sampling fields verbatim). Tensor names are the
+    published checkpoint's (LLaVA-NeXT's for LLaVA-Video, llava-hf's, Qwen's).
+
+    Shrunk unless ``full_size``: the LLM's width, MLP width, depth, heads and KV heads, the vocabulary
+    (the local tokenizer's size plus spare rows), the vision tower's width, depth and heads (image
+    size and patch size stay), Qwen's M-RoPE sections (same proportions, sum = head_dim / 2) and
+    full-attention block indexes (the last block stays full, some windowed blocks remain), and
+    ``mm_hidden_size`` / ``out_hidden_size`` accordingly. Tiny LLaVA-Video checkpoints also get a
+    ``vision_config`` (the real one has none: its tower is google/siglip-so400m-patch14-384's).
+
+    Always local: the tokenizer (byte-level BPE, :func:`fastvid_cli.tiny.build_tokenizer`, with the
+    published special tokens, roles and chat template), so every token id in the configs is remapped
+    to it; the SigLIP pooling head in ``siglip_head/`` (random, real shapes at full size), so no
+    download is needed. ``fastvid.json`` marks the folder as tiny-random (answers are noise) and
+    records where it was built from.
+
+    Parameters
+    ----------
+    real_dir : str or PathLike
+        Folder of the real checkpoint's published files (``config.json`` at least).
+    out_dir : str or PathLike
+        Folder to write; must not exist or be empty.
+    full_size : bool
+        Keep every dimension and the real ``vocab_size``: weights in the config's dtype, built on
+        the GPU if there is one (else the CPU: slow, and a 7B model writes about 15 GB).
+    seed : int
+        Seed of the random weights (the same seed and device write the same weights).
+    device : str or torch.device, optional
+        Where the weights are drawn; default: the CPU for tiny checkpoints, the GPU if any at full size.
+    max_shard_bytes : int
+        Largest safetensors shard; more shards come with a ``model.safetensors.index.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Raises
+    ------
+    InputError
+        ``real_dir`` is not a folder, or ``out_dir`` exists and is not empty.
+    ModelError
+        No readable ``config.json`` in ``real_dir``, an unsupported family, or a published file that
+        cannot be mapped (see :func:`plan_from_config`).
+    """
+    out = Path(out_dir)
+    _check_empty(out)
+    plan = plan_from_config(real_dir, full_size)
+    return write_plan(plan, out, seed=seed, device=device, max_shard_bytes=max_shard_bytes)
+
+
+def _check_empty(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not empty")
+
+
+def default_device(full_size: bool) -> torch.device:
+    """The GPU for full-size weights if there is one; the CPU otherwise."""
+    return torch.device("cuda" if full_size and torch.cuda.is_available() else "cpu")
+
+
+def write_plan(
+    plan: TinyPlan,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+) -> Path:
+    """Write ``plan`` (from :func:`plan_from_config`) with random weights to ``out_dir``.
+
+    See :func:`build_from_config` for what is written.
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` exists and is not empty.
+    """
+    out = Path(out_dir)
+    _check_empty(out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = torch.device(device) if device is not None else default_device(plan.full_size)
+    generator = torch.Generator(device=target).manual_seed(seed)
+    state = _meta_state(plan)
+    tensors = ((name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std))
+               for name, meta in state.items())
+    _save_sharded(tensors, out, max_shard_bytes)
+    for name, content in plan.files.items():
+        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+    _write_tokenizer(plan, out)
+    local_files = _write_processor(plan, out)
+    if plan.head_config is not None:
+        _write_siglip_head(plan, out / SIGLIP_HEAD_DIR, seed + 1, target)
+    marker = {
+        "tiny_random": True,
+        "format_version": FORMAT_VERSION,
+        "built_from": {"path": str(plan.real_dir.resolve()), "family": plan.family},
+        "full_size": plan.full_size,
+        "tokenizer": "local",
+        "seed": seed,
+        "dtype": str(plan.dtype).removeprefix("torch."),
+        "init_std": plan.init_std,
+        "shrunk": {k: list(v) for k, v in plan.shrunk.items()},
+        "token_ids": {k: list(v) for k, v in plan.token_ids.items()},
+        "published_files": sorted(plan.files),
+        "local_files": sorted(["tokenizer.json", "tokenizer_config.json", *local_files]),
+        "notes": plan.notes,
+    }
+    (out / "fastvid.json").write_text(json.dumps(marker, indent=2) + "\n")
+    return out
+
+
+def summary_lines(plan: TinyPlan) -> list[str]:
+    """What stayed as published, what shrank, and the tokenizer: one line each, for the CLI."""
+    family = {"llava_video": "LLaVA-Video (LLaVA-NeXT format)", "llava_onevision": "LLaVA-OneVision",
+              "qwen2_5_vl": "Qwen2.5-VL"}[plan.family]
+    kept = ", ".join(f"{name.split(':', 1)[1]}={_short(value)}" for name, value in plan.kept)
+    lines = [f"{family}: kept as published: {kept}"]
+    if plan.full_size:
+        lines.append(f"{family}: full size: every width, depth and vocab_size as published "
+                     f"({plan.parameter_count() / 1e9:.2f} B parameters, {str(plan.dtype).removeprefix('torch.')})")
+    else:
+        shrunk = ", ".join(f"{path} added" if b == "added" else f"{path} {_short(a)}->{_short(b)}"
+                           for path, (a, b) in plan.shrunk.items())
+        lines.append(f"{family}: shrunk to test size: {shrunk}")
+    ids = ", ".join(f"{path.split(':', 1)[1]} {_short(a)}->{_short(b)}" for path, (a, b) in plan.token_ids.items()
+                    if path.startswith("config.json:"))
+    lines.append(f"{family}: tokenizer: the local byte-level BPE ({len(plan.tokenizer)} tokens), not the real "
+                 f"vocabulary; published special tokens and chat template where given; token ids remapped: {ids}")
+    return lines + [f"note: {note}" for note in plan.notes]
+
+
+def _short(value) -> str:
+    if isinstance(value, str) and len(value) > 48:
+        return "<published text>" if "{%" in value else json.dumps(value[:45] + "...")
+    if isinstance(value, list) and len(value) > 4:
+        return f"[{len(value)} items]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+# --- families -----------------------------------------------------------------------------------
+
+
+def _plan_llava_next(real: Path, source: dict, full_size: bool) -> TinyPlan:
+    """LLaVA-Video in the LLaVA-NeXT format (LlavaQwenForCausalLM, model_type llava)."""
+    from transformers import LlavaOnevisionConfig
+
+    from .models.llava_video import SO400M_VISION, llava_next_text_config
+
+    tower = source.get("mm_vision_tower", "")
+    if "siglip-so400m-patch14-384" not in str(tower):
+        raise ModelError(f"{real}/config.json: vision tower {tower!r} is not google/siglip-so400m-patch14-384, "
+                         "the only one whose geometry is known here")
+    notes = []
+    added = _read_json(real / "added_tokens.json") or {}
+    tok_config = _read_json(real / "tokenizer_config.json")
+    id_to_token = dict(QWEN2_CHAT_TOKENS)
+    if tok_config:
+        id_to_token |= {int(i): t["content"] for i, t in (tok_config.get("added_tokens_decoder") or {}).items()}
+    id_to_token |= {int(i): t for t, i in added.items()}
+    if not tok_config and not added:
+        notes.append("no tokenizer_config.json / added_tokens.json: Qwen2's chat tokens assumed")
+    specials = [id_to_token[i] for i in sorted(id_to_token)]  # the published order (no <video>: our converter adds it)
+    tokenizer = _local_tokenizer(specials, {}, tok_config)
+
+    config = copy.deepcopy(source)
+    vision_width = SO400M_VISION["hidden_size"]
+    if not full_size:
+        config |= TINY_TEXT | {"vocab_size": _tiny_vocab(len(tokenizer))}
+        vision_width = TINY_SIGLIP["hidden_size"]
+        config["mm_hidden_size"] = vision_width
+        # The real config has no vision_config: its tower is google/siglip-so400m-patch14-384's (our converter
+        # assumes SO400M_VISION). A tiny tower must say its widths; image and patch size stay so400m's.
+        config["vision_config"] = {**SO400M_VISION, **{k: v for k, v in TINY_SIGLIP.items() if k != "num_hidden_layers"}}
+    elif source.get("mm_hidden_size", vision_width) != vision_width:
+        raise ModelError(f"{real}/config.json: mm_hidden_size {source['mm_hidden_size']} is not SigLIP so400m's {vision_width}")
+    token_ids = _remap_ids(config, id_to_token, tokenizer, "config.json")
+    files = {"config.json": config}
+    preprocessor = _read_json(real / "preprocessor_config.json")
+    if preprocessor is not None:  # verbatim, though our converter writes its own processor
+        files["preprocessor_config.json"] = preprocessor
+    generation = _read_json(real / "generation_config.json")
+    if generation is not None:
+        generation = copy.deepcopy(generation)
+        token_ids |= _remap_ids(generation, id_to_token, tokenizer, "generation_config.json")
+        files["generation_config.json"] = generation
+    else:
+        notes.append("no generation_config.json: transformers' defaults apply")
+
+    depth = TINY_SIGLIP["num_hidden_layers"] if not full_size else 26  # LLaVA deletes SigLIP's 27th (last) layer
+    vision = dict(config.get("vision_config") or SO400M_VISION) | {"num_hidden_layers": depth, "vision_use_head": False}
+    text = llava_next_text_config(config, real)
+    model_config = LlavaOnevisionConfig(
+        text_config=text.to_dict(), vision_config=vision, image_token_id=len(tokenizer), video_token_id=len(tokenizer) + 1,
+        vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
+    )
+    head = {k: v for k, v in vision.items() if k not in ("num_hidden_layers", "vision_use_head")}
+    return TinyPlan(
+        family="llava_video", real_dir=real, full_size=full_size, files=files, tokenizer=tokenizer,
+        tokenizer_config=_portable_tokenizer_config(tok_config), model_config=model_config, renames=TO_LLAVA_NEXT,
+        head_config=head, dtype=_dtype(source, full_size), init_std=_std(source, full_size),
+        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
+        drop=("lm_head.weight",) if text.tie_word_embeddings else (),
+    )
+
+
+def _plan_llava_onevision(real: Path, source: dict, full_size: bool) -> TinyPlan:
+    """LLaVA-OneVision in transformers' llava_onevision format (llava-hf)."""
+    from transformers import LlavaOnevisionConfig
+
+    id_to_token = dict(QWEN2_CHAT_TOKENS)
+    for key, token in (("image_token_index", "<image>"), ("image_token_id", "<image>"),
+                       ("video_token_index", "<video>"), ("video_token_id", "<video>")):
+        if key in source:
+            id_to_token[int(source[key])] = token
+    tokenizer = _local_tokenizer(SPECIAL_TOKENS, None, None)
+    config = copy.deepcopy(source)
+    if not full_size:
+        config["text_config"] = config.get("text_config", {}) | TINY_TEXT | {"vocab_size": _tiny_vocab(len(tokenizer))}
+        config["vision_config"] = config.get("vision_config", {}) | TINY_SIGLIP
+    token_ids = _remap_ids(config, id_to_token, tokenizer, "config.json")
+    files = {"config.json": config}
+    notes = ["no chat template published here: the local one (llava-hf's layout: <video> before the text, no system turn)",
+             "no preprocessor configs published here: LlavaOnevision image and video processors with mean/std 0.5 "
+             "(the hub checkpoint's values)"]
+    processor = _read_json(real / "processor_config.json")
+    if processor is not None:
+        files["processor_config.json"] = processor
+    else:
+        notes.append("no processor_config.json: num_image_tokens and the feature strategy from config.json")
+    generation = _read_json(real / "generation_config.json")
+    if generation is not None:
+        generation = copy.deepcopy(generation)
+        token_ids |= _remap_ids(generation, id_to_token, tokenizer, "generation_config.json")
+        files["generation_config.json"] = generation
+    else:
+        notes.append("no generation_config.json: transformers' defaults from config.json's token ids")
+    model_config = LlavaOnevisionConfig.from_dict(copy.deepcopy(config))  # from_dict edits nested dicts
+    head = model_config.vision_config.to_dict()
+    head = {k: v for k, v in head.items() if k in ("hidden_size", "intermediate_size", "num_attention_heads",
+                                                   "image_size", "patch_size", "layer_norm_eps", "hidden_act")}
+    return TinyPlan(
+        family="llava_onevision", real_dir=real, full_size=full_size,
+        files=files, tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=TO_LLAVA_HF,
+        head_config=head, dtype=_dtype(source, full_size), init_std=_std(source.get("text_config", {}), full_size),
+        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
+        drop=("lm_head.weight",) if model_config.tie_word_embeddings else (),
+    )
+
+
+def _plan_qwen2_5_vl(real: Path, source: dict, full_size: bool) -> TinyPlan:
+    """Qwen2.5-VL in its published flat config layout (text fields at the top, vision_config, rope_scaling)."""
+    from transformers import Qwen2_5_VLConfig
+
+    for key, token in QWEN_VL_ROLES.items():
+        if key in source and QWEN2_VL_TOKENS.get(int(source[key])) != token:
+            raise ModelError(f"{real}/config.json: {key} {source[key]} is not {token} in Qwen2-VL's tokenizer")
+    tokenizer = _local_tokenizer([QWEN2_VL_TOKENS[i] for i in sorted(QWEN2_VL_TOKENS)],
+                                 {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}, None)
+    template = _read_json(real / "chat_template.json")
+    notes = []
+    if template is not None:
+        tokenizer.chat_template = template["chat_template"]
+    else:
+        notes.append("no chat_template.json: the local Qwen template")
+    config = copy.deepcopy(source)
+    if not full_size:
+        config |= TINY_TEXT | {"vocab_size": _tiny_vocab(len(tokenizer))}
+        head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
+        rope = config.get("rope_scaling") or {}
+        if "mrope_section" in rope:
+            config["rope_scaling"] = rope | {"mrope_section": scale_sections(rope["mrope_section"], head_dim // 2)}
+        vision = config.get("vision_config", {})
+        published_full = vision.get("fullatt_block_indexes", [])
+        config["vision_config"] = vision | TINY_QWEN_VISION | {
+            "out_hidden_size": TINY_TEXT["hidden_size"],
+            "fullatt_block_indexes": map_full_attention(published_full, TINY_QWEN_VISION["depth"]),
+        }
+    token_ids = _remap_ids(config, QWEN2_VL_TOKENS, tokenizer, "config.json")
+    files = {"config.json": config}
+    preprocessor = _read_json(real / "preprocessor_config.json")
+    if preprocessor is not None:
+        files["preprocessor_config.json"] = preprocessor
+    else:
+        notes.append("no preprocessor_config.json: Qwen2VLImageProcessor's defaults")
+    if template is not None:
+        files["chat_template.json"] = template
+    if (real / "video_preprocessor_config.json").exists():
+        files["video_preprocessor_config.json"] = _read_json(real / "video_preprocessor_config.json")
+    generation = _read_json(real / "generation_config.json")
+    if generation is not None:
+        generation = copy.deepcopy(generation)
+        token_ids |= _remap_ids(generation, QWEN2_VL_TOKENS, tokenizer, "generation_config.json")
+        files["generation_config.json"] = generation
+    else:
+        notes.append("no generation_config.json: transformers' defaults from config.json's token ids")
+    model_config = Qwen2_5_VLConfig.from_dict(copy.deepcopy(config))  # from_dict edits rope_scaling
+    tied = bool(config.get("tie_word_embeddings", False))
+    return TinyPlan(
+        family="qwen2_5_vl", real_dir=real, full_size=full_size, files=files, tokenizer=tokenizer, tokenizer_config={},
+        model_config=model_config, renames=TO_QWEN_VL, head_config=None, dtype=_dtype(source, full_size),
+        init_std=_std(source, full_size), shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids,
+        notes=notes, drop=("lm_head.weight",) if tied else (),
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def scale_sections(sections: list[int], total: int) -> list[int]:
+    """Split ``total`` into positive parts in the proportions of ``sections`` (largest remainder).
+
+    >>> scale_sections([16, 24, 24], 8)
+    [2, 3, 3]
+    """
+    weight = sum(sections)
+    raw = [s * total / weight for s in sections]
+    parts = [max(1, int(r)) for r in raw]
+    while sum(parts) < total:
+        parts[max(range(len(parts)), key=lambda i: (raw[i] - parts[i], -i))] += 1
+    while sum(parts) > total:
+        parts[max(range(len(parts)), key=lambda i: (parts[i] - raw[i], parts[i]))] -= 1
+    return parts
+
+
+def map_full_attention(published: list[int], depth: int) -> list[int]:
+    """Full-attention blocks of a ``depth``-block tower, in the published pattern's spirit.
+
+    As many full blocks as published but at most half the blocks, evenly spaced and ending with the
+    last block, so both kinds of block remain.
+
+    >>> map_full_attention([7, 15, 23, 31], 4)
+    [1, 3]
+    """
+    if not published:
+        return []
+    count = max(1, min(len(published), depth // 2))
+    stride = depth // count
+    return [depth - 1 - stride * j for j in reversed(range(count))]
+
+
+def _tiny_vocab(tokens: int) -> int:
+    return -(-(tokens + 2) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def _dtype(source: dict, full_size: bool) -> torch.dtype:
+    if not full_size:
+        return torch.float32
+    name = source.get("torch_dtype") or source.get("dtype") or "bfloat16"
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(name, torch.bfloat16)
+
+
+def _std(source: dict, full_size: bool) -> float:
+    return float(source.get("initializer_range", 0.02)) if full_size else TINY_INIT_STD
+
+
+def _local_tokenizer(specials: list[str], media_tokens: dict | None, published: dict | None):
+    """tiny.py's byte-level BPE with ``specials`` (in this order) and the published roles."""
+    tokenizer = build_tokenizer(specials, media_tokens)
+    if published:
+        for role in ("eos_token", "pad_token", "bos_token"):
+            if role in published:
+                setattr(tokenizer, role, published[role])
+        if "chat_template" in published:
+            tokenizer.chat_template = published["chat_template"]
+        for key in ("model_max_length", "padding_side", "clean_up_tokenization_spaces"):
+            if key in published:
+                setattr(tokenizer, key, published[key])
+    return tokenizer
+
+
+def _portable_tokenizer_config(published: dict | None) -> dict:
+    """The published tokenizer_config.json less what names the real vocabulary (ids, tokenizer class)."""
+    if not published:
+        return {}
+    return {k: v for k, v in published.items() if k not in ("added_tokens_decoder", "tokenizer_class")}
+
+
+def _remap_ids(node, id_to_token: dict[int, str], tokenizer, where: str, prefix: str = "") -> dict[str, tuple]:
+    """Replace every token id under :data:`TOKEN_ID_KEYS` in ``node`` (in place) by the local tokenizer's."""
+    changes = {}
+    if not isinstance(node, dict):
+        return changes
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            changes |= _remap_ids(value, id_to_token, tokenizer, where, path + ".")
+        elif key in TOKEN_ID_KEYS and value is not None:
+            local = [_local_id(v, id_to_token, tokenizer, where, path) for v in (value if isinstance(value, list) else [value])]
+            node[key] = local if isinstance(value, list) else local[0]
+            changes[f"{where}:{path}"] = (value, node[key])
+    return changes
+
+
+def _local_id(token_id: int, id_to_token: dict[int, str], tokenizer, where: str, path: str) -> int:
+    token = id_to_token.get(int(token_id))
+    local = tokenizer.convert_tokens_to_ids(token) if token is not None else None
+    if local is None or local == tokenizer.unk_token_id:
+        raise ModelError(f"{where}: {path} = {token_id} is not a token this module knows the role of")
+    return int(local)
+
+
+def _diff(published, written, skip=(), prefix="") -> dict[str, tuple]:
+    """Dotted paths whose values differ between two configs (nested dicts recursed), skipping ``skip`` keys."""
+    changes = {}
+    for key in sorted(set(published) | set(written), key=str):
+        if key in skip:
+            continue
+        a, b = published.get(key, None), written.get(key, None)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes |= _diff(a, b, skip, f"{prefix}{key}.")
+        elif a != b or (key in published) != (key in written):
+            changes[f"{prefix}{key}"] = (a, b) if not isinstance(b, dict) else (a, "added")
+    return changes
+
+
+def _get(node: dict, path: str):
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def _has(node: dict, path: str) -> bool:
+    try:
+        _get(node, path)
+        return True
+    except (KeyError, TypeError):
+        return False
+
+
+def _published_name(name: str, renames: list[tuple[str, str]]) -> str:
+    for pattern, replacement in renames:
+        name, hits = re.subn(pattern, replacement, name)
+        if hits:
+            break
+    return name
+
+
+def _meta_state(plan: TinyPlan) -> dict[str, torch.Tensor]:
+    """Published name -> meta tensor of every weight written (no memory allocated)."""
+    import transformers
+
+    architecture = {"llava_video": "LlavaOnevisionForConditionalGeneration",
+                    "llava_onevision": "LlavaOnevisionForConditionalGeneration",
+                    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}[plan.family]
+    with torch.device("meta"):
+        model = getattr(transformers, architecture)(plan.model_config)
+    return {_published_name(name, plan.renames): tensor for name, tensor in model.state_dict().items()
+            if name not in plan.drop}
+
+
+def _random_tensor(name: str, shape, dtype, device, generator, std: float) -> torch.Tensor:
+    """Norm weights 1, biases 0, everything else N(0, std): cheap, seeded, drawn on ``device``."""
+    tensor = torch.empty(tuple(shape), dtype=dtype, device=device)
+    leaf = name.rsplit(".", 2)[-2:]
+    if name.endswith(".weight") and len(shape) == 1 and ("norm" in leaf[0] or leaf[0] in ("ln_q",)):
+        return tensor.fill_(1.0)
+    if name.endswith(("bias", "_bias")):
+        return tensor.zero_()
+    return tensor.normal_(0.0, std, generator=generator)
+
+
+def _save_sharded(tensors: Iterator[tuple[str, torch.Tensor]], out: Path, max_shard_bytes: int) -> None:
+    """Stream tensors into safetensors shards of at most ``max_shard_bytes`` (one file if they fit)."""
+    from safetensors.torch import save_file
+
+    parts: list[tuple[Path, list[str]]] = []
+    current: dict[str, torch.Tensor] = {}
+    size = total = 0
+
+    def flush():
+        path = out / f".shard-{len(parts):05d}.safetensors"
+        save_file(current, str(path), metadata={"format": "pt"})
+        parts.append((path, list(current)))
+
+    for name, tensor in tensors:
+        nbytes = tensor.numel() * tensor.element_size()
+        if current and size + nbytes > max_shard_bytes:
+            flush()
+            current, size = {}, 0
+        current[name] = tensor.detach().to("cpu").contiguous()
+        size += nbytes
+        total += nbytes
+    flush()
+    if len(parts) == 1:
+        parts[0][0].rename(out / "model.safetensors")
+        return
+    weight_map = {}
+    for i, (path, names) in enumerate(parts):
+        final = f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
+        path.rename(out / final)
+        weight_map |= dict.fromkeys(names, final)
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
+    """The local tokenizer, with the published tokenizer_config fields (roles, template) merged in."""
+    plan.tokenizer.save_pretrained(str(out))
+    config_path = out / "tokenizer_config.json"
+    saved = json.loads(config_path.read_text())
+    template = out / "chat_template.jinja"
+    if plan.tokenizer_config or plan.family == "qwen2_5_vl":
+        saved |= plan.tokenizer_config
+        if plan.tokenizer.chat_template and "chat_template" not in saved:
+            saved["chat_template"] = plan.tokenizer.chat_template
+        template.unlink(missing_ok=True)  # the template sits in the published files (tokenizer_config / chat_template.json)
+    config_path.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_processor(plan: TinyPlan, out: Path) -> list[str]:
+    """Processor files the published folder lacks; returns their names."""
+    if plan.family != "llava_onevision":
+        return []  # LLaVA-Video: our converter writes its processor; Qwen: the published preprocessor_config.json
+    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionVideoProcessor
+
+    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    LlavaOnevisionImageProcessor(**mean_std).save_pretrained(str(out))
+    LlavaOnevisionVideoProcessor(**mean_std).save_pretrained(str(out))
+    if "processor_config.json" not in plan.files:
+        config = plan.model_config
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        processor = {"num_image_tokens": side * side, "processor_class": "LlavaOnevisionProcessor",
+                     "vision_feature_select_strategy": config.vision_feature_select_strategy}
+        (out / "processor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
+    if not (out / "chat_template.jinja").exists():
+        (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    return ["preprocessor_config.json", "video_preprocessor_config.json", "chat_template.jinja"]
+
+
+def _write_siglip_head(plan: TinyPlan, folder: Path, seed: int, device: torch.device) -> None:
+    """SigLIP post_layernorm + pooling head (random, float32) under google's key names, with its config."""
+    from transformers import SiglipVisionConfig
+
+    config = SiglipVisionConfig(**plan.head_config)
+    shapes = head_shapes(plan)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    std = plan.init_std if not plan.full_size else 0.02
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_sharded(((k, _random_tensor(k, s, torch.float32, device, generator, std)) for k, s in shapes.items()),
+                  folder, DEFAULT_SHARD_BYTES)
+    written = config.to_dict() | {"model_type": "siglip_vision_model"}
+    (folder / "config.json").write_text(json.dumps(written, indent=2) + "\n")
+
+
+def head_shapes(plan: TinyPlan) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of the SigLIP head a plan writes (meta device; for tests of full-size plans)."""
+    from transformers import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipMultiheadAttentionPoolingHead
+
+    config = SiglipVisionConfig(**plan.head_config)
+    with torch.device("meta"):
+        head = SiglipMultiheadAttentionPoolingHead(config)
+    shapes = {f"vision_model.head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}
+    return shapes | {f"vision_model.post_layernorm.{k}": (config.hidden_size,) for k in ("weight", "bias")}
