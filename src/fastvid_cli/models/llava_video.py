@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -203,7 +204,9 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     vision["vision_use_head"] = False  # LLaVA checkpoints drop SigLIP's pooling head (fastvid re-attaches its own)
     vision.pop("model_type", None)
     text = llava_next_text_config(source, path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    with warnings.catch_warnings():  # it parses the LLaVA-NeXT config.json as transformers' llava one (rope_scaling)
+        warnings.simplefilter("ignore", FutureWarning)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]}, replace_extra_special_tokens=False)
     image_id, video_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
     if max(image_id, video_id) >= text.vocab_size:
