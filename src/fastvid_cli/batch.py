@@ -2,6 +2,8 @@
 
 - Items come from files, folders (recursed, video extensions only, sorted), a list of paths on
   stdin, or a JSON-lines file of ``{"video", "question", "id"}``.
+- The questions of one video are answered together: one decode, vision pass, pruning and prefill
+  of the video, then each question prefills only its own tokens (:func:`fastvid_cli.pipeline.iter_answers`).
 - A prefetch thread decodes and preprocesses the next videos while the model works on the current
   one (decord and the processor run on the CPU, the model on the accelerator).
 - Each finished item is one JSON line, appended and flushed at once: the fields of ``ask --json``
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import FastVIDError, InputError
-from .pipeline import AskOptions, ask, prepare_video
+from .pipeline import AskOptions, iter_answers, prepare_video
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp", ".ogv"}
@@ -202,29 +204,37 @@ class BatchSummary:
 _DONE = object()
 
 
-def _prefetch(model, items: list[BatchItem], frames: int | None, depth: int, stop: threading.Event) -> Iterable[tuple]:
-    """Yield ``(item, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead."""
+def group_by_video(items: list[BatchItem]) -> list[list[BatchItem]]:
+    """Items grouped by video, in the order each video first appears; a group keeps its items' order."""
+    groups: dict[str, list[BatchItem]] = {}
+    for item in items:
+        groups.setdefault(item.video, []).append(item)
+    return list(groups.values())
 
-    def prepare(item):
+
+def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event) -> Iterable[tuple]:
+    """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead."""
+
+    def prepare(group):
         try:
-            return item, prepare_video(model, item.video, item.question, frames)
-        except Exception as err:  # reported as this item's error line
-            return item, err
+            return group, prepare_video(model, group[0].video, frames)
+        except Exception as err:  # reported as the error of each of the group's items
+            return group, err
 
     if depth <= 0:
-        for item in items:
+        for group in groups:
             if stop.is_set():
                 return
-            yield prepare(item)
+            yield prepare(group)
         return
     ready: queue.Queue = queue.Queue(maxsize=depth)
     cancel = threading.Event()
 
     def worker():
-        for item in items:
+        for group in groups:
             if stop.is_set() or cancel.is_set():
                 break
-            ready.put(prepare(item))
+            ready.put(prepare(group))
         ready.put(_DONE)
 
     thread = threading.Thread(target=worker, name="fastvid-prefetch", daemon=True)
@@ -300,31 +310,39 @@ def run_batch(
     summary = BatchSummary(skipped=len(mine) - len(todo), output=str(output))
     part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    prepared_items = _prefetch(model, todo, options.frames, prefetch, stop)
-    with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_items):
-        for item, prepared in prepared_items:
+    prepared_groups = _prefetch(model, group_by_video(todo), options.frames, prefetch, stop)
+    with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_groups):
+
+        def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
             record: dict = {"id": item.id, "video": item.video}
-            if isinstance(prepared, BaseException):
-                error = prepared
+            if error is None:
+                result["video_info"] = result.pop("video")  # "video" stays the path as given
+                record |= result
+                summary.answered += 1
             else:
-                try:
-                    result = ask(model, prepared, item.question, options).to_dict()
-                    result["video_info"] = result.pop("video")  # "video" stays the path as given
-                    record |= result
-                    error = None
-                except Exception as err:  # one bad video must not end the batch
-                    error = err
-            if error is not None:
                 record |= {"question": item.question, "error": error_message(error)}
                 summary.failed += 1
                 summary.failures.append(f"{item.id}: {record['error']}")
-            else:
-                summary.answered += 1
             sink.write(json.dumps(record) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
             if on_item:
                 on_item(item, record)
+
+        for group, prepared in prepared_groups:
+            done = 0
+            try:
+                if isinstance(prepared, BaseException):
+                    raise prepared
+                for item, result in zip(group, iter_answers(model, prepared, [i.question for i in group], options)):
+                    write(item, result.to_dict(), None)
+                    done += 1
+                    if stop.is_set():
+                        break
+            except Exception as err:  # one bad video must not end the batch
+                for item in group[done:]:
+                    write(item, None, err)
+                done = len(group)
             if stop.is_set():
                 summary.interrupted = summary.answered + summary.failed < len(todo)
                 break

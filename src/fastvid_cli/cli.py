@@ -199,7 +199,8 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
 @app.command(no_args_is_help=True)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
-    question: Annotated[str, typer.Argument(help="Question about the video.")],
+    question: Annotated[Optional[list[str]], typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
+    questions: Annotated[Optional[Path], typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
     fps: FpsOpt = None,
@@ -224,29 +225,48 @@ def ask(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer QUESTION about VIDEO with FastVID-pruned video tokens.
+    """Answer QUESTION(s) about VIDEO with FastVID-pruned video tokens.
 
-    The answer goes to stdout; tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr.
+    The answer goes to stdout (several questions: one line each, "k<TAB>answer"); tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr. The video is decoded, encoded, pruned and prefilled once; each question then prefills only its own tokens.
     """
-    from .pipeline import AskOptions
-    from .pipeline import ask as run_ask
-    from .report import render_ask
+    from .pipeline import AskOptions, ask_many
+    from .report import render_ask, render_questions
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
-    if not question.strip():
-        raise InputError("the question is empty")
+    asked = list(question or []) + _read_questions(questions)
+    if not asked:
+        raise InputError("give a question (or --questions FILE)")
+    if any(not q.strip() for q in asked):
+        raise InputError("a question is empty")
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         config = _fastvid_config(adapter, overrides)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
-        result = run_ask(adapter, sampled, question, options, on_stage=lambda s: status.update(f"{s}..."))
+        results = ask_many(adapter, sampled, asked, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
-        print(json.dumps(result.to_dict()))
+        dicts = [r.to_dict() for r in results]
+        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts))
+    elif len(results) == 1:
+        print(results[0].answer, flush=True)
+        render_ask(results[0], err_console)
     else:
-        print(result.answer, flush=True)
-        render_ask(result, err_console)
-    _print_notes(result.notes)
+        for k, result in enumerate(results, 1):
+            print(f"{k}\t{' '.join(result.answer.split())}", flush=True)
+        render_ask(results[0], err_console)
+        err_console.print(render_questions(results))
+    _print_notes(results[0].notes)
+
+
+def _read_questions(path: Path | None) -> list[str]:
+    """Questions from a file (or - for stdin), one per non-blank line."""
+    if path is None:
+        return []
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as err:
+        raise InputError(f"cannot read the questions file {path}: {err.strerror}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @app.command(no_args_is_help=True)
@@ -367,7 +387,8 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    video: Annotated[Optional[Path], typer.Option(help="Also time TTFT (decode to prefill) on this real video, vanilla vs FastVID, with the loaded --model.")] = None,
+    video: Annotated[Optional[Path], typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
+    questions: Annotated[int, typer.Option("--questions", help="Questions per video: the further ones prefill only their own tokens on the video's KV cache; their cost is timed against the first's (and with --video, their TTFT).", min=1)] = 1,
     output: Annotated[Optional[Path], typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout instead of the tables.")] = False,
 ) -> None:
@@ -391,6 +412,7 @@ def bench(
     settings = BenchSettings(
         layers=layers, frames=frames, retentions=retentions, methods=method or ["fastvid", "uniform", "visionzip", "dycoke"],
         repeats=repeats, warmup=warmup, device=torch_device, dtype=resolve_dtype(dtype.value, torch_device),
+        questions=questions,
     )
     if video is not None and not video.is_file():
         raise InputError(f"no such file: {video}")
@@ -402,8 +424,9 @@ def bench(
             adapter = _load(model, device, dtype, Attention.sdpa)
             result["ttft"] = {
                 "video": str(video), "model": model,
+                "questions": questions,
                 "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
-                                      retentions, repeats),
+                                      retentions, repeats, questions),
             }
     path = output or Path(f"fastvid-bench-{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Side-by-side runs: the vanilla model and every (method, retention) pair on one encoded video.
 
-The model and the video are loaded and encoded once; each row prunes the same features, times
-its pruning and its prefill, and generates its own answer.
+The model and the video are loaded and encoded once (one :class:`~fastvid_cli.pipeline.VideoSession`);
+each row prunes the same features, prefills its own prefix once (timed) and answers on that KV cache.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from typing import Callable
 
 from .errors import InputError
 from .flops import causal_prefill_tflops, table5_tflops
-from .models.base import LLMInputs, ModelAdapter
-from .pipeline import encode_video, model_info, video_info
+from .models.base import ModelAdapter
+from .pipeline import VideoSession, model_info, video_info
 from .pruning import make_method, method_label
-from .timing import StageTimer, timed
-from .tiny import TINY_NOTE
 from .video import SampledVideo
 
 
@@ -134,57 +132,48 @@ def compare(
         raise InputError("nothing to compare: give at least one --method and one --retention")
     specs = [spec for spec in methods for _ in retentions]
 
-    timer = StageTimer(model.device)
-    encoded = encode_video(model, video, question, frames, timer, notify)
-    features, full = encoded.features, encoded.full_inputs
+    session = VideoSession.open(model, video, frames, notify)
+    features = session.features
     geometry = model.llm_geometry()
     video_before = features.num_frames * features.tokens_per_frame
-    device = model.device
-
-    notify("vanilla prefill")
-    first = configs[0](features.video_tokens, features.frame_features, features.saliency)
-    model.prefill(model.build_inputs(encoded.inputs, features, first))  # warm-up of the prefill path
-    _, vanilla_ms = timed(lambda: model.prefill(full), device)
-    notify("vanilla answer")
-    vanilla_answer = model.decode(model.generate(full, max_new_tokens))
     vanilla_tflops = table5_tflops(video_before, geometry)
+    rows: list[CompareRow] = []
 
-    def row(method: str, spec: str, retention: float, video_tokens: int, inputs: LLMInputs, pruning_ms: float,
-            prefill_ms: float, answer: str, note=None, config=None) -> CompareRow:
+    def run(label: str, spec: str, retention: float, method) -> None:
+        notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
+        pruned = session.prune(method)
+        pruned.prefill()
+        answer = pruned.answer(question, max_new_tokens)
+        prefill_ms = pruned.prefill_ms + answer.prefill_ms
+        kept = pruned.kept
+        video_tokens = int(kept.indices.numel()) if kept is not None else video_before
+        prompt_tokens = pruned.inputs.length + answer.inputs.length
         tflops = table5_tflops(video_tokens, geometry)
-        return CompareRow(
-            method=method, spec=spec, retention=retention, video_tokens=video_tokens, prompt_tokens=inputs.length,
-            tflops=tflops, tflops_ratio=tflops / vanilla_tflops, causal_tflops=causal_prefill_tflops(inputs.length, geometry),
-            pruning_ms=pruning_ms, prefill_ms=prefill_ms, speedup=vanilla_ms / prefill_ms, answer=answer,
-            same_as_vanilla=answer == vanilla_answer, note=note, config=config or {},
-        )
+        vanilla = rows[0] if rows else None
+        rows.append(CompareRow(
+            method=label, spec=spec, retention=retention, video_tokens=video_tokens, prompt_tokens=prompt_tokens,
+            tflops=tflops, tflops_ratio=tflops / vanilla_tflops, causal_tflops=causal_prefill_tflops(prompt_tokens, geometry),
+            pruning_ms=pruned.pruning_ms, prefill_ms=prefill_ms, speedup=(vanilla.prefill_ms if vanilla else prefill_ms) / prefill_ms,
+            answer=answer.text, same_as_vanilla=vanilla is None or answer.text == vanilla.answer,
+            note=kept.note if kept is not None else None, config=method.to_dict() if method is not None else {},
+        ))
 
-    rows = [row("vanilla", "vanilla", 1.0, video_before, full, 0.0, vanilla_ms, vanilla_answer)]
+    run("vanilla", "vanilla", 1.0, None)
     warmed = set()
     for spec, config in zip(specs, configs):
-        label = method_label(config)
-        notify(f"{label}, R = {config.retention_ratio:g}")
-        prune = lambda: config(features.video_tokens, features.frame_features, features.saliency)  # noqa: E731
-        if type(config) not in warmed:  # first call of a method pays one-off costs (kernels, caches)
-            prune()
+        if type(config) not in warmed:  # the first call of a method pays one-off costs (kernels, caches)
+            session.prune(config)
             warmed.add(type(config))
-        kept, pruning_ms = timed(prune, device)
-        pruned = model.build_inputs(encoded.inputs, features, kept)
-        _, prefill_ms = timed(lambda: model.prefill(pruned), device)
-        answer = model.decode(model.generate(pruned, max_new_tokens))
-        rows.append(row(label, spec, config.retention_ratio, int(kept.indices.numel()), pruned, pruning_ms,
-                        prefill_ms, answer, kept.note, config.to_dict()))
+        run(method_label(config), spec, config.retention_ratio, config)
 
-    notes = [*model.settings.notes, *encoded.notes]
+    notes = list(session.notes)
     notes += sorted({r.note for r in rows if r.note})
-    if model.tiny_random:
-        notes.append(TINY_NOTE)
-    timing = {f"{k}_ms": v for k, v in timer.ms.items()}
+    timing = {f"{k}_ms": v for k, v in session.ms.items()}
     return CompareResult(
         model=model_info(model),
-        video=video_info(encoded.video),
+        video=video_info(session.video),
         question=question,
-        frames=encoded.video.num_frames,
+        frames=session.video.num_frames,
         tokens_per_frame=features.tokens_per_frame,
         settings=model.settings.to_dict(),
         rows=rows,

@@ -1,27 +1,37 @@
-"""The main job: answer a question about a video with FastVID-pruned video tokens.
+"""The one flow of ``fastvid``: a video is decoded, preprocessed, encoded and pruned once, its prompt
+prefix (system turn and video) is prefilled once, and any number of questions are answered on that
+prefix's KV cache, each prefilling only its own tokens.
+
+Every command is a use of it: ``ask`` (one or several questions), ``compare`` (one prune and prefix
+per method), ``bench --video`` (TTFT), ``batch`` (the questions of a video share one session) and
+``show`` (pruning only).
 
 >>> from fastvid_cli.models import load_model
->>> from fastvid_cli.pipeline import AskOptions, ask
+>>> from fastvid_cli.pipeline import AskOptions, ask_many
 >>> model = load_model("tiny-random", device="cpu")
->>> result = ask(model, "clip.mp4", "What happens?", AskOptions(frames=8))
->>> result.answer, result.tokens["video_after"]
+>>> results = ask_many(model, "clip.mp4", ["What happens?", "Who is there?"], AskOptions())
+>>> [r.answer for r in results], results[1].tokens.prefill_tokens   # question 2 prefills its own tokens only
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
+
+import torch
 
 from .errors import InputError
 from .flops import flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
-from .pruning import FastVIDConfig, fastvid_prune
-from .timing import StageTimer, timed
-from .tiny import TINY_NOTE
+from .pruning import FastVIDConfig, PruneResult
+from .timing import StageTimer, synchronize, timed
 from .video import SampledVideo, read_video
 
 STAGES = ("decode", "preprocess", "vision", "pruning", "prefill", "generation")
 """Stages of the time breakdown, in order (milliseconds)."""
+BASELINE_NOTE = "the vanilla prefill ran only to measure the speedup; its result was dropped"
+TINY_NOTE = "tiny-random has random weights: its answers are noise (use it to check the pipeline, not the model)"
 
 
 @dataclass
@@ -38,7 +48,13 @@ class AskOptions:
     max_new_tokens : int
         Longest answer, in tokens.
     baseline : bool
-        Also time the vanilla (unpruned) prefill, for the speedup. It runs only for the table.
+        Also time the vanilla (unpruned) prefill of the first question, for the speedup. It runs
+        only to measure; generation continues from the pruned prefill.
+
+    Raises
+    ------
+    InputError
+        ``frames`` or ``max_new_tokens`` below 1.
     """
 
     frames: int | None = None
@@ -48,18 +64,91 @@ class AskOptions:
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 1:
-            raise InputError(f"--frames must be at least 1, got {self.frames}")
+            raise InputError(f"frames must be at least 1, got {self.frames}")
         if self.max_new_tokens < 1:
-            raise InputError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+            raise InputError(f"the answer length must be at least 1 token, got {self.max_new_tokens}")
+
+
+@dataclass
+class TokenCounts:
+    """Token counts of one answer (JSON: ``tokens``).
+
+    Attributes
+    ----------
+    video_before, video_after : int
+        Video tokens pruning works on, before and after.
+    video_kept_ratio : float
+    newline_before, newline_after : int
+        Newline slots of the video (not counted in ``video_*``).
+    tokens_per_frame : int
+    grid : list of int
+        Tokens per frame as rows x columns.
+    grid_thw : list of int or None
+        Qwen2.5-VL's patch grid (t, h, w).
+    prompt_before, prompt_after : int
+        The whole LLM input of this question, unpruned and pruned.
+    prefill_tokens : int
+        Tokens this answer prefilled: the pruned prompt for the first question, only its own
+        tokens (question and assistant turn) for the next ones, which reuse the video's KV cache.
+    """
+
+    video_before: int
+    video_after: int
+    video_kept_ratio: float
+    newline_before: int
+    newline_after: int
+    tokens_per_frame: int
+    grid: list[int]
+    grid_thw: list[int] | None
+    prompt_before: int
+    prompt_after: int
+    prefill_tokens: int
+
+
+@dataclass
+class Timing:
+    """Where one answer's time went, in milliseconds (JSON: ``timing``).
+
+    Stages shared by the questions of one video (decode, preprocessing, vision, pruning) count for
+    the first question and are 0 for the next ones.
+
+    Attributes
+    ----------
+    decode_ms, preprocess_ms, vision_ms, pruning_ms : float
+    prefill_ms : float
+        The pruned prefill up to the first token: prefix (video) and question for the first
+        question; the question's own tokens for the next ones.
+    generation_ms : float
+        From the first token to the last.
+    prefill_vanilla_ms : float or None
+        The unpruned prefill of the first question (None when not measured).
+    prefill_speedup : float or None
+    ttft_ms : float
+        Measured time to first token: wall time from opening the file to the first generated
+        token (model loading excluded); for a further question, from its start.
+    total_ms : float
+        Every stage, the vanilla baseline included.
+    """
+
+    decode_ms: float
+    preprocess_ms: float
+    vision_ms: float
+    pruning_ms: float
+    prefill_ms: float
+    generation_ms: float
+    prefill_vanilla_ms: float | None
+    prefill_speedup: float | None
+    ttft_ms: float
+    total_ms: float
 
 
 @dataclass
 class AskResult:
-    """Everything ``fastvid ask`` reports; ``to_dict()`` is the ``--json`` object.
+    """One answer and everything ``fastvid ask`` reports about it; ``to_dict()`` is its ``--json`` object.
 
     Attributes
     ----------
-    answer : str
+    answer, question : str
     model : dict
         id, family, device, dtype, tiny_random.
     video : dict
@@ -67,38 +156,30 @@ class AskResult:
     frames : int
         Frames sampled (F).
     retention : float
-        R.
     config : dict
         FastVID hyperparameters.
     settings : dict
-        How the model ran: frame sampling, pixel budget, pooling, newlines, system prompt, decoding
-        (:meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
-    tokens : dict
-        video_before / video_after (the tokens pruning works on), newline_before / newline_after
-        (newline slots of the video, not counted in video_*), prompt_before / prompt_after (whole
-        LLM input), tokens_per_frame, grid (tokens per frame as rows x columns), grid_thw
-        (Qwen2.5-VL's patch grid t, h, w; None for the LLaVA models).
+        How the model ran (:meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
+    tokens : TokenCounts
     flops : dict
-        See :func:`fastvid_cli.flops.flops_report` (TFLOPs).
-    timing : dict
-        Milliseconds per stage (``decode_ms`` ...), ``prefill_vanilla_ms`` (None with no baseline),
-        ``prefill_speedup``, ``ttft_ms`` (decode to end of prefill) and ``total_ms``.
+        :func:`fastvid_cli.flops.flops_report` (TFLOPs).
+    timing : Timing
     segments : list of int
         DySeg segment lengths in frames.
     notes : list of str
-        One-line remarks (short video, tiny-random answers are noise).
     """
 
     answer: str
+    question: str
     model: dict
     video: dict
     frames: int
     retention: float
     config: dict
     settings: dict
-    tokens: dict
+    tokens: TokenCounts
     flops: dict
-    timing: dict
+    timing: Timing
     segments: list[int]
     notes: list[str]
 
@@ -106,148 +187,24 @@ class AskResult:
         return asdict(self)
 
 
-def ask(
-    model: ModelAdapter,
-    video: str | SampledVideo | PreparedVideo,
-    question: str,
-    options: AskOptions | None = None,
-    on_stage: Callable[[str], None] | None = None,
-) -> AskResult:
-    """Read a video, prune its tokens with FastVID, and answer ``question`` about it.
-
-    Parameters
-    ----------
-    model : ModelAdapter
-        From :func:`fastvid_cli.models.load_model`.
-    video : str, SampledVideo or PreparedVideo
-        A video file decord can read, frames already read with :func:`fastvid_cli.video.read_video`,
-        or a video already preprocessed with :func:`prepare_video` (their measured decode and
-        preprocessing times are reported).
-    question : str
-        Non-empty question.
-    options : AskOptions, optional
-    on_stage : callable, optional
-        Called with each stage's name as it starts (for progress display).
-
-    Returns
-    -------
-    AskResult
-
-    Raises
-    ------
-    InputError
-        Empty question, or a missing, non-video, truncated or corrupt file.
-    """
-    options = options or AskOptions()
-    notify = on_stage or (lambda stage: None)
-    timer = StageTimer(model.device)
-    encoded = encode_video(model, video, question, options.frames, timer, notify)
-    video, inputs, features, full_inputs = encoded.video, encoded.inputs, encoded.features, encoded.full_inputs
-    notes = [*model.settings.notes, *encoded.notes]
-    notify("pruning")
-    with timer("pruning"):
-        kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, options.config)
-    pruned_inputs = model.build_inputs(inputs, features, kept)
-
-    notify("prefill")
-    model.prefill(pruned_inputs)  # warm-up, so neither timed prefill pays one-off start-up costs
-    with timer("prefill"):
-        model.prefill(pruned_inputs)
-    if options.baseline:
-        notify("prefill (vanilla baseline)")
-        with timer("prefill_vanilla"):
-            model.prefill(full_inputs)
-    notify("generation")
-    with timer("generation"):
-        answer = model.decode(model.generate(pruned_inputs, options.max_new_tokens))
-    if model.tiny_random:
-        notes.append(TINY_NOTE)
-
-    video_before = features.num_frames * features.tokens_per_frame
-    video_after = int(kept.indices.numel())
-    tokens = {
-        "video_before": video_before,
-        "video_after": video_after,
-        "video_kept_ratio": video_after / video_before,
-        "newline_before": full_inputs.video_slots - video_before,
-        "newline_after": pruned_inputs.video_slots - video_after,
-        "tokens_per_frame": features.tokens_per_frame,
-        "grid": list(features.grid),
-        "grid_thw": list(features.state["grid_thw"]) if "grid_thw" in features.state else None,
-        "prompt_before": full_inputs.length,
-        "prompt_after": pruned_inputs.length,
-    }
-    flops = flops_report(
-        model.llm_geometry(), video_before, video_after, full_inputs.length, pruned_inputs.length
-    )
-    ms = timer.ms
-    vanilla = ms.get("prefill_vanilla")
-    timing = {f"{stage}_ms": ms[stage] for stage in STAGES}
-    timing |= {
-        "prefill_vanilla_ms": vanilla,
-        "prefill_speedup": vanilla / ms["prefill"] if vanilla else None,
-        "ttft_ms": sum(ms[s] for s in ("decode", "preprocess", "vision", "pruning", "prefill")),
-        "total_ms": sum(ms.values()),
-    }
-    return AskResult(
-        answer=answer,
-        model=model_info(model),
-        video=video_info(video),
-        frames=video.num_frames,
-        retention=options.config.retention_ratio,
-        config=options.config.to_dict(),
-        settings=model.settings.to_dict(),
-        tokens=tokens,
-        flops=flops,
-        timing=timing,
-        segments=kept.segment_lengths,
-        notes=notes,
-    )
-
-
-@dataclass
-class EncodedVideo:
-    """A video read, processed and encoded once, ready for any number of pruned prefills.
-
-    Attributes
-    ----------
-    video : SampledVideo
-    inputs : dict
-        Processor output on the model's device (``input_ids`` (1, L) ...).
-    features : VideoFeatures
-        Tokens (F, N, D), frame features and saliency to prune.
-    full_inputs : LLMInputs
-        The unpruned prompt (the vanilla model).
-    notes : list of str
-    """
-
-    video: SampledVideo
-    inputs: dict
-    features: VideoFeatures
-    full_inputs: LLMInputs
-    notes: list[str]
-
-
 @dataclass
 class PreparedVideo:
-    """A video decoded and preprocessed for one question, ahead of the model work (batch prefetch).
+    """A video decoded and preprocessed, ahead of the model work (a batch prefetches these).
 
     Attributes
     ----------
     video : SampledVideo
-    question : str
     inputs : dict
-        The model's processor output.
+        The processor's output for the prompt prefix (system turn and video).
     preprocess_ms : float
     """
 
     video: SampledVideo
-    question: str
     inputs: dict
     preprocess_ms: float
 
 
-def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str, frames: int | None = None) -> PreparedVideo:
+def prepare_video(model: ModelAdapter, video: str | SampledVideo, frames: int | None = None) -> PreparedVideo:
     """Decode (unless already decoded) and preprocess: the CPU-side work that can run ahead.
 
     ``frames`` None samples as ``model.settings`` says; a count samples that many uniformly.
@@ -255,46 +212,312 @@ def prepare_video(model: ModelAdapter, video: str | SampledVideo, question: str,
     Raises
     ------
     InputError
-        Empty question, or a missing, non-video, truncated or corrupt file.
+        A missing, non-video, truncated or corrupt file.
     """
-    if not question.strip():
-        raise InputError("the question is empty")
     if not isinstance(video, SampledVideo):
         sampling = model.settings.sampling
         video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
-    inputs, preprocess_ms = timed(lambda: model.prepare(video, question), model.device)
-    return PreparedVideo(video, question, inputs, preprocess_ms)
+    inputs, preprocess_ms = timed(lambda: model.prepare(video), model.device)
+    return PreparedVideo(video, inputs, preprocess_ms)
 
 
-def encode_video(
+class FirstTokenClock:
+    """A ``generate`` streamer that notes when the first new token comes out (``perf_counter`` s)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first_token_at: float | None = None
+
+    def put(self, value) -> None:
+        self.calls += 1
+        if self.calls == 2:  # the first call hands over the prompt
+            self.first_token_at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+_WARMED: set[int] = set()
+
+
+def warm_up(model: ModelAdapter) -> None:
+    """One short forward of the LLM, once per process and model, before the first timed prefill
+    (so the timed ones pay no one-off start-up costs: kernels, allocator, caches)."""
+    if id(model.model) in _WARMED:
+        return
+    ids = model.question_ids("warm up")[None, :8].to(model.device)
+    with torch.inference_mode():
+        model.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, logits_to_keep=1)
+    synchronize(model.device)
+    _WARMED.add(id(model.model))
+
+
+@dataclass
+class Answer:
+    """One question answered on a prefilled prefix.
+
+    Attributes
+    ----------
+    text : str
+    token_ids : torch.Tensor
+        (T,) int64 generated ids.
+    inputs : LLMInputs
+        The question's own tokens (``input_ids`` (1, S)), at their original positions.
+    prefill_ms : float
+        From the start of generate to its first token (the question's prefill).
+    generation_ms : float
+        From the first token to the end.
+    first_token_at : float
+        ``time.perf_counter()`` at the first token.
+    """
+
+    text: str
+    token_ids: torch.Tensor
+    inputs: LLMInputs
+    prefill_ms: float
+    generation_ms: float
+    first_token_at: float
+
+
+class PrunedVideo:
+    """The video's prompt prefix with the kept tokens (all of them for ``kept`` None), and its KV cache.
+
+    Made by :meth:`VideoSession.prune`. :meth:`prefill` runs the prefix through the LLM once;
+    :meth:`answer` answers a question on that cache, prefilling only the question's tokens, and
+    leaves the cache as it found it, so every question sees the same prefix.
+    """
+
+    def __init__(self, session: "VideoSession", kept: PruneResult | None, pruning_ms: float) -> None:
+        self.session = session
+        self.model = session.model
+        self.kept = kept
+        self.pruning_ms = pruning_ms
+        self.inputs = self.model.build_inputs(session.inputs, session.features, kept)
+        self.cache = None
+        self.prefill_ms = 0.0
+
+    @torch.inference_mode()
+    def prefill(self) -> float:
+        """Prefill the prefix once (timed) and keep its KV cache; returns the milliseconds."""
+        if self.cache is None:
+            warm_up(self.model)
+            out, self.prefill_ms = timed(lambda: self.model.model(**self.inputs.kwargs, use_cache=True, logits_to_keep=1),
+                                         self.model.device)
+            self.cache = out.past_key_values
+        return self.prefill_ms
+
+    @torch.inference_mode()
+    def answer(self, question: str, max_new_tokens: int) -> Answer:
+        """Answer ``question`` greedily, continuing from the prefix's KV cache.
+
+        ``generate`` gets the whole prompt (prefix and question) with the cache of the prefix, so it
+        prefills the question's tokens only, at their original positions, and decodes from there.
+
+        Raises
+        ------
+        InputError
+            An empty question.
+        """
+        if not question.strip():
+            raise InputError("the question is empty")
+        self.prefill()
+        suffix = self.inputs.then(self.model.question_ids(question))
+        whole = self.inputs.join(suffix)
+        clock = FirstTokenClock()
+        synchronize(self.model.device)
+        start = time.perf_counter()
+        text_only = {k: v for k, v in whole.kwargs.items() if k != "mm_encoder_outputs"}  # the video is in the cache
+        out = self.model.model.generate(**text_only, past_key_values=self.cache, streamer=clock,
+                                        generation_config=self.model.generation_config(max_new_tokens))
+        synchronize(self.model.device)
+        end = time.perf_counter()
+        extra = self.cache.get_seq_length() - self.inputs.length
+        if extra:
+            self.cache.crop(-extra)  # back to the prefix, for the next question
+        first = clock.first_token_at or end
+        ids = out[0, whole.length:].cpu()
+        return Answer(self.model.decode(ids), ids, suffix, (first - start) * 1e3, (end - first) * 1e3, first)
+
+    @torch.inference_mode()
+    def time_prefill_without_cache(self, question: str) -> float:
+        """Milliseconds of one prefill of the whole prompt (prefix and question) with no cache kept:
+        the vanilla baseline's measurement."""
+        warm_up(self.model)
+        whole = self.inputs.join(self.inputs.then(self.model.question_ids(question)))
+        _, ms = timed(lambda: self.model.model(**whole.kwargs, use_cache=False, logits_to_keep=1), self.model.device)
+        return ms
+
+
+class VideoSession:
+    """A video decoded, preprocessed and encoded once, ready to be pruned and asked about.
+
+    Attributes
+    ----------
+    model : ModelAdapter
+    video : SampledVideo
+    inputs : dict
+        The processor's output for the prompt prefix (``input_ids`` (1, L) ...).
+    features : VideoFeatures
+        Tokens (F, N, D), frame features and saliency to prune.
+    ms : dict
+        Milliseconds of ``decode``, ``preprocess`` and ``vision``.
+    started_at : float
+        ``time.perf_counter()`` when the work after decoding began (TTFT adds the decode time).
+    notes : list of str
+    """
+
+    def __init__(self, model: ModelAdapter, video: SampledVideo, inputs: dict, features: VideoFeatures, ms: dict,
+                 started_at: float, notes: list[str]) -> None:
+        self.model, self.video, self.inputs, self.features = model, video, inputs, features
+        self.ms, self.started_at, self.notes = ms, started_at, notes
+
+    @classmethod
+    def open(cls, model: ModelAdapter, video: str | SampledVideo | PreparedVideo, frames: int | None = None,
+             on_stage: Callable[[str], None] | None = None) -> "VideoSession":
+        """Decode (unless done), preprocess (unless done) and run the vision encoder, timing each stage.
+
+        Raises
+        ------
+        InputError
+            A missing, non-video, truncated or corrupt file.
+        """
+        notify = on_stage or (lambda stage: None)
+        started_at = time.perf_counter()
+        if not isinstance(video, PreparedVideo):
+            decoded_here = not isinstance(video, SampledVideo)
+            notify("decode" if decoded_here else "preprocess")
+            video = prepare_video(model, video, frames)
+            if decoded_here:  # the TTFT adds the decode time itself
+                started_at += video.video.decode_ms / 1e3
+        else:  # prepared ahead (batch prefetch): its preprocessing counts as if done now
+            started_at -= video.preprocess_ms / 1e3
+        notify("vision")
+        features, vision_ms = timed(lambda: model.encode(video.inputs), model.device)
+        ms = {"decode": video.video.decode_ms, "preprocess": video.preprocess_ms, "vision": vision_ms}
+        notes = [*model.settings.notes] + ([video.video.short_note] if video.video.short_note else [])
+        if model.tiny_random:
+            notes.append(TINY_NOTE)
+        return cls(model, video.video, video.inputs, features, ms, started_at, notes)
+
+    def prune(self, method: Callable | None) -> PrunedVideo:
+        """Prune the video tokens with ``method`` (a pruning config; None keeps every token), timed."""
+        if method is None:
+            return PrunedVideo(self, None, 0.0)
+        f = self.features
+        kept, ms = timed(lambda: method(f.video_tokens, f.frame_features, f.saliency), self.model.device)
+        return PrunedVideo(self, kept, ms)
+
+    def ttft_ms(self, first_token_at: float) -> float:
+        """Time to first token of the first question: decode, then everything up to ``first_token_at``."""
+        return self.ms["decode"] + (first_token_at - self.started_at) * 1e3
+
+
+def ask_many(
     model: ModelAdapter,
     video: str | SampledVideo | PreparedVideo,
-    question: str,
-    frames: int | None,
-    timer: StageTimer,
-    notify: Callable[[str], None],
-) -> EncodedVideo:
-    """Decode, preprocess (unless done already) and run the vision encoder, timing each stage.
+    questions: list[str],
+    options: AskOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> list[AskResult]:
+    """Answer several questions about one video: one decode, vision pass, pruning and prefix prefill.
+
+    Question k prefills only its own tokens on the prefix's KV cache, at its original positions
+    (M-RoPE columns for Qwen2.5-VL), so its answer equals a fresh single-question run.
+
+    Parameters
+    ----------
+    model : ModelAdapter
+        From :func:`fastvid_cli.models.load_model`.
+    video : str, SampledVideo or PreparedVideo
+    questions : list of str
+        Non-empty questions, answered in order.
+    options : AskOptions, optional
+    on_stage : callable, optional
+        Called with each stage's name as it starts (for progress display).
+
+    Returns
+    -------
+    list of AskResult
+        One per question, in order.
 
     Raises
     ------
     InputError
-        Empty question, or a missing, non-video, truncated or corrupt file.
+        No question, an empty one, or a bad video.
+    ModelError
+        A prompt template that puts the question before the video.
     """
-    if not isinstance(video, PreparedVideo):
-        notify("decode" if not isinstance(video, SampledVideo) else "preprocess")
-        video = prepare_video(model, video, question, frames)
-    elif video.question != question:
-        raise ValueError("the prepared video was prepared for another question")
-    timer.ms["decode"] = video.video.decode_ms
-    timer.ms["preprocess"] = video.preprocess_ms
-    inputs, video = video.inputs, video.video
-    notify("vision")
-    with timer("vision"):
-        features = model.encode(inputs)
-    full_inputs = model.build_inputs(inputs, features, None)
-    notes = [video.short_note] if video.short_note else []
-    return EncodedVideo(video, inputs, features, full_inputs, notes)
+    return list(iter_answers(model, video, questions, options, on_stage))
+
+
+def iter_answers(
+    model: ModelAdapter,
+    video: str | SampledVideo | PreparedVideo,
+    questions: list[str],
+    options: AskOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Iterator[AskResult]:
+    """:func:`ask_many`, yielding each answer as soon as it is there (a batch writes it at once)."""
+    options = options or AskOptions()
+    notify = on_stage or (lambda stage: None)
+    if not questions or any(not q.strip() for q in questions):
+        raise InputError("give at least one question, none of them empty")
+    for question in questions:
+        model.prompt_parts(question)  # a template that puts the question first is refused here
+    session = VideoSession.open(model, video, options.frames, notify)
+    notify("pruning")
+    pruned = session.prune(options.config)
+    vanilla_ms = None
+    if options.baseline:
+        notify("prefill (vanilla baseline, only to measure)")
+        vanilla_ms = session.prune(None).time_prefill_without_cache(questions[0])
+    for k, question in enumerate(questions):
+        notify("prefill" if k == 0 else f"question {k + 1}")
+        answer = pruned.answer(question, options.max_new_tokens)
+        yield _result(session, pruned, question, answer, options, first=k == 0, vanilla_ms=vanilla_ms if k == 0 else None)
+
+
+def ask(model: ModelAdapter, video: str | SampledVideo | PreparedVideo, question: str, options: AskOptions | None = None,
+        on_stage: Callable[[str], None] | None = None) -> AskResult:
+    """Answer one question about a video with FastVID-pruned video tokens (see :func:`ask_many`)."""
+    return ask_many(model, video, [question], options, on_stage)[0]
+
+
+def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: Answer, options: AskOptions,
+            first: bool, vanilla_ms: float | None) -> AskResult:
+    model, features, kept = session.model, session.features, pruned.kept
+    full = model.build_inputs(session.inputs, features, None)  # unpruned prefix: counts only
+    video_before = features.num_frames * features.tokens_per_frame
+    video_after = int(kept.indices.numel()) if kept is not None else video_before
+    own = answer.inputs.length
+    tokens = TokenCounts(
+        video_before=video_before, video_after=video_after, video_kept_ratio=video_after / video_before,
+        newline_before=full.video_slots - video_before, newline_after=pruned.inputs.video_slots - video_after,
+        tokens_per_frame=features.tokens_per_frame, grid=list(features.grid),
+        grid_thw=list(features.state["grid_thw"]) if "grid_thw" in features.state else None,
+        prompt_before=full.length + own, prompt_after=pruned.inputs.length + own,
+        prefill_tokens=pruned.inputs.length + own if first else own,
+    )
+    flops = flops_report(model.llm_geometry(), video_before, video_after, tokens.prompt_before, tokens.prompt_after)
+    shared = session.ms if first else {"decode": 0.0, "preprocess": 0.0, "vision": 0.0}
+    prefill_ms = answer.prefill_ms + (pruned.prefill_ms if first else 0.0)
+    ttft = session.ttft_ms(answer.first_token_at) if first else answer.prefill_ms
+    if first and vanilla_ms is not None:  # the baseline ran between pruning and the prefill: not part of the TTFT
+        ttft -= vanilla_ms
+    pruning_ms = pruned.pruning_ms if first else 0.0
+    timing = Timing(
+        decode_ms=shared["decode"], preprocess_ms=shared["preprocess"], vision_ms=shared["vision"], pruning_ms=pruning_ms,
+        prefill_ms=prefill_ms, generation_ms=answer.generation_ms, prefill_vanilla_ms=vanilla_ms,
+        prefill_speedup=vanilla_ms / prefill_ms if vanilla_ms else None, ttft_ms=ttft,
+        total_ms=sum(shared.values()) + pruning_ms + prefill_ms + answer.generation_ms + (vanilla_ms or 0.0),
+    )
+    notes = list(session.notes) + ([BASELINE_NOTE] if vanilla_ms is not None else [])
+    return AskResult(
+        answer=answer.text, question=question, model=model_info(model), video=video_info(session.video),
+        frames=session.video.num_frames, retention=options.config.retention_ratio, config=options.config.to_dict(),
+        settings=model.settings.to_dict(), tokens=tokens, flops=flops, timing=timing,
+        segments=kept.segment_lengths if kept is not None else [features.num_frames], notes=notes,
+    )
 
 
 def model_info(model: ModelAdapter) -> dict:
@@ -317,3 +540,7 @@ def video_info(video: SampledVideo) -> dict:
         "duration_s": video.duration_s,
         "frame_indices": video.indices.tolist(),
     }
+
+
+__all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
+           "ask_many", "iter_answers", "prepare_video"]

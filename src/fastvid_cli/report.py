@@ -32,30 +32,17 @@ def token_table(result: AskResult) -> Table:
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
     table.add_column("kept", justify="right")
-    if t.get("grid_thw"):
-        grid_t, grid_h, grid_w = t["grid_thw"]
-        label = f"video tokens (patch grid t,h,w = {grid_t},{grid_h},{grid_w}: {grid_t} x {t['grid'][0]}x{t['grid'][1]} merged)"
+    if t.grid_thw:
+        grid_t, grid_h, grid_w = t.grid_thw
+        label = f"video tokens (patch grid t,h,w = {grid_t},{grid_h},{grid_w}: {grid_t} x {t.grid[0]}x{t.grid[1]} merged)"
     else:
-        label = f"video tokens ({result.frames} frames x {t['tokens_per_frame']})"
-    table.add_row(
-        label,
-        f"{t['video_before']:,}",
-        f"{t['video_after']:,}",
-        f"{t['video_after'] / t['video_before']:.1%}",
-    )
-    table.add_row(
-        "whole prompt (LLM input)",
-        f"{t['prompt_before']:,}",
-        f"{t['prompt_after']:,}",
-        f"{t['prompt_after'] / t['prompt_before']:.1%}",
-    )
-    if t["newline_before"]:
-        table.add_row(
-            "video newline slots",
-            f"{t['newline_before']:,}",
-            f"{t['newline_after']:,}",
-            f"{t['newline_after'] / t['newline_before']:.1%}",
-        )
+        label = f"video tokens ({result.frames} frames x {t.tokens_per_frame})"
+    table.add_row(label, f"{t.video_before:,}", f"{t.video_after:,}", f"{t.video_after / t.video_before:.1%}")
+    table.add_row("whole prompt (LLM input)", f"{t.prompt_before:,}", f"{t.prompt_after:,}", f"{t.prompt_after / t.prompt_before:.1%}")
+    if t.newline_before:
+        table.add_row("video newline slots", f"{t.newline_before:,}", f"{t.newline_after:,}", f"{t.newline_after / t.newline_before:.1%}")
+    if t.prefill_tokens != t.prompt_after:
+        table.caption = f"this question prefilled {t.prefill_tokens:,} tokens: the video's KV cache was reused"
     return table
 
 
@@ -81,22 +68,24 @@ def speed_table(result: AskResult) -> Table:
     table.add_column("vanilla (ms)", justify="right")
     table.add_column("FastVID (ms)", justify="right")
     table.add_column("speedup", justify="right")
-    speedup = "-" if t["prefill_speedup"] is None else f"{t['prefill_speedup']:.2f}x"
-    table.add_row(_fmt_ms(t["prefill_vanilla_ms"]), _fmt_ms(t["prefill_ms"]), speedup)
-    if t["prefill_vanilla_ms"] is None:
-        table.caption = "vanilla prefill skipped (--no-baseline)"
+    speedup = "-" if t.prefill_speedup is None else f"{t.prefill_speedup:.2f}x"
+    table.add_row(_fmt_ms(t.prefill_vanilla_ms), _fmt_ms(t.prefill_ms), speedup)
+    if t.prefill_vanilla_ms is None:
+        table.caption = "vanilla prefill not run (--no-baseline, or a further question)"
+    else:
+        table.caption = "the vanilla prefill ran only to measure the speedup (--no-baseline skips it)"
     return table
 
 
 def timing_table(result: AskResult) -> Table:
-    """Where the time went, per stage (the vanilla baseline excluded)."""
+    """Where the time went, per stage (the vanilla baseline excluded), and the measured TTFT."""
     t = result.timing
     table = Table(title="Time breakdown", title_justify="left")
     table.add_column("stage")
     table.add_column("ms", justify="right")
     for stage in STAGES:
-        table.add_row(STAGE_LABELS[stage], _fmt_ms(t[f"{stage}_ms"]))
-    table.add_row("time to first token", _fmt_ms(t["ttft_ms"]), style="bold")
+        table.add_row(STAGE_LABELS[stage], _fmt_ms(getattr(t, f"{stage}_ms")))
+    table.add_row("time to first token (measured)", _fmt_ms(t.ttft_ms), style="bold")
     return table
 
 
@@ -110,6 +99,20 @@ def segment_table(result: AskResult) -> Table:
     for i, length in enumerate(result.segments):
         table.add_row(str(i + 1), f"{start}-{start + length - 1}", str(length))
         start += length
+    return table
+
+
+def render_questions(results: list[AskResult]) -> Table:
+    """Several questions on one video: what each one prefilled and waited for."""
+    table = Table(title=f"Questions on one video ({len(results)}): video decoded, encoded, pruned and prefilled once",
+                  title_justify="left")
+    for name in ("#", "prefill tokens", "prefill ms", "TTFT ms", "generation ms"):
+        table.add_column(name, justify="right")
+    table.add_column("question", overflow="ellipsis", no_wrap=True, ratio=1, min_width=12)
+    for k, r in enumerate(results, 1):
+        table.add_row(str(k), f"{r.tokens.prefill_tokens:,}", _fmt_ms(r.timing.prefill_ms), _fmt_ms(r.timing.ttft_ms),
+                      _fmt_ms(r.timing.generation_ms), r.question)
+    table.caption = "question 1's TTFT counts from opening the file; a further question's from its own start"
     return table
 
 
@@ -216,12 +219,21 @@ def bench_tables(result: dict) -> list[Table]:
         for name in ("target", "value", "goal", "met"):
             targets.add_column(name)
         goals = {"fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"), "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
-                 "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x")}
+                 "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x"), "further_question_share": ("{:.2%}", "<= {:.0%}")}
         for key, t in result["targets"].items():
             if isinstance(t, dict):
                 value_fmt, goal_fmt = goals[key]
                 targets.add_row(key.replace("_", " "), value_fmt.format(t["value"]), goal_fmt.format(t["target"]), "yes" if t["met"] else "NO")
         tables.append(targets)
+    if result.get("questions"):
+        qt = Table(title=f"Questions on one video ({result['settings'].get('questions', '')} per video): prefill of the first vs a further one, scaled to all layers",
+                   title_justify="left")
+        for name in ("", "prefix tokens", "first question ms", "further question ms", "further / first"):
+            qt.add_column(name, justify="right")
+        for row in result["questions"]:
+            qt.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", f"{row['prefix_tokens']:,}",
+                       _fmt_ms(row["first_ms"]), _fmt_ms(row["further_ms"]), f"{row['further_share']:.1%}")
+        tables.append(qt)
     if result.get("ttft"):
         ttft = Table(title=f"Time to first token on {result['ttft']['video']} ({result['ttft']['model']})", title_justify="left")
         stages = [k for k in result["ttft"]["rows"][0] if k.endswith("_ms")]
@@ -229,6 +241,6 @@ def bench_tables(result: dict) -> list[Table]:
         for k in stages:
             ttft.add_column(k.removesuffix("_ms").replace("ttft", "TTFT") + " ms", justify="right")
         for row in result["ttft"]["rows"]:
-            ttft.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", *(f"{row[k]:,.1f}" for k in stages))
+            ttft.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", *(_fmt_ms(row[k]) for k in stages))
         tables.append(ttft)
     return tables

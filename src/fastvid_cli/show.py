@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import encode_video
-from .pruning import FastVIDConfig, PruneResult, fastvid_prune
-from .timing import StageTimer
+from .pipeline import VideoSession
+from .pruning import FastVIDConfig, PruneResult
 
 SALIENT = (1.0, 0.55, 0.0)
 ANCHOR = (0.1, 0.35, 0.95)
@@ -196,15 +195,15 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | Non
     InputError
         A bad video.
     """
-    encoded = encode_video(model, video, "Describe the video.", frames, StageTimer(model.device), lambda s: None)
-    f = encoded.features
-    kept = fastvid_prune(f.video_tokens, f.frame_features, f.saliency, config)
+    session = VideoSession.open(model, video, frames)
+    f = session.features
+    kept = session.prune(config).kept
     kept_count = int(kept.indices.numel())
     title = (
-        f"{Path(encoded.video.path).name}: FastVID keeps {kept_count:,} of {f.num_frames * f.tokens_per_frame:,} video tokens "
+        f"{Path(session.video.path).name}: FastVID keeps {kept_count:,} of {f.num_frames * f.tokens_per_frame:,} video tokens "
         f"(R = {config.retention_ratio:g}), {len(kept.segment_lengths)} DySeg segments; model {model.model_id}"
     )
-    step = -(-encoded.video.num_frames // f.num_frames)  # Qwen2.5-VL: one token frame per 2 sampled frames
-    images, numbers = encoded.video.frames[::step][: f.num_frames], encoded.video.indices[::step][: f.num_frames]
+    step = -(-session.video.num_frames // f.num_frames)  # Qwen2.5-VL: one token frame per 2 sampled frames
+    images, numbers = session.video.frames[::step][: f.num_frames], session.video.indices[::step][: f.num_frames]
     path = render(images, kept, f.grid, config.tau, out, numbers, title, width, columns)
     return path, kept

@@ -58,16 +58,45 @@ class LLMInputs:
         L, the unpruned prompt length; decoding continues from there.
     video_slots : int
         Video placeholder slots in this prompt (kept tokens plus kept newlines).
+    next_position : torch.Tensor or None
+        Position ids of a token that would follow this prompt, shaped like ``position_ids`` with a
+        last dimension of 1: (1, 1) = [[L]], or Qwen2.5-VL's (4, 1, 1) = [L, m, m, m] with m one past
+        the largest M-RoPE position of the unpruned prompt (as ``get_rope_index`` continues text).
     """
 
     kwargs: dict
     original_length: int
     video_slots: int = 0
+    next_position: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
         """L', the tokens actually fed to the LLM."""
         return int(self.kwargs["input_ids"].shape[1])
+
+    def then(self, ids: torch.Tensor) -> "LLMInputs":
+        """The text ``ids`` (S,) that follow this prompt, at the positions that continue it.
+
+        Returns
+        -------
+        LLMInputs
+            ``input_ids`` (1, S), ``position_ids`` continuing from :attr:`next_position`, and an
+            ``attention_mask`` over this prompt and them (1, L' + S), for a forward on this prompt's KV cache.
+        """
+        ids = ids.to(self.kwargs["input_ids"].device)[None]
+        steps = torch.arange(ids.shape[1], device=ids.device)
+        positions = self.next_position + steps
+        mask = torch.ones(1, self.length + ids.shape[1], dtype=torch.long, device=ids.device)
+        return LLMInputs({"input_ids": ids, "position_ids": positions, "attention_mask": mask},
+                         original_length=self.original_length + ids.shape[1], next_position=self.next_position + ids.shape[1])
+
+    def join(self, after: "LLMInputs") -> "LLMInputs":
+        """One prompt: this one followed by ``after`` (from :meth:`then`), for a forward without a cache."""
+        kwargs = dict(self.kwargs)
+        kwargs["input_ids"] = torch.cat([self.kwargs["input_ids"], after.kwargs["input_ids"]], dim=1)
+        kwargs["position_ids"] = torch.cat([self.kwargs["position_ids"], after.kwargs["position_ids"]], dim=-1)
+        kwargs["attention_mask"] = after.kwargs["attention_mask"]
+        return LLMInputs(kwargs, after.original_length, self.video_slots, after.next_position)
 
 
 class ModelAdapter:
@@ -156,6 +185,47 @@ class ModelAdapter:
         decoding, decoding_notes = checkpoint_decoding(self.model.generation_config)
         paper = replace(paper_settings(self.family), decoding=decoding, notes=(*notes, *decoding_notes))
         self.settings = paper.with_overrides(overrides)
+
+    @property
+    def media_token(self) -> str:
+        """The video placeholder of the prompt text (expanded into the video slots)."""
+        return self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id)
+
+    def full_prompt(self, question: str) -> str:
+        """The whole prompt text with one video placeholder (LLaVA: the paper's ``qwen_1_5``)."""
+        return self.chat_prompt(question, self.media_token)
+
+    def prompt_parts(self, question: str) -> tuple[str, str]:
+        """The prompt split right after the video: (prefix, suffix).
+
+        The prefix (system turn and video) is the same for every question, so one prefill of it
+        serves them all; the suffix holds the question and the assistant turn.
+
+        Raises
+        ------
+        ModelError
+            If the template puts text of the question before the video.
+        """
+        from ..errors import ModelError
+
+        text = self.full_prompt(question)
+        end = text.rindex(self.media_token) + len(self.media_token)
+        if question and text.find(question) < end:
+            raise ModelError(f"{self.family}'s prompt puts the question before the video: one prefix cannot serve several questions")
+        return text[:end], text[end:]
+
+    def prompt_text(self, question: str | None) -> str:
+        """The whole prompt for ``question``, or only its prefix (system turn and video) for None."""
+        return self.prompt_parts("?")[0] if question is None else self.full_prompt(question)
+
+    def question_ids(self, question: str) -> torch.Tensor:
+        """(S,) int64 token ids of the prompt after the video for ``question`` (the question and the assistant turn).
+
+        The video placeholder is a special token, so the text after it tokenizes the same alone as in
+        the whole prompt.
+        """
+        suffix = self.prompt_parts(question)[1]
+        return torch.tensor(self.processor.tokenizer(suffix, add_special_tokens=False)["input_ids"], dtype=torch.long)
 
     def chat_prompt(self, question: str, media_token: str) -> str:
         """The prompt of LLaVA-NeXT's ``qwen_1_5`` conversation template, as the paper's LLaVA runs built it.

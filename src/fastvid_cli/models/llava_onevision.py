@@ -67,7 +67,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
-    def prepare(self, video, question: str) -> dict:
+    def prepare(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question), processed
         to tensors on the model's device.
 
@@ -75,7 +75,8 @@ class LlavaOnevisionAdapter(ModelAdapter):
         ----------
         video : SampledVideo
             (F, H, W, 3) uint8 frames.
-        question : str
+        question : str or None
+            None gives the prompt's prefix only (system turn and video), shared by every question.
 
         Returns
         -------
@@ -83,8 +84,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
             ``input_ids`` (1, L) with F * 196 + 1 video slots, ``attention_mask`` (1, L),
             ``pixel_values_videos`` (1, F, 3, 384, 384) in the model's dtype.
         """
-        prompt = self.chat_prompt(question, self.processor.video_token)
-        inputs = self.processor(text=prompt, videos=[video.frames], return_tensors="pt")
+        inputs = self.processor(text=self.prompt_text(question), videos=[video.frames], return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.dtype)
         return inputs
@@ -150,10 +150,12 @@ class LlavaOnevisionAdapter(ModelAdapter):
             keep[video_slots[total:]] = True
         video = torch.cat([tokens, features.state["newline"]]).to(self.dtype)[None]
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
+        next_position = torch.full((1, 1), input_ids.shape[1], device=input_ids.device)
         kwargs = {
             "input_ids": input_ids[:, keep],
             "attention_mask": torch.ones_like(positions),  # always given: gapped positions are not packing
             "position_ids": positions,
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=video)},
         }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(video.shape[1]))
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(video.shape[1]),
+                         next_position=next_position)

@@ -291,7 +291,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         vision = self.model.config.vision_config
         return vision.image_size // vision.patch_size
 
-    def prepare(self, video, question: str) -> dict:
+    def prepare(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots, and the frames at 384 px.
 
         Returns
@@ -299,9 +299,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         dict
             ``input_ids`` (1, L), ``attention_mask`` (1, L), ``pixel_values_videos`` (1, F, 3, 384, 384).
         """
-        tokenizer = self.processor.tokenizer
-        prompt = self.chat_prompt(question, tokenizer.convert_ids_to_tokens(self.video_token_id))
-        ids = tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+        ids = self.processor.tokenizer(self.prompt_text(question), return_tensors="pt")["input_ids"][0]
         side = self.layout.pooled_side(self._side())
         slots = video.num_frames * side * (side + 1)
         at = int((ids == self.video_token_id).nonzero()[0, 0])
@@ -381,10 +379,12 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         keep = input_ids[0] != self.video_token_id
         keep[video_slots[slots.to(video_slots.device)]] = True
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
+        next_position = torch.full((1, 1), input_ids.shape[1], device=input_ids.device)
         kwargs = {
             "input_ids": input_ids[:, keep],
             "attention_mask": torch.ones_like(positions),
             "position_ids": positions,
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=values.to(self.dtype)[None])},
         }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()))
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()),
+                         next_position=next_position)

@@ -64,8 +64,19 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
-    def prepare(self, video, question: str) -> dict:
-        """Chat prompt (system turn, video, question); frames sized by the whole-video pixel budget.
+    @property
+    def media_token(self) -> str:
+        return self.processor.video_token
+
+    def full_prompt(self, question: str) -> str:
+        """The checkpoint's chat template with the system turn, the video, then the question."""
+        system = [{"role": "system", "content": self.settings.system_prompt or ""}]
+        conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+
+    def prepare(self, video, question: str | None = None) -> dict:
+        """Chat prompt (system turn, video, question; None: up to the video only); frames sized by the
+        whole-video pixel budget.
 
         Returns
         -------
@@ -87,11 +98,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             total_num_frames=video.total_frames, fps=video.fps or 24.0, frames_indices=indices,
             width=int(frames.shape[2]), height=int(frames.shape[1]), duration=video.duration_s,
         )
-        system = [{"role": "system", "content": self.settings.system_prompt or ""}]
-        conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True)
         inputs = self.processor(
-            text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
+            text=[self.prompt_text(question)], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
             cap_pixels_per_frame=True, **resize,
         )
         out = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
@@ -173,13 +181,16 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             tokens = kept.tokens
             keep = input_ids[0] != self.video_token_id
             keep[video_slots[kept.indices.to(video_slots.device)]] = True
+        following = int(position_ids[1:].max()) + 1  # get_rope_index: text after the video goes on from the largest position
+        next_position = torch.tensor([input_ids.shape[1], following, following, following]).view(4, 1, 1)
         kwargs = {
             "input_ids": input_ids[:, keep],
             "attention_mask": torch.ones_like(input_ids[:, keep]),  # always given: gapped positions are not packing
             "position_ids": position_ids[:, :, keep],
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=(tokens.to(self.dtype),))},
         }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(tokens.shape[0]))
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(tokens.shape[0]),
+                         next_position=next_position.to(position_ids.device))
 
     def position_ids(self, inputs: dict) -> torch.Tensor:
         """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""
