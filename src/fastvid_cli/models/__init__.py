@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DeviceError, ModelError
-from ..hub import hub_offline
+from ..hub import hub_offline, hub_unreachable
 from ..tiny import TINY_MODELS, TINY_RANDOM, is_tiny_random, tiny_random_dir
 from .base import LLMInputs, ModelAdapter, VideoFeatures
 
@@ -85,6 +85,9 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
     except Exception:
         if local_files_only or hub_offline():
             raise ModelError(_unreachable(repo_id, "offline mode")) from None
+    why = hub_unreachable()  # fail at once rather than after the library's retries
+    if why is not None:
+        raise ModelError(_unreachable(repo_id, why))
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES))
     except GatedRepoError:
