@@ -137,19 +137,36 @@ def detect_family(path: Path, layout: str = "auto") -> str:
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> the first CUDA GPU if there is one, else the CPU.
 
+    An NVIDIA GPU that torch cannot use (``nvidia-smi`` answers, but e.g. torch is built for a newer
+    CUDA than the driver runs) is an error for ``auto`` and ``cuda``, not a silent fall back to the
+    CPU. ``cpu`` never runs ``nvidia-smi``.
+
     Raises
     ------
     DeviceError
-        If a GPU is asked for and none is usable, or the name is not a device.
+        If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
+        is not a device.
     """
+    from ..gpu import cuda_status, unusable_gpu
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        available, torch_says = cuda_status()
+        if available:
+            return torch.device("cuda")
+        why = unusable_gpu(torch_says)
+        if why is not None:
+            raise DeviceError(why)
+        return torch.device("cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda":
-        if not torch.cuda.is_available():
+        available, torch_says = cuda_status()
+        if not available:
+            why = unusable_gpu(torch_says)
+            if why is not None:
+                raise DeviceError(why)
             raise DeviceError(f"--device {device} asked for a GPU, but no CUDA GPU is available here; use --device cpu")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
