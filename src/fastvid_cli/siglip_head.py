@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .hub import hub_offline
+from .hub import hub_offline, hub_unreachable
 
 SIGLIP_REPO = "google/siglip-so400m-patch14-384"
 SIGLIP_HEAD_DIR = "siglip_head"
@@ -141,6 +141,9 @@ def _fetch_remote(repo_id: str, revision: str | None) -> tuple[Path, dict[str, t
         return cache / "config.json", load_file(str(cache / "model.safetensors"))
     if hub_offline():
         raise ModelError(_head_unreachable(repo_id, "HF_HUB_OFFLINE is set"))
+    why = hub_unreachable()
+    if why is not None:
+        raise ModelError(_head_unreachable(repo_id, why))
     try:
         config_path = hf_hub_download(repo_id, "config.json", revision=revision)
         fs = HfFileSystem()

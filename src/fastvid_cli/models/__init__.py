@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DeviceError, ModelError
-from ..hub import hub_offline
+from ..hub import hub_offline, hub_unreachable
 from ..tiny import TINY_MODELS, TINY_RANDOM, is_tiny_random, tiny_random_dir
 from .base import LLMInputs, ModelAdapter, VideoFeatures
 from .settings import RunSettings, SettingsOverrides, paper_settings
@@ -86,6 +86,9 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
     except Exception:
         if local_files_only or hub_offline():
             raise ModelError(_unreachable(repo_id, "offline mode")) from None
+    why = hub_unreachable()  # fail at once rather than after the library's retries
+    if why is not None:
+        raise ModelError(_unreachable(repo_id, why))
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES))
     except GatedRepoError:
@@ -135,19 +138,36 @@ def detect_family(path: Path, layout: str = "auto") -> str:
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> the first CUDA GPU if there is one, else the CPU.
 
+    An NVIDIA GPU that torch cannot use (``nvidia-smi`` answers, but e.g. torch is built for a newer
+    CUDA than the driver runs) is an error for ``auto`` and ``cuda``, not a silent fall back to the
+    CPU. ``cpu`` never runs ``nvidia-smi``.
+
     Raises
     ------
     DeviceError
-        If a GPU is asked for and none is usable, or the name is not a device.
+        If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
+        is not a device.
     """
+    from ..gpu import cuda_status, unusable_gpu
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        available, torch_says = cuda_status()
+        if available:
+            return torch.device("cuda")
+        why = unusable_gpu(torch_says)
+        if why is not None:
+            raise DeviceError(why)
+        return torch.device("cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda":
-        if not torch.cuda.is_available():
+        available, torch_says = cuda_status()
+        if not available:
+            why = unusable_gpu(torch_says)
+            if why is not None:
+                raise DeviceError(why)
             raise DeviceError(f"--device {device} asked for a GPU, but no CUDA GPU is available here; use --device cpu")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")

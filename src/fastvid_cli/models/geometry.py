@@ -187,17 +187,20 @@ def model_geometry(name: str) -> ModelGeometry:
 
 
 def _fetch_config(repo_id: str) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    from ..hub import hub_offline
+    from ..hub import hub_offline, hub_unreachable
 
     if repo_id.count("/") != 1:
         raise ModelError(f"unknown model {repo_id!r}: pass a Hub repo id, an alias, a local checkpoint folder, or tiny-random")
-    try:
-        return Path(hf_hub_download(repo_id, "config.json", local_files_only=True)).parent
-    except Exception:
-        if hub_offline():
-            raise ModelError(f"no geometry for {repo_id}: its config.json is not cached and HF_HUB_OFFLINE is set") from None
+    cached = try_to_load_from_cache(repo_id, "config.json")  # the cache alone: no request at all
+    if isinstance(cached, str):
+        return Path(cached).parent
+    if hub_offline():
+        raise ModelError(f"no geometry for {repo_id}: its config.json is not cached and HF_HUB_OFFLINE is set")
+    why = hub_unreachable()
+    if why is not None:
+        raise ModelError(f"no geometry for {repo_id}: its config.json is not cached and the Hub cannot be reached ({why})")
     try:
         return Path(hf_hub_download(repo_id, "config.json")).parent
     except Exception as err:
