@@ -364,7 +364,10 @@ def flops(
         from .models.settings import paper_settings
         from .video import probe_video
 
-        settings = paper_settings(geometry.family).with_overrides(_settings(frames))
+        try:
+            settings = paper_settings(geometry.family).with_overrides(_settings(frames))
+        except ValueError as err:
+            raise InputError(str(err)) from None
         geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
     rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),

@@ -328,7 +328,7 @@ class PrunedVideo:
         start = time.perf_counter()
         text_only = {k: v for k, v in whole.kwargs.items() if k != "mm_encoder_outputs"}  # the video is in the cache
         out = self.model.model.generate(**text_only, past_key_values=self.cache, streamer=clock,
-                                        generation_config=self.model.generation_config(max_new_tokens))
+                                        **self.model.generate_kwargs(max_new_tokens, whole.length))
         synchronize(self.model.device)
         end = time.perf_counter()
         extra = self.cache.get_seq_length() - self.inputs.length

@@ -99,8 +99,12 @@ class FrameSampling:
 
     def indices(self, total_frames: int, video_fps: float) -> "np.ndarray":
         """(count,) int64 frame numbers, ascending, first and last frame included."""
-        positions = np.linspace(0, total_frames - 1, self.count(total_frames, video_fps))
-        return (np.floor(positions) if self.rounding == "floor" else positions.round()).astype(np.int64)
+        count = self.count(total_frames, video_fps)
+        if self.rounding == "round":  # qwen-vl-utils: torch.linspace (float32) rounded
+            import torch
+
+            return torch.linspace(0, total_frames - 1, count).round().long().numpy()
+        return np.floor(np.linspace(0, total_frames - 1, count)).astype(np.int64)
 
     def describe(self) -> str:
         """One line, e.g. ``32 frames, uniform`` or ``2 fps (4-768 frames, even)``."""

@@ -99,6 +99,26 @@ class LLMInputs:
         return LLMInputs(kwargs, after.original_length, self.video_slots, after.next_position)
 
 
+class AnswerRepetitionPenalty:
+    """transformers' repetition penalty over the generated tokens only (ids after ``prompt_length``).
+
+    As the paper's LLaVA runs: LLaVA-NeXT's ``generate`` gives transformers ``inputs_embeds`` alone,
+    so the checkpoint's ``repetition_penalty`` saw no prompt token. A seen token's logit is divided
+    by the penalty when positive and multiplied when negative.
+    """
+
+    def __init__(self, penalty: float, prompt_length: int) -> None:
+        self.penalty, self.prompt_length = penalty, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        picked = scores.gather(1, generated)
+        picked = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
+        return scores.scatter(1, generated, picked)
+
+
 class ModelAdapter:
     """Interface of a model family: the pipeline calls these in order.
 
@@ -159,8 +179,20 @@ class ModelAdapter:
         torch.Tensor
             (T,) int64 new token ids.
         """
-        out = self.model.generate(**llm_inputs.kwargs, generation_config=self.generation_config(max_new_tokens))
+        out = self.model.generate(**llm_inputs.kwargs, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
         return out[0, llm_inputs.length :].cpu()
+
+    def generate_kwargs(self, max_new_tokens: int, prompt_length: int) -> dict:
+        """``generation_config`` (greedy) and, where the penalty skips the prompt, its ``logits_processor``."""
+        decoding = self.settings.decoding
+        if decoding.penalize_prompt or decoding.repetition_penalty in (None, 1.0):
+            return {"generation_config": self.generation_config(max_new_tokens)}
+        from transformers import LogitsProcessorList
+
+        config = self.generation_config(max_new_tokens)
+        config.repetition_penalty = 1.0
+        penalty = AnswerRepetitionPenalty(decoding.repetition_penalty, prompt_length)
+        return {"generation_config": config, "logits_processor": LogitsProcessorList([penalty])}
 
     def generation_config(self, max_new_tokens: int):
         """The checkpoint's generation config made greedy (see :class:`~.settings.Decoding`)."""
@@ -182,7 +214,7 @@ class ModelAdapter:
         generation config, then the user's ``overrides``; ``notes`` say where the checkpoint differs."""
         from dataclasses import replace
 
-        decoding, decoding_notes = checkpoint_decoding(self.model.generation_config)
+        decoding, decoding_notes = checkpoint_decoding(self.model.generation_config, self.family)
         paper = replace(paper_settings(self.family), decoding=decoding, notes=(*notes, *decoding_notes))
         self.settings = paper.with_overrides(overrides)
 

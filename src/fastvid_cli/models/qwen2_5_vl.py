@@ -13,8 +13,8 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 - Frames are sampled and sized as the paper's runs (the FastVID release's copy of qwen-vl-utils):
   2 fps, 4 to 768 frames, and one pixel budget of 16384 x 28 x 28 for the whole video; decord reads
   them, qwen-vl-utils' ``smart_resize`` gives the size, torchvision resizes (bicubic, antialiased)
-  and the processor gets them with ``do_resize=False`` and their metadata (fps, frame indices), so
-  the temporal positions follow the sampled frame rate.
+  and the processor gets them with ``do_resize=False``. Temporal positions assume 2 fps (one grid
+  step per second), as in the paper's runs, whose wrapper did not pass the sampled rate on.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from ..pruning import PruneResult
 from .base import LLMInputs, ModelAdapter, VideoFeatures
 from .settings import SettingsOverrides
 
+PAPER_POSITION_FPS = 2.0
+"""Frame rate M-RoPE's temporal positions assume in the paper's runs (the processor's default)."""
 RELEASE_DEFAULTS = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
 """FastVID's Qwen2.5-VL release: R 0.27 (about 24.1 % kept after Qwen's sampling), tau 0.84, second threshold 0.95."""
 
@@ -102,6 +104,9 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             text=[self.prompt_text(question)], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
             cap_pixels_per_frame=True, **resize,
         )
+        # the paper's runs dropped qwen-vl-utils' fps, so the processor took its default 2 fps: one temporal
+        # grid step = 1 s, whatever the sampled rate (a long video's positions are compressed the same way)
+        inputs["second_per_grid_ts"] = torch.tensor([self.processor.video_processor.temporal_patch_size / PAPER_POSITION_FPS])
         out = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         out["pixel_values_videos"] = out["pixel_values_videos"].to(self.dtype)
         return out

@@ -98,19 +98,19 @@ class Decoding:
         applies under greedy decoding, while sampling settings (temperature, top_k, top_p) do not.
     source : str
         Where ``repetition_penalty`` came from.
+    penalize_prompt : bool
+        Whether the penalty also counts the prompt's tokens. LLaVA-NeXT's ``generate`` hands
+        transformers only ``inputs_embeds``, so its penalty saw the generated tokens alone (False for
+        the LLaVA families); Qwen2.5-VL's wrapper passes ``input_ids``, so the prompt counts (True).
     """
 
     repetition_penalty: float | None = None
     source: str = ""
+    penalize_prompt: bool = True
 
     def __post_init__(self) -> None:
         if self.repetition_penalty is not None and not self.repetition_penalty > 0:
             raise ValueError(f"repetition penalty must be positive, got {self.repetition_penalty}")
-
-    def generate_kwargs(self) -> dict:
-        """Keyword arguments that make ``generate`` greedy whatever the checkpoint's config says."""
-        return {"do_sample": False, "num_beams": 1, "temperature": None, "top_k": None, "top_p": None,
-                "repetition_penalty": self.repetition_penalty}
 
     def describe(self) -> str:
         if self.repetition_penalty in (None, 1.0):
@@ -178,7 +178,7 @@ class RunSettings:
         prompt = self.system_prompt if overrides.system_prompt is None else (overrides.system_prompt or None)
         decoding = self.decoding
         if overrides.repetition_penalty is not None:
-            decoding = Decoding(overrides.repetition_penalty, "given")
+            decoding = replace(decoding, repetition_penalty=overrides.repetition_penalty, source="given")
         return replace(self, sampling=sampling, pixels=pixels, system_prompt=prompt, decoding=decoding)
 
     def describe(self) -> str:
@@ -280,7 +280,7 @@ PAPER_SETTINGS = {
 """The paper's run of each family (see the module docstring for the sources)."""
 
 
-def checkpoint_decoding(generation_config) -> tuple[Decoding, list[str]]:
+def checkpoint_decoding(generation_config, family: str = "") -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
 
     Parameters
@@ -297,6 +297,8 @@ def checkpoint_decoding(generation_config) -> tuple[Decoding, list[str]]:
     """
     penalty = getattr(generation_config, "repetition_penalty", None)
     decoding = Decoding(penalty, "from the checkpoint, as the paper's runs") if penalty not in (None, 1.0) else Decoding()
+    if family in ("llava_onevision", "llava_video"):
+        decoding = replace(decoding, penalize_prompt=False)
     notes = []
     if getattr(generation_config, "do_sample", False):
         asked = ", ".join(f"{k} {getattr(generation_config, k):g}" for k in ("temperature", "top_k", "top_p")
