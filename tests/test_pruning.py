@@ -473,3 +473,21 @@ def test_blockwise_merge_equals_dense_in_every_block_layout(monkeypatch, block, 
     eligible = (torch.arange(40) % 3 == 0) if split else None
     result = density_merge(x, seg, context, p, 0.6, eligible)
     assert_same_merge(result, dense_density_merge(x, seg, context, p, 0.6, eligible))
+
+
+def test_many_copies_tie_by_index_and_keep_exact_zero_distances():
+    # 3 distinct tokens and 20 copies of one (more copies than neighbours and candidates), bf16, -0.0 vs 0.0
+    gen = torch.Generator().manual_seed(1)
+    copy = 3 * torch.randn(1, 896, generator=gen)
+    copy[0, :5] = 0.0
+    frame = torch.cat([3 * torch.randn(3, 896, generator=gen), copy.expand(20, -1)]).bfloat16()
+    frame[10, :5] = -0.0
+    frame = frame[None].clone()
+    before = frame.clone()
+    scores = density_scores(frame)[0]
+    assert scores.dtype == torch.float32 and torch.equal(frame, before)
+    assert (scores[4:] == 0).all() and scores[3] > 0
+    top = torch.sort(scores, descending=True, stable=True).indices[:5].tolist()
+    assert sorted(top) == [0, 1, 2, 3, 4], "the first copy, then the next copy by index"
+    merged = density_merge(frame, segments_of([1]), 5, 1, 0.6)
+    assert merged.positions.tolist() == [0, 1, 2, 3, 4]

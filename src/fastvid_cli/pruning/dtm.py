@@ -22,8 +22,6 @@ from .segmentation import Segmentation
 
 DENSITY_NEIGHBOURS = 4
 """k of the k-nearest-neighbour density (eq. 3), the token itself included."""
-SAME_TOKEN_EPS = 1e-12
-"""Squared distances below this share of the larger squared norm are float64 rounding: taken as 0."""
 BLOCK_ELEMENTS = 1 << 22
 """Elements in one buffer of a block (4 Mi: 16 MiB in float32): a block's tokens (rows x D) and its
 similarities (rows x anchor slots) each fit in it."""
@@ -88,6 +86,11 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     nearest tokens, itself included); delta_i = distance to the nearest token of higher rho
     (equal rho: the lower index counts as higher), or the frame's largest distance for the densest.
 
+    Distances come from a float32 Gram product of the frame's tokens after subtracting the frame's
+    mean (distances do not change; smaller norms mean less cancellation). Identical tokens are
+    exactly 0 apart and have identical distances to every other token (see :func:`first_copies`),
+    so copies of a token tie and go by index, never by rounding. No float64 anywhere.
+
     Parameters
     ----------
     tokens : torch.Tensor
@@ -95,21 +98,21 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     k : int
         Neighbours in the density (default 4), capped at M.
 
-    Distances come from float64 Gram products, with identical tokens exactly 0 apart.
-
     Returns
     -------
     torch.Tensor
-        (Fa, M) float64 scores.
+        (Fa, M) float32 scores.
     """
-    x = tokens.double()  # float64 Gram products: rounding stays far below any real distance
-    num = x.shape[1]
+    x = tokens.float()
+    num, dim = x.shape[1], x.shape[2]
+    first = first_copies(x)
+    x = x - x.mean(1, keepdim=True)
     sq_norm = (x * x).sum(-1)
-    sq_dist = (sq_norm[:, :, None] + sq_norm[:, None, :] - 2 * x @ x.transpose(1, 2)).clamp_min(0)
-    # identical tokens are exactly 0 apart (their delta is 0 and ties go by index, not by rounding)
-    scale = torch.maximum(sq_norm[:, :, None], sq_norm[:, None, :])
-    sq_dist = sq_dist.masked_fill(sq_dist <= SAME_TOKEN_EPS * scale, 0.0)
-    sq_dist = sq_dist / x.shape[-1]
+    sq_dist = torch.baddbmm(sq_norm[:, :, None] + sq_norm[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
+    sq_dist.clamp_min_(0).diagonal(dim1=1, dim2=2).zero_()
+    # a copy reads the distances of the first token it copies: its row and column are that token's
+    sq_dist = sq_dist.gather(1, first[:, :, None].expand(-1, -1, num)).gather(2, first[:, None, :].expand(-1, num, -1))
+    sq_dist.div_(dim)
     dist = sq_dist.sqrt()
     nearest = sq_dist.topk(min(k, num), dim=-1, largest=False).values
     rho = torch.exp(-nearest.mean(-1))
@@ -121,6 +124,40 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     largest = dist.flatten(1).amax(-1, keepdim=True).expand_as(delta)
     delta = torch.where(torch.isinf(delta), largest, delta)
     return rho * delta
+
+
+def first_copies(tokens: torch.Tensor) -> torch.Tensor:
+    """For every token, the lowest index of an identical token of the same frame (itself if none).
+
+    Candidates are pairs with equal fingerprints (the sum and the norm of the token: a reduction
+    over one token depends only on its values, so identical tokens always match, and different
+    tokens almost never do); each candidate pair is then compared exactly, element by element.
+    -0.0 and 0.0 count as equal, NaN as different.
+
+    Parameters
+    ----------
+    tokens : torch.Tensor
+        (Fa, M, D) float tokens.
+
+    Returns
+    -------
+    torch.LongTensor
+        (Fa, M) int64 token indices within each frame.
+    """
+    frames, num, dim = tokens.shape
+    first = torch.arange(num, device=tokens.device).repeat(frames, 1)
+    total, norm = tokens.sum(-1), torch.linalg.vector_norm(tokens, dim=-1)
+    same_print = (total[:, :, None] == total[:, None, :]) & (norm[:, :, None] == norm[:, None, :])
+    frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
+    if frame.numel() == 0:
+        return first
+    step = max(1, BLOCK_ELEMENTS // dim)
+    equal = torch.cat([
+        (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
+        for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
+    ])
+    first.view(-1).scatter_reduce_(0, frame[equal] * num + i[equal], j[equal], "amin")
+    return first
 
 
 @dataclass
