@@ -79,7 +79,7 @@ def anchor_counts(
     return torch.where(is_anchor_frame, capped, take)
 
 
-def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.Tensor:
+def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS, scratch: bool = False) -> torch.Tensor:
     """Density-peak score rho * delta of every token within its frame (eqs. 3-4).
 
     Distances are Euclidean divided by sqrt(D). rho_i = exp(-mean squared distance to the k
@@ -97,6 +97,8 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
         (Fa, M, D) tokens of Fa frames, any float dtype.
     k : int
         Neighbours in the density (default 4), capped at M.
+    scratch : bool
+        ``tokens`` may be overwritten (it is when float32): saves a copy of them. Default False.
 
     Returns
     -------
@@ -106,12 +108,13 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     x = tokens.float()
     num, dim = x.shape[1], x.shape[2]
     first = first_copies(x)
-    x = x - x.mean(1, keepdim=True)
-    sq_norm = (x * x).sum(-1)
-    sq_dist = torch.baddbmm(sq_norm[:, :, None] + sq_norm[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
-    sq_dist.clamp_min_(0).diagonal(dim1=1, dim2=2).zero_()
-    # a copy reads the distances of the first token it copies: its row and column are that token's
-    sq_dist = sq_dist.gather(1, first[:, :, None].expand(-1, -1, num)).gather(2, first[:, None, :].expand(-1, num, -1))
+    mean = x.mean(1, keepdim=True)
+    x = x.sub_(mean) if scratch or x is not tokens else x - mean
+    sq_dist = torch.bmm(x, x.transpose(1, 2))  # Gram; below, in place: |x_i|^2 + |x_j|^2 - 2 x_i.x_j
+    sq_norm = sq_dist.diagonal(dim1=1, dim2=2).clone()
+    sq_dist.mul_(-2).add_(sq_norm[:, :, None]).add_(sq_norm[:, None, :]).clamp_min_(0)  # diagonal exactly 0
+    if first is not None:  # a copy reads the distances of the first token it copies: its row and column are that token's
+        sq_dist = sq_dist.gather(1, first[:, :, None].expand(-1, -1, num)).gather(2, first[:, None, :].expand(-1, num, -1))
     sq_dist.div_(dim)
     dist = sq_dist.sqrt()
     nearest = sq_dist.topk(min(k, num), dim=-1, largest=False).values
@@ -126,7 +129,7 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     return rho * delta
 
 
-def first_copies(tokens: torch.Tensor) -> torch.Tensor:
+def first_copies(tokens: torch.Tensor) -> torch.Tensor | None:
     """For every token, the lowest index of an identical token of the same frame (itself if none).
 
     Candidates are pairs with equal fingerprints (the sum and the norm of the token: a reduction
@@ -141,21 +144,21 @@ def first_copies(tokens: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    torch.LongTensor
-        (Fa, M) int64 token indices within each frame.
+    torch.LongTensor or None
+        (Fa, M) int64 token indices within each frame; None when no frame has two identical tokens.
     """
     frames, num, dim = tokens.shape
-    first = torch.arange(num, device=tokens.device).repeat(frames, 1)
     total, norm = tokens.sum(-1), torch.linalg.vector_norm(tokens, dim=-1)
     same_print = (total[:, :, None] == total[:, None, :]) & (norm[:, :, None] == norm[:, None, :])
     frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
-    if frame.numel() == 0:
-        return first
     step = max(1, BLOCK_ELEMENTS // dim)
-    equal = torch.cat([
+    equal = [
         (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
         for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
-    ])
+    ]
+    if not equal or not (equal := torch.cat(equal)).any():
+        return None
+    first = torch.arange(num, device=tokens.device).repeat(frames, 1)
     first.view(-1).scatter_reduce_(0, frame[equal] * num + i[equal], j[equal], "amin")
     return first
 
@@ -238,8 +241,11 @@ def density_merge(
     counts = anchor_counts(segmentation, context, p, available, eligible)
     frames = counts.nonzero().flatten()
     per_chunk = max(1, BLOCK_ELEMENTS // (available * max(dim, available)))
-    scores = torch.cat([
-        density_scores(flat.index_select(0, rows_of.view(num_frames, available)[chunk.to(device)].flatten()).view(-1, available, dim))
+    scores = torch.cat([torch.empty(0, available, device=device)] + [
+        density_scores(
+            flat.index_select(0, rows_of.view(num_frames, available)[chunk.to(device)].flatten()).view(-1, available, dim),
+            scratch=True,  # a copy of ours
+        )
         for chunk in frames.split(per_chunk)
     ])
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
@@ -336,8 +342,8 @@ def _assign_and_sum(
 
     by_unit_dev = by_unit.to(device)
     unit_vectors = torch.nn.functional.normalize(anchors.index_select(0, by_unit_dev), dim=-1)  # (Ka, D), by unit
-    sums = torch.zeros(num_anchors, dim, device=device)
-    assigned = torch.zeros(num_anchors, device=device)
+    sums = torch.empty(num_anchors, dim, device=device)
+    assigned = torch.empty(num_anchors, device=device)
     token_parts, anchor_parts = [], []
 
     # Classes of units with the same number of frames and of anchors: batched without padding.
@@ -358,7 +364,6 @@ def _assign_and_sum(
         plain = groups * width == k and bool(slot_real.all())  # slots are the columns: no re-layout
         class_rows = anchor_row[mine].view(num, k)
         frames_of_unit = frame_order[unit_start[units][:, None] + torch.arange(length)]  # (U, L)
-        in_place = bool((frames_of_unit[:, -1] - frames_of_unit[:, 0] == length - 1).all())
         per_row = max(dim, groups * width)
         batch = max(1, BLOCK_ELEMENTS // (rows * per_row))
         chunk = rows if rows * per_row <= BLOCK_ELEMENTS else max(1, BLOCK_ELEMENTS // per_row)
@@ -369,13 +374,16 @@ def _assign_and_sum(
             vectors = unit_vectors[sorted_ids]  # (B, k, D)
             anchor_ids = by_unit_dev[sorted_ids]  # (B, k) anchor indices
             row_index = (frames_of_unit[sel][:, :, None] * per_frame + torch.arange(per_frame)).view(size, rows)
+            start = int(row_index[0, 0])  # consecutive frames are read in place, without a copy
+            in_place = bool((row_index.flatten() - start == torch.arange(size * rows)).all())
             columns, real = slot_column[sel].to(device), slot_real[sel].to(device)
+            block_sums = torch.zeros(size, k, dim, device=device)
+            block_assigned = torch.zeros(size, k, device=device)
             for r0 in range(0, rows, chunk):
                 r1 = min(rows, r0 + chunk)
-                first_row = int(row_index[0, r0])
                 block_rows = row_index[:, r0:r1].to(device)
-                if size == 1 and in_place:  # consecutive frames: read in place
-                    x = flat[first_row : first_row + r1 - r0][None]
+                if in_place:
+                    x = flat[start : start + size * rows].view(size, rows, dim)[:, r0:r1]
                 else:
                     x = flat.index_select(0, block_rows.flatten()).view(size, r1 - r0, dim)
                 x = x.float()
@@ -393,11 +401,13 @@ def _assign_and_sum(
                 position = position_of[block_rows]  # (B, R)
                 take = (position >= 0)[:, :, None] & real.view(size, groups, width)[:, None, :, 0]  # (B, R, groups)
                 onehot = torch.zeros_like(sim).scatter_add_(2, best_column, take.float())
-                sums.index_add_(0, anchor_ids.flatten(), (onehot.transpose(1, 2) @ x).view(-1, dim))
-                assigned.index_add_(0, anchor_ids.flatten(), onehot.sum(1).flatten())
+                block_sums.baddbmm_(onehot.transpose(1, 2), x)
+                block_assigned += onehot.sum(1)
                 b_i, r_i, g_i = take.nonzero(as_tuple=True)
                 token_parts.append(position[b_i, r_i])
                 anchor_parts.append(positions[anchor_ids[b_i, best_column[b_i, r_i, g_i]]])
+            sums.index_copy_(0, anchor_ids.flatten(), block_sums.view(-1, dim))  # each anchor is in one unit
+            assigned.index_copy_(0, anchor_ids.flatten(), block_assigned.flatten())
     token = torch.cat(token_parts) if token_parts else positions.new_empty(0)
     anchor = torch.cat(anchor_parts) if anchor_parts else positions.new_empty(0)
     order = torch.argsort(token * (num_frames * available) + anchor)
