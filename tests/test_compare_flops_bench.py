@@ -138,6 +138,28 @@ def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
     assert "Pruning time" in out and "LLM prefill" in out and "Time to first token" in out
 
 
+def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample_video):
+    assert expand_multi_value_options(["bench", "--frames", "4", "16", "--json"]) == ["bench", "--frames", "4", "--frames", "16", "--json"]
+    target = tmp_path / "sweep.json"
+    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--scene-frames", "4",
+                             "--method", "fastvid", "uniform", "--retention", "0.1", "--repeats", "2", "--warmup", "0",
+                             "--device", "cpu", "--output", target)
+    assert code == 0, err
+    result = json.loads(target.read_text())
+    assert "prefill" not in result and result["settings"]["frames"] == [4, 16] and result["settings"]["scene_frames"] == 4
+    rows = result["sweep"]
+    assert [(r["frames"], r["method"]) for r in rows] == [(4, "fastvid"), (4, "uniform"), (16, "fastvid"), (16, "uniform")]
+    for r in rows:
+        assert r["tokens_kept"] == r["frames"] * 19 and r["shape"][0] == r["frames"]
+        assert len(r["runs_ms"]) == 2 and r["median_ms"] > 0 and r["peak_mib"] > 0
+    assert all(r["longest_segment"] <= 4 for r in rows if r["method"] == "fastvid")  # DySeg cuts a scene every 4 frames
+    linear = result["targets"]["fastvid_time_linear_in_frames"]
+    assert linear["target"] == 5 and linear["value"] == pytest.approx(rows[2]["median_ms"] / rows[0]["median_ms"])
+    assert "Pruning time by frame count" in out
+    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--video", sample_video)
+    assert code == 2 and "--video" in err
+
+
 @pytest.mark.parametrize("model,family,per_frame,frames", [
     ("lmms-lab/LLaVA-Video-7B-Qwen2", "llava_video", 169, 64), ("llava-video-7b", "llava_video", 169, 64),
     ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", 256, 16), ("qwen2.5-vl-3b", "qwen2_5_vl", 256, 16),

@@ -12,12 +12,15 @@ import torch
 from fastvid_cli.pruning import (
     FastVIDConfig,
     FrameBudget,
+    Segmentation,
     anchor_counts,
+    density_merge,
     density_scores,
     dyseg,
     fastvid_prune,
     select_salient,
 )
+from fastvid_cli.pruning import dtm
 
 
 def random_inputs(frames=8, tokens=16, dim=8, feat_dim=6, seed=0, scenes=None):
@@ -112,6 +115,71 @@ def ref_prune(x, g, s, cfg):
             w = max(cfg.beta, 1 / (len(members) + 1))
             kept[a] = w * flat[a] + (1 - w) * flat[members].mean(0)
     return kept, segments
+
+
+# --- the dense DTM this package had before the block-wise one (float64 density, one (tokens x anchors)
+# similarity over the whole video); kept here only as a reference for the block-wise version ---
+
+
+def dense_density_scores(tokens, k=4):
+    x = tokens.double()
+    num = x.shape[1]
+    sq_norm = (x * x).sum(-1)
+    sq_dist = (sq_norm[:, :, None] + sq_norm[:, None, :] - 2 * x @ x.transpose(1, 2)).clamp_min(0)
+    scale = torch.maximum(sq_norm[:, :, None], sq_norm[:, None, :])
+    sq_dist = sq_dist.masked_fill(sq_dist <= 1e-12 * scale, 0.0) / x.shape[-1]
+    dist = sq_dist.sqrt()
+    rho = torch.exp(-sq_dist.topk(min(k, num), dim=-1, largest=False).values.mean(-1))
+    index = torch.arange(num)
+    denser = (rho[:, None, :] > rho[:, :, None]) | ((rho[:, None, :] == rho[:, :, None]) & (index[None, :] < index[:, None]))
+    delta = dist.masked_fill(~denser, float("inf")).amin(-1)
+    delta = torch.where(torch.isinf(delta), dist.flatten(1).amax(-1, keepdim=True).expand_as(delta), delta)
+    return rho * delta
+
+
+def dense_density_merge(tokens, segmentation, context, p, beta, eligible=None):
+    """(positions, merged tokens, pairs sorted by token then anchor) as the dense version computed them."""
+    num_frames, available, dim = tokens.shape
+    counts = anchor_counts(segmentation, context, p, available, eligible)
+    frames = counts.nonzero().flatten()
+    scores = dense_density_scores(tokens[frames])
+    rank = torch.empty_like(scores, dtype=torch.long)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    rank.scatter_(1, order, torch.arange(available).expand_as(order))
+    local_frame, local_pos = (rank < counts[frames][:, None]).nonzero(as_tuple=True)
+    anchor_frame = frames[local_frame]
+    positions = anchor_frame * available + local_pos
+    flat = tokens.reshape(-1, dim).float()
+    unit = torch.nn.functional.normalize(flat, dim=-1)
+    sim = unit @ unit[positions].T
+    num_anchors = positions.numel()
+    sim[positions, torch.arange(num_anchors)] = float("inf")
+    seg = segmentation.segment_ids
+    token_frame = torch.arange(num_frames).repeat_interleave(available)
+    allowed = seg[token_frame][:, None] == seg[anchor_frame][None, :]
+    if p == 1:
+        allowed &= token_frame[:, None] == anchor_frame[None, :]
+    sim = sim.masked_fill(~allowed, float("-inf"))
+    group = anchor_frame.expand(flat.shape[0], num_anchors)
+    best = torch.full((flat.shape[0], num_frames), float("-inf")).scatter_reduce(1, group, sim, "amax")
+    hit = (sim == best.gather(1, group)) & allowed
+    column = torch.arange(num_anchors).expand_as(hit)
+    first = torch.full((flat.shape[0], num_frames), num_anchors).scatter_reduce(1, group, torch.where(hit, column, num_anchors), "amin")
+    assign = hit & (column == first.gather(1, group))
+    weights = assign.T.to(flat.dtype)
+    assigned = weights.sum(1, keepdim=True)
+    w = torch.clamp(1.0 / (assigned + 1.0), min=beta)
+    mean = (weights @ flat) / assigned
+    merged = w * flat[positions] + (1 - w) * mean
+    token_pos, anchor_col = assign.nonzero(as_tuple=True)
+    return positions, merged.to(tokens.dtype), torch.stack([token_pos, positions[anchor_col]])
+
+
+def assert_same_merge(result, reference):
+    positions, merged, pairs = reference
+    assert torch.equal(result.positions, positions)
+    assert torch.equal(result.pairs, pairs)
+    torch.testing.assert_close(result.tokens, merged, atol=1e-5, rtol=1e-5)
 
 
 # --- tests ---
@@ -361,3 +429,65 @@ def test_identical_tokens_are_exactly_zero_apart():
     assert scores[4] > 0 and (scores[:4] > 0).all()
     top6 = torch.sort(scores, descending=True, stable=True).indices[:6].sort().values.tolist()
     assert top6 == [0, 1, 2, 3, 4, 5], "one copy, then the next copy by index, never noise-ranked copies"
+
+
+def segments_of(lengths):
+    labels = torch.arange(len(lengths)).repeat_interleave(torch.tensor(lengths))
+    return Segmentation.from_labels(labels, torch.zeros(labels.numel() - 1))
+
+
+@pytest.mark.parametrize("p", [4, 1])
+def test_blockwise_merge_equals_dense_on_512_frames(p):
+    # 512 frames, segments from 1 to 150 frames; the dense reference's (tokens x anchors) similarity
+    # over the whole video is why N and D are small here (at N = 196 it alone needs several GB)
+    frames, tokens, dim = 512, 64, 64
+    x, _, s = random_inputs(frames, tokens, dim, seed=12)
+    seg = segments_of([1, 3, 64, 2, 100, 37, 5, 1, 1, 150, 12, 88, 48])
+    budget = FrameBudget.from_config(tokens, FastVIDConfig(retention_ratio=0.1))
+    _, rest = select_salient(s, budget.salient)
+    gathered = torch.gather(x, 1, rest[:, :, None].expand(-1, -1, dim))
+    reference = dense_density_merge(gathered, seg, budget.context, p, 0.6)
+    assert_same_merge(density_merge(x, seg, budget.context, p, 0.6, index=rest), reference)
+    assert_same_merge(density_merge(gathered, seg, budget.context, p, 0.6), reference)
+
+
+@pytest.mark.parametrize("block", [1 << 22, 3000, 1])
+@pytest.mark.parametrize(
+    "lengths,context,p,split",
+    [
+        ([7, 1, 12, 4, 4, 9, 3], 3, 4, False),
+        ([7, 1, 12, 4, 4, 9, 3], 9, 4, False),  # anchor frames overflow into the segment's other frames
+        ([7, 1, 12, 4, 4, 9, 3], 3, 3, True),  # split_tau: anchor frames at the ends of runs, uneven groups
+        ([7, 1, 12, 4, 4, 9, 3], 4, 1, True),
+        (None, 2, 2, False),  # clusters: segments of frames that are not consecutive
+    ],
+)
+def test_blockwise_merge_equals_dense_in_every_block_layout(monkeypatch, block, lengths, context, p, split):
+    # tiny blocks: batches of units, a unit cut into chunks of rows, and single rows per block
+    monkeypatch.setattr(dtm, "BLOCK_ELEMENTS", block)
+    x, _, _ = random_inputs(40, 12, 8, seed=context + p)
+    if lengths is None:
+        seg = Segmentation.from_labels(torch.arange(40) % 3 * (torch.arange(40) < 30) + 3 * (torch.arange(40) >= 30), torch.zeros(39))
+    else:
+        seg = segments_of(lengths)
+    eligible = (torch.arange(40) % 3 == 0) if split else None
+    result = density_merge(x, seg, context, p, 0.6, eligible)
+    assert_same_merge(result, dense_density_merge(x, seg, context, p, 0.6, eligible))
+
+
+def test_many_copies_tie_by_index_and_keep_exact_zero_distances():
+    # 3 distinct tokens and 20 copies of one (more copies than neighbours and candidates), bf16, -0.0 vs 0.0
+    gen = torch.Generator().manual_seed(1)
+    copy = 3 * torch.randn(1, 896, generator=gen)
+    copy[0, :5] = 0.0
+    frame = torch.cat([3 * torch.randn(3, 896, generator=gen), copy.expand(20, -1)]).bfloat16()
+    frame[10, :5] = -0.0
+    frame = frame[None].clone()
+    before = frame.clone()
+    scores = density_scores(frame)[0]
+    assert scores.dtype == torch.float32 and torch.equal(frame, before)
+    assert (scores[4:] == 0).all() and scores[3] > 0
+    top = torch.sort(scores, descending=True, stable=True).indices[:5].tolist()
+    assert sorted(top) == [0, 1, 2, 3, 4], "the first copy, then the next copy by index"
+    merged = density_merge(frame, segments_of([1]), 5, 1, 0.6)
+    assert merged.positions.tolist() == [0, 1, 2, 3, 4]

@@ -3,7 +3,8 @@
 The LLM is built with random weights from a model's geometry (no download); ``layers`` runs only
 its first K decoder layers, and prefill times are then also scaled by L / K to the full model
 (said so in the result). Each figure is the median of ``repeats`` runs after ``warmup`` runs,
-timed with CUDA events on a GPU and ``perf_counter`` on the CPU.
+timed with CUDA events on a GPU and ``perf_counter`` on the CPU. :func:`run_pruning_sweep` times
+the pruning alone at several frame counts (no LLM).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class BenchSettings:
         Decoder layers built (None: all of the model's).
     frames : int or None
         F (None: the model's default).
+    scene_frames : int or None
+        Frames per scene of the synthetic video (None: :data:`SCENES` scenes over the whole video).
     retentions : list of float
     methods : list of str
         Method specs for the pruning timings.
@@ -56,6 +59,7 @@ class BenchSettings:
 
     layers: int | None = None
     frames: int | None = None
+    scene_frames: int | None = None
     retentions: list[float] = field(default_factory=lambda: [0.1, 0.25])
     methods: list[str] = field(default_factory=lambda: ["fastvid", "uniform", "visionzip", "dycoke"])
     repeats: int = 3
@@ -69,6 +73,8 @@ class BenchSettings:
             raise InputError(f"--layers must be at least 1, got {self.layers}")
         if self.repeats < 1 or self.warmup < 0:
             raise InputError("--repeats must be >= 1 and --warmup >= 0")
+        if self.scene_frames is not None and self.scene_frames < 1:
+            raise InputError(f"--scene-frames must be at least 1, got {self.scene_frames}")
 
 
 def device_name(device: torch.device) -> str:
@@ -94,16 +100,46 @@ def device_slug(device: torch.device) -> str:
 
 
 def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory since the last reset: ``torch.cuda.max_memory_allocated`` on a GPU, else the process's peak RSS."""
+    """Peak memory since :func:`reset_peak`, in MiB.
+
+    GPU: ``torch.cuda.max_memory_allocated``. CPU: the process's peak resident set (Linux: VmHWM,
+    which :func:`reset_peak` resets to the current RSS; elsewhere the lifetime peak, which only grows).
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm = _proc_status_kib("VmHWM")
+    if hwm is not None:
+        return hwm / 2**10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
+def memory_in_use_mib(device: torch.device) -> float | None:
+    """Memory held now, in MiB: ``torch.cuda.memory_allocated`` on a GPU, the resident set on a CPU (Linux; else None)."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    rss = _proc_status_kib("VmRSS")
+    return None if rss is None else rss / 2**10
+
+
 def reset_peak(device: torch.device) -> None:
+    """Start a new peak for :func:`peak_memory_mib` (CPU: Linux only, writes 5 to /proc/self/clear_refs)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _proc_status_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field_name + ":"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> list[float]:
@@ -126,12 +162,17 @@ def measure_ms(fn: Callable[[], object], device: torch.device, repeats: int, war
     return times
 
 
-def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: int = 0):
-    """Random (F, N, D) tokens, (F, 1152) frame features with :data:`SCENES` scenes, (F, N) saliency."""
+def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: int = 0, scene_frames: int | None = None):
+    """Random (F, N, D) tokens, (F, 1152) frame features, (F, N) saliency.
+
+    The frame features have :data:`SCENES` scenes over the video, or, with ``scene_frames``, a
+    scene every ``scene_frames`` frames (so that DySeg's segments keep their length as F grows).
+    """
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.randn(frames, geometry.tokens_per_frame, geometry.llm.hidden, generator=gen)
-    scenes = torch.randn(SCENES, FRAME_FEATURE_DIM, generator=gen)
-    scene_of_frame = torch.arange(frames) * SCENES // frames
+    num_scenes = SCENES if scene_frames is None else -(-frames // scene_frames)
+    scenes = torch.randn(num_scenes, FRAME_FEATURE_DIM, generator=gen)
+    scene_of_frame = torch.arange(frames) * SCENES // frames if scene_frames is None else torch.arange(frames) // scene_frames
     features = scenes[scene_of_frame] + 0.2 * torch.randn(frames, FRAME_FEATURE_DIM, generator=gen)
     saliency = torch.randn(frames, geometry.tokens_per_frame, generator=gen).softmax(-1)
     return tokens.to(device, dtype), features.to(device, dtype), saliency.to(device)
@@ -179,20 +220,12 @@ def run_bench(
         configs = [(spec, make_method(spec, r)) for spec in settings.methods for r in settings.retentions]
     except ValueError as err:
         raise InputError(str(err)) from None
-    tokens, features, saliency = synthetic_video(geometry, frames, device, dtype)
+    tokens, features, saliency = synthetic_video(geometry, frames, device, dtype, scene_frames=settings.scene_frames)
 
     pruning = []
     for spec, config in configs:
         notify(f"pruning: {method_label(config)}, R = {config.retention_ratio:g}")
-        reset_peak(device)
-        kept = config(tokens, features, saliency)
-        times = measure_ms(lambda: config(tokens, features, saliency), device, settings.repeats, settings.warmup)
-        pruning.append({
-            "method": method_label(config), "spec": spec, "retention": config.retention_ratio,
-            "shape": [frames, geometry.tokens_per_frame, geometry.llm.hidden],
-            "tokens_kept": int(kept.indices.numel()), "median_ms": statistics.median(times), "runs_ms": times,
-            "peak_mib": peak_memory_mib(device), "segments": len(kept.segment_lengths),
-        })
+        pruning.append(time_pruning(spec, config, tokens, features, saliency, settings))
 
     notify(f"building a random {layers}-layer LLM of {geometry.name}")
     llm = build_llm(geometry, layers, device, dtype)
@@ -230,7 +263,7 @@ def run_bench(
             "layers_full": geometry.llm.layers, "prefill_scaled_by": scale, "text_tokens": TEXT_TOKENS,
             "retentions": settings.retentions, "methods": settings.methods, "repeats": settings.repeats,
             "warmup": settings.warmup, "questions": settings.questions, "weights": "random (from the geometry), no download",
-            "inputs": f"random tokens; frame features with {SCENES} synthetic scenes; softmax saliency",
+            "inputs": synthetic_inputs(settings.scene_frames),
         },
         "pruning": pruning,
         "prefill": prefill,
@@ -278,6 +311,105 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
             "further_runs_ms": [t * scale for t in further_ms],
         })
     return rows
+
+
+def synthetic_inputs(scene_frames: int | None) -> str:
+    """How :func:`synthetic_video` made the inputs, for the result file."""
+    scenes = f"{SCENES} synthetic scenes" if scene_frames is None else f"a synthetic scene every {scene_frames} frames"
+    return f"random tokens; frame features with {scenes}; softmax saliency"
+
+
+def time_pruning(spec: str, config, tokens: torch.Tensor, features: torch.Tensor, saliency: torch.Tensor,
+                 settings: BenchSettings) -> dict:
+    """Time one configured method on (F, N, D) tokens: one untimed run, then :func:`measure_ms`.
+
+    Returns
+    -------
+    dict
+        method, spec, retention, shape, tokens kept, median and all runs (ms), segments and the
+        longest one (frames), peak MiB during the runs and MiB in use before them (see
+        :func:`peak_memory_mib`; CPU: the whole process, inputs included).
+    """
+    device = settings.device
+    baseline = memory_in_use_mib(device)
+    reset_peak(device)
+    kept = config(tokens, features, saliency)
+    times = measure_ms(lambda: config(tokens, features, saliency), device, settings.repeats, settings.warmup)
+    return {
+        "method": method_label(config), "spec": spec, "retention": config.retention_ratio, "shape": list(tokens.shape),
+        "tokens_kept": int(kept.indices.numel()), "median_ms": statistics.median(times), "runs_ms": times,
+        "peak_mib": peak_memory_mib(device), "baseline_mib": baseline, "segments": len(kept.segment_lengths),
+        "longest_segment": max(kept.segment_lengths),
+    }
+
+
+def run_pruning_sweep(
+    geometry: ModelGeometry, settings: BenchSettings, frame_counts: list[int],
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
+    """Pruning time and peak memory of each method at several frame counts (no LLM).
+
+    For every F of ``frame_counts`` (token frames for Qwen2.5-VL, as in :func:`run_bench`) the
+    synthetic video is made afresh and every (method, retention) pair is timed with
+    :func:`time_pruning`.
+
+    Returns
+    -------
+    dict
+        ``environment``, ``settings``, ``sweep`` rows (those of :func:`time_pruning` plus
+        ``frames`` and ``token_frames``), and ``targets``: FastVID's time at the most frames over its time at the
+        fewest, against 1.25 x the ratio of frame counts (40x for 1024 vs 32 frames).
+
+    Raises
+    ------
+    InputError
+        A frame count below 1, or a bad method spec.
+    """
+    notify = on_stage or (lambda stage: None)
+    if not frame_counts or min(frame_counts) < 1:
+        raise InputError(f"--frames must all be at least 1, got {frame_counts}")
+    try:
+        configs = [(spec, make_method(spec, r)) for spec in settings.methods for r in settings.retentions]
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    device, dtype = settings.device, settings.dtype
+    rows = []
+    for count in frame_counts:
+        frames = geometry.token_frames(count)
+        notify(f"making a synthetic video of {frames} frames")
+        tokens, features, saliency = synthetic_video(geometry, frames, device, dtype, scene_frames=settings.scene_frames)
+        for spec, config in configs:
+            notify(f"{frames} frames: {method_label(config)}, R = {config.retention_ratio:g}")
+            rows.append({"frames": count, "token_frames": frames, **time_pruning(spec, config, tokens, features, saliency, settings)})
+        del tokens, features, saliency
+    return {
+        "environment": environment(device, dtype),
+        "settings": {
+            "model": geometry.name, "geometry": geometry.to_dict(), "frames": frame_counts,
+            "retentions": settings.retentions, "methods": settings.methods, "repeats": settings.repeats,
+            "warmup": settings.warmup, "scene_frames": settings.scene_frames, "inputs": synthetic_inputs(settings.scene_frames),
+            "peak_memory": "GPU: torch.cuda.max_memory_allocated; CPU: peak resident set of the process (inputs included), reset before each method",
+        },
+        "sweep": rows,
+        "targets": sweep_targets(rows),
+    }
+
+
+def sweep_targets(rows: list[dict]) -> dict:
+    """FastVID's pruning time linear in frames: time at the most frames / time at the fewest <= 1.25 x their ratio."""
+    fastvid = [r for r in rows if r["spec"] == "fastvid"]
+    if not fastvid:
+        return {"note": "the linearity target needs fastvid among the methods"}
+    retention = fastvid[0]["retention"]
+    fastvid = [r for r in fastvid if r["retention"] == retention]
+    low, high = min(fastvid, key=lambda r: r["frames"]), max(fastvid, key=lambda r: r["frames"])
+    if low["frames"] == high["frames"]:
+        return {"note": "the linearity target needs two frame counts"}
+    ratio, allowed = high["median_ms"] / low["median_ms"], 1.25 * high["frames"] / low["frames"]
+    return {"fastvid_time_linear_in_frames": {
+        "value": ratio, "target": allowed, "met": ratio <= allowed, "retention": retention,
+        "how": f"FastVID pruning median at {high['frames']} frames / at {low['frames']} frames, at most 1.25 x {high['frames']}/{low['frames']}",
+    }}
 
 
 def targets(device: torch.device, pruning: list[dict], prefill: list[dict], questions: list[dict] | None = None) -> dict:
@@ -361,4 +493,4 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
     return rows
 
 
-__all__ = ["BenchSettings", "device_name", "device_slug", "run_bench", "ttft_on_video"]
+__all__ = ["BenchSettings", "device_name", "device_slug", "run_bench", "run_pruning_sweep", "ttft_on_video"]

@@ -133,7 +133,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 MULTI_VALUE_OPTIONS = {
     "compare": {"--retention": "number", "-r": "number", "--method": "method"},
     "flops": {"--retention": "number", "-r": "number"},
-    "bench": {"--retention": "number", "-r": "number", "--method": "method"},
+    "bench": {"--retention": "number", "-r": "number", "--method": "method", "--frames": "number"},
 }
 """Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
 
@@ -383,7 +383,8 @@ def flops(
 def bench(
     model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
     layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
-    frames: Annotated[Optional[int], typer.Option(help="Frames F (default: the model's).", min=1)] = None,
+    frames: Annotated[Optional[list[int]], typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
+    scene_frames: Annotated[Optional[int], typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
     retention: Annotated[Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
     method: Annotated[Optional[list[str]], typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs; the median is reported.", min=1)] = 3,
@@ -397,13 +398,13 @@ def bench(
 ) -> None:
     """Benchmark pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and (with --video) TTFT.
 
-    The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. Writes a JSON result with the device, versions and settings.
+    The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
-    from .bench import BenchSettings, device_slug, run_bench, ttft_on_video
+    from .bench import BenchSettings, device_slug, run_bench, run_pruning_sweep, ttft_on_video
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
     from .pruning.config import check_retention
-    from .report import bench_tables
+    from .report import bench_tables, sweep_tables
 
     retentions = retention or [0.1, 0.25]
     for r in retentions:
@@ -411,9 +412,13 @@ def bench(
             check_retention(r)
         except ValueError as err:
             raise InputError(str(err)) from None
+    sweep = frames is not None and len(frames) > 1
+    if sweep and video is not None:
+        raise InputError("--video times one frame count: give --frames a single value")
     torch_device = resolve_device(device.value)
     settings = BenchSettings(
-        layers=layers, frames=frames, retentions=retentions, methods=method or ["fastvid", "uniform", "visionzip", "dycoke"],
+        layers=layers, frames=frames[0] if frames else None, scene_frames=scene_frames, retentions=retentions,
+        methods=method or ["fastvid", "uniform", "visionzip", "dycoke"],
         repeats=repeats, warmup=warmup, device=torch_device, dtype=resolve_dtype(dtype.value, torch_device),
         questions=questions,
     )
@@ -421,7 +426,10 @@ def bench(
         raise InputError(f"no such file: {video}")
     geometry = model_geometry(model)
     with err_console.status("benchmarking...") as status:
-        result = run_bench(geometry, settings, on_stage=lambda s: status.update(f"{s}..."))
+        if sweep:
+            result = run_pruning_sweep(geometry, settings, frames, on_stage=lambda s: status.update(f"{s}..."))
+        else:
+            result = run_bench(geometry, settings, on_stage=lambda s: status.update(f"{s}..."))
         if video is not None:
             status.update(f"loading {model} for TTFT on {video}...")
             adapter = _load(model, device, dtype, Attention.sdpa)
@@ -431,13 +439,13 @@ def bench(
                 "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
                                       retentions, repeats, questions),
             }
-    path = output or Path(f"fastvid-bench-{device_slug(torch_device)}.json")
+    path = output or Path(f"fastvid-bench-{'frames-' if sweep else ''}{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     if as_json:
         print(json.dumps(result))
     else:
-        for table in bench_tables(result):
+        for table in (sweep_tables if sweep else bench_tables)(result):
             make_console(stderr=False).print(table)
     err_console.print(f"wrote {path}")
 

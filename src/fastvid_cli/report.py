@@ -195,6 +195,31 @@ def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
     return table
 
 
+def sweep_tables(result: dict) -> list[Table]:
+    """Tables of a ``fastvid bench --frames F1 F2 ...`` result: pruning time and memory per frame count."""
+    env, settings = result["environment"], result["settings"]
+    rows = result["sweep"]
+    width = f"N = {rows[0]['shape'][1]}, D = {rows[0]['shape'][2]}" if rows else ""
+    table = Table(title=f"Pruning time by frame count ({env['device']}, {env['dtype']}; {width}; {settings['inputs']})", title_justify="left")
+    for name in ("frames", "method", "R", "kept", "segments (longest)", "median ms", "ms per frame", "peak MiB", "before MiB"):
+        table.add_column(name, justify="left" if name == "method" else "right")
+    for row in rows:
+        before = row.get("baseline_mib")
+        table.add_row(f"{row['frames']:,}", row["method"], f"{row['retention']:g}", f"{row['tokens_kept']:,}",
+                      f"{row['segments']} ({row['longest_segment']})", f"{row['median_ms']:,.1f}",
+                      f"{row['median_ms'] / row['frames']:.2f}", f"{row['peak_mib']:,.0f}", "-" if before is None else f"{before:,.0f}")
+    table.caption = "peak MiB: " + settings["peak_memory"] + "; before MiB: memory in use before the method ran"
+    tables = [table]
+    target = result.get("targets", {}).get("fastvid_time_linear_in_frames")
+    if target:
+        targets = Table(title="Target (from this run)", title_justify="left")
+        for name in ("target", "value", "goal", "met"):
+            targets.add_column(name)
+        targets.add_row("fastvid time, most / fewest frames", f"{target['value']:.1f}x", f"<= {target['target']:g}x", "yes" if target["met"] else "NO")
+        tables.append(targets)
+    return tables
+
+
 def bench_tables(result: dict) -> list[Table]:
     """Tables of a ``fastvid bench`` result: pruning, prefill, targets, and TTFT when measured."""
     env, settings = result["environment"], result["settings"]

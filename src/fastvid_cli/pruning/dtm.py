@@ -3,8 +3,13 @@
 DTM works on each frame's non-salient tokens. Within a segment, anchor frames are every p-th
 frame counted back from the last one; their densest, most isolated tokens (density peaks, eqs. 3-4)
 become anchors, and every non-salient token of the segment is merged into the most similar anchor
-of each anchor frame (anchor-centric aggregation, eq. 5). Everything is vectorized over frames and
-segments.
+of each anchor frame (anchor-centric aggregation, eq. 5).
+
+Memory follows blocks, not the video: density peaks are computed a few anchor frames at a time, and
+the assignment and merge run over blocks of whole segments of equal length (batched, no padding of
+tokens) or, for a segment too long for one block, over chunks of its tokens; every buffer of a
+block holds at most :data:`BLOCK_ELEMENTS` elements. Python loops run over blocks only, never over
+tokens; everything inside a block is batched.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from .segmentation import Segmentation
 
 DENSITY_NEIGHBOURS = 4
 """k of the k-nearest-neighbour density (eq. 3), the token itself included."""
-SAME_TOKEN_EPS = 1e-12
-"""Squared distances below this share of the larger squared norm are float64 rounding: taken as 0."""
+BLOCK_ELEMENTS = 1 << 22
+"""Elements in one buffer of a block (4 Mi: 16 MiB in float32): a block's tokens (rows x D) and its
+similarities (rows x anchor slots) each fit in it."""
 
 
 def anchor_counts(
@@ -73,12 +79,17 @@ def anchor_counts(
     return torch.where(is_anchor_frame, capped, take)
 
 
-def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.Tensor:
+def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS, scratch: bool = False) -> torch.Tensor:
     """Density-peak score rho * delta of every token within its frame (eqs. 3-4).
 
     Distances are Euclidean divided by sqrt(D). rho_i = exp(-mean squared distance to the k
     nearest tokens, itself included); delta_i = distance to the nearest token of higher rho
     (equal rho: the lower index counts as higher), or the frame's largest distance for the densest.
+
+    Distances come from a float32 Gram product of the frame's tokens after subtracting the frame's
+    mean (distances do not change; smaller norms mean less cancellation). Identical tokens are
+    exactly 0 apart and have identical distances to every other token (see :func:`first_copies`),
+    so copies of a token tie and go by index, never by rounding. No float64 anywhere.
 
     Parameters
     ----------
@@ -86,22 +97,25 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
         (Fa, M, D) tokens of Fa frames, any float dtype.
     k : int
         Neighbours in the density (default 4), capped at M.
-
-    Distances come from float64 Gram products, with identical tokens exactly 0 apart.
+    scratch : bool
+        ``tokens`` may be overwritten (it is when float32): saves a copy of them. Default False.
 
     Returns
     -------
     torch.Tensor
-        (Fa, M) float64 scores.
+        (Fa, M) float32 scores.
     """
-    x = tokens.double()  # float64 Gram products: rounding stays far below any real distance
-    num = x.shape[1]
-    sq_norm = (x * x).sum(-1)
-    sq_dist = (sq_norm[:, :, None] + sq_norm[:, None, :] - 2 * x @ x.transpose(1, 2)).clamp_min(0)
-    # identical tokens are exactly 0 apart (their delta is 0 and ties go by index, not by rounding)
-    scale = torch.maximum(sq_norm[:, :, None], sq_norm[:, None, :])
-    sq_dist = sq_dist.masked_fill(sq_dist <= SAME_TOKEN_EPS * scale, 0.0)
-    sq_dist = sq_dist / x.shape[-1]
+    x = tokens.float()
+    num, dim = x.shape[1], x.shape[2]
+    first = first_copies(x)
+    mean = x.mean(1, keepdim=True)
+    x = x.sub_(mean) if scratch or x is not tokens else x - mean
+    sq_dist = torch.bmm(x, x.transpose(1, 2))  # Gram; below, in place: |x_i|^2 + |x_j|^2 - 2 x_i.x_j
+    sq_norm = sq_dist.diagonal(dim1=1, dim2=2).clone()
+    sq_dist.mul_(-2).add_(sq_norm[:, :, None]).add_(sq_norm[:, None, :]).clamp_min_(0)  # diagonal exactly 0
+    if first is not None:  # a copy reads the distances of the first token it copies: its row and column are that token's
+        sq_dist = sq_dist.gather(1, first[:, :, None].expand(-1, -1, num)).gather(2, first[:, None, :].expand(-1, num, -1))
+    sq_dist.div_(dim)
     dist = sq_dist.sqrt()
     nearest = sq_dist.topk(min(k, num), dim=-1, largest=False).values
     rho = torch.exp(-nearest.mean(-1))
@@ -113,6 +127,40 @@ def density_scores(tokens: torch.Tensor, k: int = DENSITY_NEIGHBOURS) -> torch.T
     largest = dist.flatten(1).amax(-1, keepdim=True).expand_as(delta)
     delta = torch.where(torch.isinf(delta), largest, delta)
     return rho * delta
+
+
+def first_copies(tokens: torch.Tensor) -> torch.Tensor | None:
+    """For every token, the lowest index of an identical token of the same frame (itself if none).
+
+    Candidates are pairs with equal fingerprints (the sum and the norm of the token: a reduction
+    over one token depends only on its values, so identical tokens always match, and different
+    tokens almost never do); each candidate pair is then compared exactly, element by element.
+    -0.0 and 0.0 count as equal, NaN as different.
+
+    Parameters
+    ----------
+    tokens : torch.Tensor
+        (Fa, M, D) float tokens.
+
+    Returns
+    -------
+    torch.LongTensor or None
+        (Fa, M) int64 token indices within each frame; None when no frame has two identical tokens.
+    """
+    frames, num, dim = tokens.shape
+    total, norm = tokens.sum(-1), torch.linalg.vector_norm(tokens, dim=-1)
+    same_print = (total[:, :, None] == total[:, None, :]) & (norm[:, :, None] == norm[:, None, :])
+    frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
+    step = max(1, BLOCK_ELEMENTS // dim)
+    equal = [
+        (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
+        for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
+    ]
+    if not equal or not (equal := torch.cat(equal)).any():
+        return None
+    first = torch.arange(num, device=tokens.device).repeat(frames, 1)
+    first.view(-1).scatter_reduce_(0, frame[equal] * num + i[equal], j[equal], "amin")
+    return first
 
 
 @dataclass
@@ -127,7 +175,8 @@ class MergeResult:
         (Ka, D) merged anchors (eq. 5), dtype of the input tokens.
     pairs : torch.LongTensor
         (2, P) int64: row 0 a non-salient token's flat position, row 1 the flat position of an
-        anchor it was merged into (one pair per token and anchor frame of its segment).
+        anchor it was merged into (one pair per token and anchor frame of its segment), ordered by
+        token, then anchor.
     """
 
     positions: torch.Tensor
@@ -142,15 +191,27 @@ def density_merge(
     p: int,
     beta: float,
     eligible: torch.Tensor | None = None,
+    index: torch.Tensor | None = None,
 ) -> MergeResult:
     """Pick anchors by density and merge each segment's non-salient tokens into them (DTM).
+
+    Anchors are picked per anchor frame by density score (eqs. 3-4; ties: lower index). Every token
+    of a segment goes, for each anchor frame of the segment, to that frame's anchor of highest cosine
+    similarity (ties: the first anchor; an anchor always takes itself), and each anchor becomes
+    a* = w a + (1 - w) mean(assigned), w = max(beta, 1/(n+1)) (eq. 5, n counts the anchor itself).
+
+    Work and memory go block by block (see :data:`BLOCK_ELEMENTS`): the largest buffer is bounded
+    by the block, not by the video. A token is compared with the anchors of its own segment only, so
+    the arithmetic is the sum over segments of (tokens x anchors of the segment): linear in F for
+    segments of bounded length, quadratic in the length of a segment.
 
     Parameters
     ----------
     tokens : torch.Tensor
-        (F, M, D) the non-salient tokens of every frame, in temporal and spatial order.
+        (F, M, D) the non-salient tokens of every frame, in temporal and spatial order; or, with
+        ``index``, (F, N, D) all tokens of every frame. Any float dtype; the work is in float32.
     segmentation : Segmentation
-        DySeg segments over the F frames.
+        DySeg segments over the F frames (or clusters of frames).
     context : int
         Anchors per frame on average; a segment of L frames gets exactly context * L anchors.
     p : int
@@ -159,53 +220,195 @@ def density_merge(
         Least self-weight of an anchor: a* = w a + (1 - w) mean(assigned), w = max(beta, 1/(n+1)).
     eligible : torch.BoolTensor, optional
         (F,) frames that may be anchor frames (see :func:`anchor_counts`).
+    index : torch.LongTensor, optional
+        (F, M) int64 positions within each frame of ``tokens`` of the M tokens DTM works on (the
+        non-salient ones), so that they need not be copied out first. Default: all of them.
 
     Returns
     -------
     MergeResult
+        Positions and pairs refer to the (F * M) tokens DTM works on.
     """
-    num_frames, available, dim = tokens.shape
+    num_frames, num_tokens, dim = tokens.shape
     device = tokens.device
+    if index is None:
+        index = torch.arange(num_tokens, device=device).expand(num_frames, num_tokens)
+    index = index.to(device)
+    available = index.shape[1]
+    flat = tokens.reshape(-1, dim)
+    rows_of = (torch.arange(num_frames, device=device)[:, None] * num_tokens + index).flatten()  # (F*M,) rows of flat
+
     counts = anchor_counts(segmentation, context, p, available, eligible)
     frames = counts.nonzero().flatten()
-    scores = density_scores(tokens[frames.to(device)])
-    rank = torch.empty_like(scores, dtype=torch.long)
+    per_chunk = max(1, BLOCK_ELEMENTS // (available * max(dim, available)))
+    scores = torch.cat([torch.empty(0, available, device=device)] + [
+        density_scores(
+            flat.index_select(0, rows_of.view(num_frames, available)[chunk.to(device)].flatten()).view(-1, available, dim),
+            scratch=True,  # a copy of ours
+        )
+        for chunk in frames.split(per_chunk)
+    ])
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-    rank.scatter_(1, order, torch.arange(available, device=device).expand_as(order))
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(available, device=device).expand_as(order))
     chosen = rank < counts[frames].to(device)[:, None]
     local_frame, local_pos = chosen.nonzero(as_tuple=True)
-    anchor_frame = frames.to(device)[local_frame]
-    positions = anchor_frame * available + local_pos  # ascending: frames ascending, then positions
+    positions = frames.to(device)[local_frame] * available + local_pos  # ascending: frames, then positions
 
-    flat = tokens.reshape(-1, dim).float()
-    unit = torch.nn.functional.normalize(flat, dim=-1)
-    sim = unit @ unit[positions].T  # (F*M, Ka) cosine similarity
-    num_anchors = positions.numel()
-    sim[positions, torch.arange(num_anchors, device=device)] = float("inf")  # an anchor keeps itself
-
-    seg = segmentation.segment_ids.to(device)
-    token_frame = torch.arange(num_frames, device=device).repeat_interleave(available)
-    allowed = seg[token_frame][:, None] == seg[anchor_frame][None, :]
-    if p == 1:
-        allowed &= token_frame[:, None] == anchor_frame[None, :]
-    sim = sim.masked_fill(~allowed, float("-inf"))
-
-    # For each token and each anchor frame: the first anchor of highest similarity.
-    group = anchor_frame.expand(flat.shape[0], num_anchors)
-    best = torch.full((flat.shape[0], num_frames), float("-inf"), device=device)
-    best = best.scatter_reduce(1, group, sim, "amax")
-    hit = (sim == best.gather(1, group)) & allowed
-    column = torch.arange(num_anchors, device=device).expand_as(hit)
-    candidate = torch.where(hit, column, num_anchors)
-    first = torch.full((flat.shape[0], num_frames), num_anchors, device=device)
-    first = first.scatter_reduce(1, group, candidate, "amin")
-    assign = hit & (column == first.gather(1, group))  # (F*M, Ka)
-
-    weights = assign.T.to(flat.dtype)
-    assigned = weights.sum(1, keepdim=True)  # n, the anchor itself included
-    mean = (weights @ flat) / assigned
-    w = torch.clamp(1.0 / (assigned + 1.0), min=beta)
-    merged = w * flat[positions] + (1 - w) * mean
-    token_pos, anchor_col = assign.nonzero(as_tuple=True)
-    pairs = torch.stack([token_pos, positions[anchor_col]])
+    anchors = flat.index_select(0, rows_of[positions]).float()
+    sums, assigned, pairs = _assign_and_sum(flat, index, anchors, positions, segmentation, counts, p)
+    mean = sums / assigned[:, None]
+    w = torch.clamp(1.0 / (assigned[:, None] + 1.0), min=beta)
+    merged = w * anchors + (1 - w) * mean
     return MergeResult(positions=positions, tokens=merged.to(tokens.dtype), pairs=pairs)
+
+
+def _assign_and_sum(
+    flat: torch.Tensor,
+    index: torch.Tensor,
+    anchors: torch.Tensor,
+    positions: torch.Tensor,
+    segmentation: Segmentation,
+    counts: torch.Tensor,
+    p: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Assign every token to an anchor per anchor frame of its segment, block by block (eqs. 4-5).
+
+    A merge unit is a segment (a frame when p = 1). Units with the same number of frames and of
+    anchors are batched; a long unit is cut into chunks of rows. A block reads whole frames (all N
+    tokens; those DTM does not work on are masked), so a unit of consecutive frames is read in place.
+    Each unit's anchors are laid out as (anchor frames x most anchors of one frame) slots, so that
+    the first best anchor of every anchor frame is one argmax.
+
+    Parameters
+    ----------
+    flat : torch.Tensor
+        (F * N, D) all tokens, any float dtype.
+    index : torch.LongTensor
+        (F, M) int64 positions within each frame of the tokens DTM works on.
+    anchors : torch.Tensor
+        (Ka, D) float32 anchor tokens, at ``positions``.
+    positions : torch.LongTensor
+        (Ka,) int64 ascending flat positions of the anchors in the F * M tokens.
+    segmentation : Segmentation
+    counts : torch.LongTensor
+        (F,) int64 CPU anchors per frame (:func:`anchor_counts`).
+    p : int
+
+    Returns
+    -------
+    sums : torch.Tensor
+        (Ka, D) float32 sum of the tokens assigned to each anchor (itself included).
+    assigned : torch.Tensor
+        (Ka,) float32 number of tokens assigned to each anchor (n, itself included).
+    pairs : torch.LongTensor
+        (2, P) int64 (token position, anchor position), ordered by token, then anchor.
+    """
+    device, dim = flat.device, flat.shape[1]
+    num_frames, available = index.shape
+    per_frame = flat.shape[0] // num_frames  # N
+    num_anchors = positions.numel()
+    unit = segmentation.segment_ids.cpu() if p > 1 else torch.arange(num_frames)
+    num_units = int(unit.max()) + 1
+    # position in the F * M tokens of each of the F * N rows, -1 for a token DTM does not work on
+    position_of = torch.full((num_frames, per_frame), -1, dtype=torch.long, device=device)
+    position_of.scatter_(1, index, torch.arange(num_frames * available, device=device).view(num_frames, available))
+    position_of = position_of.flatten()
+
+    # Bookkeeping on the CPU, O(F + Ka): frames of each unit in time order; anchors by unit, then
+    # frame (a group = one anchor frame), then position.
+    frame_order = torch.sort(unit, stable=True).indices
+    unit_frames = torch.bincount(unit, minlength=num_units)
+    unit_start = unit_frames.cumsum(0) - unit_frames
+    slot_of_frame = torch.empty_like(frame_order)
+    slot_of_frame[frame_order] = torch.arange(num_frames) - unit_start[unit[frame_order]]  # frame's place in its unit
+    anchor_pos = positions.cpu()
+    anchor_frame = anchor_pos // available
+    anchor_unit = unit[anchor_frame]
+    by_unit = torch.sort(anchor_unit, stable=True).indices
+    anchor_unit, anchor_frame, anchor_pos = anchor_unit[by_unit], anchor_frame[by_unit], anchor_pos[by_unit]
+    unit_anchors = torch.bincount(anchor_unit, minlength=num_units)
+    anchor_start = unit_anchors.cumsum(0) - unit_anchors
+    new_group = torch.ones(num_anchors, dtype=torch.bool)
+    new_group[1:] = anchor_frame[1:] != anchor_frame[:-1]
+    group = new_group.cumsum(0) - 1
+    group_start = torch.nonzero(new_group).flatten()
+    column = torch.arange(num_anchors) - anchor_start[anchor_unit]  # place among its unit's anchors
+    in_group = torch.arange(num_anchors) - group_start[group]  # place among its anchor frame's anchors
+    group_unit = anchor_unit[group_start]
+    unit_groups = torch.bincount(group_unit, minlength=num_units)
+    group_in_unit = group - (unit_groups.cumsum(0) - unit_groups)[anchor_unit]
+    widest = torch.zeros(num_units, dtype=torch.long).scatter_reduce_(0, group_unit, torch.bincount(group), "amax")
+    anchor_row = slot_of_frame[anchor_frame] * per_frame + index.cpu()[anchor_frame, anchor_pos % available]  # row in its unit
+
+    by_unit_dev = by_unit.to(device)
+    unit_vectors = torch.nn.functional.normalize(anchors.index_select(0, by_unit_dev), dim=-1)  # (Ka, D), by unit
+    sums = torch.empty(num_anchors, dim, device=device)
+    assigned = torch.empty(num_anchors, device=device)
+    token_parts, anchor_parts = [], []
+
+    # Classes of units with the same number of frames and of anchors: batched without padding.
+    key = unit_frames * (num_anchors + 1) + unit_anchors
+    has_anchors = torch.nonzero(unit_anchors > 0).flatten()
+    for value in torch.unique(key[has_anchors]).tolist():
+        units = has_anchors[key[has_anchors] == value]
+        num, length, k = units.numel(), int(unit_frames[units[0]]), int(unit_anchors[units[0]])
+        groups, width = int(unit_groups[units].max()), int(widest[units].max())
+        rows = length * per_frame
+        mine = torch.isin(anchor_unit, units)  # this class's anchors, unit by unit
+        member = torch.repeat_interleave(torch.arange(num), k)
+        slot_column = torch.zeros(num, groups * width, dtype=torch.long)
+        slot_real = torch.zeros(num, groups * width, dtype=torch.bool)
+        slot = group_in_unit[mine] * width + in_group[mine]
+        slot_column[member, slot] = column[mine]
+        slot_real[member, slot] = True
+        plain = groups * width == k and bool(slot_real.all())  # slots are the columns: no re-layout
+        class_rows = anchor_row[mine].view(num, k)
+        frames_of_unit = frame_order[unit_start[units][:, None] + torch.arange(length)]  # (U, L)
+        per_row = max(dim, groups * width)
+        batch = max(1, BLOCK_ELEMENTS // (rows * per_row))
+        chunk = rows if rows * per_row <= BLOCK_ELEMENTS else max(1, BLOCK_ELEMENTS // per_row)
+        for u0 in range(0, num, batch):
+            sel = slice(u0, u0 + batch)
+            size = frames_of_unit[sel].shape[0]
+            sorted_ids = (anchor_start[units[sel]][:, None] + torch.arange(k)).to(device)  # (B, k) anchors by unit
+            vectors = unit_vectors[sorted_ids]  # (B, k, D)
+            anchor_ids = by_unit_dev[sorted_ids]  # (B, k) anchor indices
+            row_index = (frames_of_unit[sel][:, :, None] * per_frame + torch.arange(per_frame)).view(size, rows)
+            start = int(row_index[0, 0])  # consecutive frames are read in place, without a copy
+            in_place = bool((row_index.flatten() - start == torch.arange(size * rows)).all())
+            columns, real = slot_column[sel].to(device), slot_real[sel].to(device)
+            block_sums = torch.zeros(size, k, dim, device=device)
+            block_assigned = torch.zeros(size, k, device=device)
+            for r0 in range(0, rows, chunk):
+                r1 = min(rows, r0 + chunk)
+                block_rows = row_index[:, r0:r1].to(device)
+                if in_place:
+                    x = flat[start : start + size * rows].view(size, rows, dim)[:, r0:r1]
+                else:
+                    x = flat.index_select(0, block_rows.flatten()).view(size, r1 - r0, dim)
+                x = x.float()
+                sim = torch.nn.functional.normalize(x, dim=-1) @ vectors.transpose(1, 2)  # (B, R, k) cosine
+                own_b, own_c = ((class_rows[sel] >= r0) & (class_rows[sel] < r1)).nonzero(as_tuple=True)
+                sim[own_b.to(device), (class_rows[sel][own_b, own_c] - r0).to(device), own_c.to(device)] = float("inf")
+                if plain:
+                    slots = sim
+                else:
+                    slots = sim.gather(2, columns[:, None, :].expand(-1, r1 - r0, -1))
+                    slots.masked_fill_(~real[:, None, :], float("-inf"))
+                best = slots.view(size, r1 - r0, groups, width).argmax(-1)  # (B, R, groups): first best slot
+                best = best + torch.arange(groups, device=device) * width
+                best_column = columns.gather(1, best.view(size, -1)).view_as(best) if not plain else best
+                position = position_of[block_rows]  # (B, R)
+                take = (position >= 0)[:, :, None] & real.view(size, groups, width)[:, None, :, 0]  # (B, R, groups)
+                onehot = torch.zeros_like(sim).scatter_add_(2, best_column, take.float())
+                block_sums.baddbmm_(onehot.transpose(1, 2), x)
+                block_assigned += onehot.sum(1)
+                b_i, r_i, g_i = take.nonzero(as_tuple=True)
+                token_parts.append(position[b_i, r_i])
+                anchor_parts.append(positions[anchor_ids[b_i, best_column[b_i, r_i, g_i]]])
+            sums.index_copy_(0, anchor_ids.flatten(), block_sums.view(-1, dim))  # each anchor is in one unit
+            assigned.index_copy_(0, anchor_ids.flatten(), block_assigned.flatten())
+    token = torch.cat(token_parts) if token_parts else positions.new_empty(0)
+    anchor = torch.cat(anchor_parts) if anchor_parts else positions.new_empty(0)
+    order = torch.argsort(token * (num_frames * available) + anchor)
+    return sums, assigned, torch.stack([token[order], anchor[order]])

@@ -113,13 +113,8 @@ def spatiotemporal_prune(
         if config.split_tau is not None:  # anchor frames: last frames of the runs the second threshold cuts
             eligible = torch.ones(num_frames, dtype=torch.bool)
             eligible[:-1] = segmentation.transition_similarity < config.split_tau
-        merged = density_merge(
-            video_tokens.reshape(-1, dim)[rest_flat].view(num_frames, -1, dim),
-            segmentation,
-            budget.context,
-            config.p,
-            config.beta,
-            eligible,
+        merged = density_merge(  # reads the non-salient tokens through ``index``, block by block: no copy of them all
+            video_tokens, segmentation, budget.context, config.p, config.beta, eligible, index=rest
         )
         kept_tokens.append(merged.tokens)
         kept_indices.append(rest_flat[merged.positions])
