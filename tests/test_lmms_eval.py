@@ -186,13 +186,10 @@ def task_manager():
             self.dataset = datasets.DatasetDict({split: datasets.Dataset.from_list([_doc_for(self.config.task)])})
             self.dataset_no_image = self.dataset
 
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    original = lmms_tasks.ConfigurableTask
-    lmms_tasks.ConfigurableTask = OneDocTask  # what TaskManager instantiates for a simple model's tasks
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        patch.setattr(lmms_tasks, "ConfigurableTask", OneDocTask)  # what TaskManager builds for a simple model
         yield lmms_tasks.TaskManager("WARNING", include_path=str(tasks_dir()))
-    finally:
-        lmms_tasks.ConfigurableTask = original
 
 
 def prompts(manager, task: str, model_name: str) -> dict[str, tuple[str, dict]]:
