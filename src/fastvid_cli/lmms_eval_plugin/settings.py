@@ -1,0 +1,168 @@
+"""The ``--model_args`` of lmms-eval's ``fastvid`` model: checked, converted, and resolved per model.
+
+lmms-eval splits ``--model_args a=1,b=x`` at commas and converts each value (``true``/``false`` to
+bool, digits to int, other numbers to float, the rest stays a string) before calling the model's
+``__init__``; :func:`parse_model_args` takes those keyword arguments. Nothing here needs lmms-eval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..pruning import METHODS, make_method
+
+HYPERPARAMETERS = ("c", "tau", "d", "p", "beta", "split_tau", "segmentation")
+"""Method fields settable as model args; they apply to the method that has them (as in ``fastvid compare``)."""
+
+OFF = ("none", "off")
+"""Values of ``split_tau`` that turn the second threshold off (e.g. for a Qwen2.5-VL run without it)."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What ``--model_args`` asked for; None means "the model family's default".
+
+    Attributes
+    ----------
+    pretrained : str
+        Anything ``fastvid ask --model`` accepts: Hub repo id, alias, local folder, ``tiny-random``...
+    method : str
+        Method spec ``NAME[:FIELD=VALUE,...]`` as ``fastvid compare --method`` takes it.
+    retention : float or None
+        R in (0, 1]; 1 runs the vanilla model (no pruning). None: the family's default.
+    frames : int or None
+        Frames sampled per video. None: the model's default.
+    hyperparameters : dict
+        Given values of :data:`HYPERPARAMETERS` (``split_tau`` may be None: off).
+    device, dtype, attn_implementation, layout : str
+        As for :func:`fastvid_cli.models.load_model`.
+    max_new_tokens : int
+        Longest answer when the task sets no ``max_new_tokens`` (a task's value wins).
+    """
+
+    pretrained: str
+    method: str = "fastvid"
+    retention: float | None = None
+    frames: int | None = None
+    hyperparameters: dict = field(default_factory=dict)
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_implementation: str = "sdpa"
+    layout: str = "auto"
+    max_new_tokens: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_model_args(
+    pretrained: str,
+    method: str = "fastvid",
+    retention=None,
+    frames=None,
+    device: str = "auto",
+    dtype: str = "auto",
+    attn_implementation: str = "sdpa",
+    layout: str = "auto",
+    max_new_tokens=128,
+    **rest,
+) -> EvalSettings:
+    """Check the model args and convert them to :class:`EvalSettings`, before any model is loaded.
+
+    Parameters
+    ----------
+    pretrained, method, retention, frames, device, dtype, attn_implementation, layout, max_new_tokens
+        See :class:`EvalSettings`. ``method`` may be quoted (``method='fastvid:p=2,beta=0.8'``) to
+        keep lmms-eval from splitting it at its commas.
+    **rest
+        The method hyperparameters of :data:`HYPERPARAMETERS`; nothing else.
+
+    Returns
+    -------
+    EvalSettings
+
+    Raises
+    ------
+    ValueError
+        An unknown argument (the message lists the accepted ones), a value of the wrong type or out
+        of range, or a method spec ``make_method`` rejects.
+    """
+    unknown = sorted(set(rest) - set(HYPERPARAMETERS))
+    if unknown:
+        accepted = ["pretrained", "method", "retention", "frames", *HYPERPARAMETERS, "device", "dtype",
+                    "attn_implementation", "layout", "max_new_tokens"]
+        raise ValueError(f"fastvid: unknown model_args {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    if not isinstance(pretrained, str) or not pretrained.strip():
+        raise ValueError("fastvid: model_args pretrained=MODEL is required (a Hub repo id, alias, folder or tiny-random)")
+    method = _unquote(str(method))
+    if method.partition(":")[0] not in METHODS:
+        raise ValueError(f"fastvid: unknown method {method!r}; choose from {', '.join(METHODS)} (NAME[:FIELD=VALUE,...])")
+    if retention is not None:
+        retention = _number("retention", retention)
+        if not 0 < retention <= 1:
+            raise ValueError(f"fastvid: retention must be in (0, 1], got {retention!r}")
+    if frames is not None:
+        frames = _integer("frames", frames, minimum=1)
+    max_new_tokens = _integer("max_new_tokens", max_new_tokens, minimum=1)
+    hyper = {}
+    for name, value in rest.items():
+        if name == "segmentation":
+            hyper[name] = str(value)
+        elif name == "split_tau" and isinstance(value, str) and value.lower() in OFF:
+            hyper[name] = None
+        elif name in ("c", "p"):
+            hyper[name] = _integer(name, value, minimum=1)
+        else:
+            hyper[name] = _number(name, value)
+    try:  # the spec and the values, checked by the method's own config
+        make_method(method, retention if retention is not None else 0.1, **hyper)
+    except ValueError as err:
+        raise ValueError(f"fastvid: {err}") from None
+    for name, value in (("device", device), ("dtype", dtype), ("attn_implementation", attn_implementation), ("layout", layout)):
+        if not isinstance(value, str):
+            raise ValueError(f"fastvid: {name} must be a name, got {value!r}")
+    return EvalSettings(
+        pretrained=pretrained.strip(), method=method, retention=retention, frames=frames, hyperparameters=hyper,
+        device=device, dtype=dtype, attn_implementation=attn_implementation, layout=layout, max_new_tokens=max_new_tokens,
+    )
+
+
+def resolve_method(settings: EvalSettings, family_defaults: dict):
+    """The configured pruning method: the family's release defaults, then what the model args gave.
+
+    Parameters
+    ----------
+    settings : EvalSettings
+    family_defaults : dict
+        ``ModelAdapter.fastvid_defaults`` (e.g. Qwen2.5-VL's R 0.27, tau 0.84, split_tau 0.95).
+
+    Returns
+    -------
+    FastVIDConfig, UniformConfig, VisionZipConfig or DyCokeConfig
+        Its ``retention_ratio`` is the run's R; R = 1 means the vanilla model.
+    """
+    retention = settings.retention
+    if retention is None:
+        retention = family_defaults.get("retention_ratio", METHODS["fastvid"]().retention_ratio)
+    defaults = {k: v for k, v in family_defaults.items() if k != "retention_ratio"}
+    return make_method(settings.method, retention, **{**defaults, **settings.hyperparameters})
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1].strip()
+    return text
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"fastvid: {name} must be a number, got {value!r}")
+    return value
+
+
+def _integer(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"fastvid: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
