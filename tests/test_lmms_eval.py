@@ -265,7 +265,7 @@ def test_questions_on_one_video_share_its_encoding_and_answer_as_ask_does(tiny_l
     for (video, question), result in zip(items, results):
         alone = ask(tiny_lm.adapter, str(video), question, AskOptions(frames=FRAMES, config=tiny_lm.method, max_new_tokens=6, baseline=False))
         assert result.text == alone.answer
-        assert result.token_counts.input_tokens == alone.tokens["prompt_after"]
+        assert result.token_counts.input_tokens == alone.tokens.prompt_after
 
 
 def test_retention_one_is_the_vanilla_model(tiny_lm):
@@ -279,7 +279,7 @@ def test_retention_one_is_the_vanilla_model(tiny_lm):
     pruned = tiny_lm.generate_until(make_requests(tiny_lm, items))[0]
     alone = ask(lm.adapter, str(items[0][0]), items[0][1],
                 AskOptions(frames=FRAMES, config=FastVIDConfig(retention_ratio=1), max_new_tokens=6, baseline=False))
-    assert vanilla.token_counts.input_tokens == alone.tokens["prompt_before"] > pruned.token_counts.input_tokens
+    assert vanilla.token_counts.input_tokens == alone.tokens.prompt_before > pruned.token_counts.input_tokens
     assert vanilla.text == alone.answer
 
 
