@@ -181,13 +181,11 @@ def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
 
 
 def test_token_map_classifies_every_token(tiny_model, sample_video):
-    from fastvid_cli.pipeline import encode_video
+    from fastvid_cli.pipeline import VideoSession
     from fastvid_cli.pruning import FastVIDConfig
     from fastvid_cli.show import token_map
-    from fastvid_cli.timing import StageTimer
 
-    encoded = encode_video(tiny_model, str(sample_video), "q", 8, StageTimer("cpu"), lambda s: None)
-    f = encoded.features
+    f = VideoSession.open(tiny_model, str(sample_video), 8).features
     kept = FastVIDConfig(retention_ratio=0.1)(f.video_tokens, f.frame_features, f.saliency)
     tokens = token_map(kept, 8, f.grid)
     assert tokens.kind.shape == (8, 14, 14)
