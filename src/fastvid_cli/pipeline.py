@@ -16,6 +16,7 @@ per method), ``bench --video`` (TTFT), ``batch`` (the questions of a video share
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
@@ -50,21 +51,26 @@ class AskOptions:
     baseline : bool
         Also time the vanilla (unpruned) prefill of the first question, for the speedup. It runs
         only to measure; generation continues from the pruned prefill.
+    vision_batch : int or None
+        Frames per chunk of the streaming encode; None: the device's default (see :func:`default_vision_batch`).
 
     Raises
     ------
     InputError
-        ``frames`` or ``max_new_tokens`` below 1.
+        ``frames``, ``max_new_tokens`` or ``vision_batch`` below 1.
     """
 
     frames: int | None = None
     config: FastVIDConfig = field(default_factory=FastVIDConfig)
     max_new_tokens: int = 128
     baseline: bool = True
+    vision_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 1:
             raise InputError(f"frames must be at least 1, got {self.frames}")
+        if self.vision_batch is not None and self.vision_batch < 1:
+            raise InputError(f"the vision batch must be at least 1 frame, got {self.vision_batch}")
         if self.max_new_tokens < 1:
             raise InputError(f"the answer length must be at least 1 token, got {self.max_new_tokens}")
 
@@ -348,6 +354,73 @@ class PrunedVideo:
         return ms
 
 
+VISION_BATCH = {"cpu": 16, "cuda": 64}
+"""Frames per chunk of the streaming encode, by device type: on a GPU the paper's 32 and 64 frames
+are one chunk; a long video is encoded 64 frames at a time (a few GiB of activations for a 7B
+model's SigLIP); on a CPU, 16."""
+
+
+def default_vision_batch(device: torch.device) -> int:
+    """Frames per chunk of the streaming encode on ``device`` (see :data:`VISION_BATCH`)."""
+    return VISION_BATCH.get(torch.device(device).type, 16)
+
+
+def encode_video(model: ModelAdapter, video: SampledVideo, vision_batch: int | None = None) -> tuple[VideoFeatures, dict]:
+    """Preprocess and encode a video chunk by chunk, keeping only what pruning needs between chunks.
+
+    A chunk of ``vision_batch`` frames (rounded up to the family's multiple: Qwen2.5-VL's pairs) is
+    decoded (unless the frames are in memory), preprocessed and run through the vision encoder; only
+    its pooled tokens, frame features and saliency are kept. The next chunk is decoded on a thread
+    while the encoder works on this one. Peak memory therefore grows with the frame count only
+    through the pooled tokens (F, N, D) and the (F, Dg), (F, N) features.
+
+    Parameters
+    ----------
+    model : ModelAdapter
+    video : SampledVideo
+        Decoded or not (``read_video(..., decode=False)``).
+    vision_batch : int, optional
+        Frames per chunk; default :func:`default_vision_batch` of the model's device.
+
+    Returns
+    -------
+    features : VideoFeatures
+        The whole video's, equal to one encode of every frame (the encoders work frame by frame).
+    ms : dict
+        Milliseconds of ``decode`` (the part done here), ``preprocess`` and ``vision``, summed over chunks.
+
+    Raises
+    ------
+    InputError
+        ``vision_batch`` below 1, or a file found corrupt while decoding.
+    """
+    size = default_vision_batch(model.device) if vision_batch is None else vision_batch
+    if size < 1:
+        raise InputError(f"the vision batch must be at least 1 frame, got {size}")
+    step = model.frames_per_chunk
+    size = -(-size // step) * step
+    decode_before = video.decode_ms
+    chunks = video.frame_chunks(size)
+    parts, preprocess_ms, vision_ms = [], 0.0, 0.0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        read_ahead = video.frames is None  # decode the next chunk while this one is encoded
+        pending = pool.submit(next, chunks, None) if read_ahead else None
+        while True:
+            frames = pending.result() if read_ahead else next(chunks, None)
+            if frames is None:
+                break
+            if read_ahead:
+                pending = pool.submit(next, chunks, None)
+            inputs, ms = timed(lambda: model.preprocess(frames, video), model.device)
+            preprocess_ms += ms
+            features, ms = timed(lambda: model.encode(inputs), model.device)
+            vision_ms += ms
+            parts.append(features)
+            del inputs, frames
+    features = model.concat_features(parts)
+    return features, {"decode": video.decode_ms - decode_before, "preprocess": preprocess_ms, "vision": vision_ms}
+
+
 class VideoSession:
     """A video decoded, preprocessed and encoded once, ready to be pruned and asked about.
 
@@ -356,13 +429,15 @@ class VideoSession:
     model : ModelAdapter
     video : SampledVideo
     inputs : dict
-        The processor's output for the prompt prefix (``input_ids`` (1, L) ...).
+        The prompt prefix's tensors (``input_ids`` (1, L) ...; see ``ModelAdapter.prompt_inputs``).
     features : VideoFeatures
         Tokens (F, N, D), frame features and saliency to prune.
     ms : dict
-        Milliseconds of ``decode``, ``preprocess`` and ``vision``.
+        Milliseconds of ``decode``, ``preprocess`` and ``vision`` (with the streaming encode, decoding
+        overlaps the other two, so their sum can exceed the wall time).
     started_at : float
-        ``time.perf_counter()`` when the work after decoding began (TTFT adds the decode time).
+        ``time.perf_counter()`` when the video's work began (decoding done before :meth:`open`
+        counted as if it ran just before): the start of the TTFT.
     notes : list of str
     """
 
@@ -373,31 +448,53 @@ class VideoSession:
 
     @classmethod
     def open(cls, model: ModelAdapter, video: str | SampledVideo | PreparedVideo, frames: int | None = None,
-             on_stage: Callable[[str], None] | None = None) -> "VideoSession":
-        """Decode (unless done), preprocess (unless done) and run the vision encoder, timing each stage.
+             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> "VideoSession":
+        """Decode, preprocess and encode a video, streaming it in chunks (:func:`encode_video`), timing each stage.
+
+        Parameters
+        ----------
+        model : ModelAdapter
+        video : str, SampledVideo or PreparedVideo
+            A path is sampled as ``model.settings`` say (or ``frames`` uniformly) and decoded chunk
+            by chunk; decoded frames are encoded chunk by chunk; a prepared video (a batch's
+            prefetch) is encoded in one pass.
+        frames : int, optional
+        on_stage : callable, optional
+            Called with each stage's name as it starts.
+        vision_batch : int, optional
+            Frames per chunk (default :func:`default_vision_batch`).
 
         Raises
         ------
         InputError
-            A missing, non-video, truncated or corrupt file.
+            A missing, non-video, truncated or corrupt file, or a bad ``vision_batch``.
         """
         notify = on_stage or (lambda stage: None)
         started_at = time.perf_counter()
-        if not isinstance(video, PreparedVideo):
-            decoded_here = not isinstance(video, SampledVideo)
-            notify("decode" if decoded_here else "preprocess")
-            video = prepare_video(model, video, frames)
-            if decoded_here:  # the TTFT adds the decode time itself
-                started_at += video.video.decode_ms / 1e3
-        else:  # prepared ahead (batch prefetch): its preprocessing counts as if done now
-            started_at -= video.preprocess_ms / 1e3
-        notify("vision")
-        features, vision_ms = timed(lambda: model.encode(video.inputs), model.device)
-        ms = {"decode": video.video.decode_ms, "preprocess": video.preprocess_ms, "vision": vision_ms}
-        notes = [*model.settings.notes] + ([video.video.short_note] if video.video.short_note else [])
+        if isinstance(video, PreparedVideo):  # prepared ahead: its decoding and preprocessing count as if done now
+            started_at -= (video.video.decode_ms + video.preprocess_ms) / 1e3
+            notify("vision")
+            features, vision_ms = timed(lambda: model.encode(video.inputs), model.device)
+            inputs, sampled = video.inputs, video.video
+            ms = {"decode": sampled.decode_ms, "preprocess": video.preprocess_ms, "vision": vision_ms}
+        else:
+            if isinstance(video, SampledVideo):
+                sampled = video
+                started_at -= sampled.decode_ms / 1e3
+                decoded_before = sampled.decode_ms
+            else:
+                sampling = model.settings.sampling
+                sampled = read_video(video, sampling if frames is None else sampling.with_frames(frames), decode=False)
+                decoded_before = 0.0
+            notify("decode, preprocess and vision" if sampled.frames is None else "preprocess and vision")
+            inputs, prompt_ms = timed(lambda: model.prompt_inputs(sampled, None), model.device)
+            features, ms = encode_video(model, sampled, vision_batch)
+            ms = {"decode": decoded_before + ms["decode"] if sampled.frames is not None else sampled.decode_ms,
+                  "preprocess": ms["preprocess"] + prompt_ms, "vision": ms["vision"]}
+        notes = [*model.settings.notes] + ([sampled.short_note] if sampled.short_note else [])
         if model.tiny_random:
             notes.append(TINY_NOTE)
-        return cls(model, video.video, video.inputs, features, ms, started_at, notes)
+        return cls(model, sampled, inputs, features, ms, started_at, notes)
 
     def prune(self, method: Callable | None) -> PrunedVideo:
         """Prune the video tokens with ``method`` (a pruning config; None keeps every token), timed."""
@@ -408,8 +505,14 @@ class VideoSession:
         return PrunedVideo(self, kept, ms)
 
     def ttft_ms(self, first_token_at: float) -> float:
-        """Time to first token of the first question: decode, then everything up to ``first_token_at``."""
-        return self.ms["decode"] + (first_token_at - self.started_at) * 1e3
+        """Time to first token of the first question: wall time from the start of the video's work
+        (decoding included) to ``first_token_at``."""
+        return (first_token_at - self.started_at) * 1e3
+
+    def unpruned_counts(self) -> tuple[int, int]:
+        """(prompt length L, video slots) of the unpruned prefix, without building it."""
+        ids = self.inputs["input_ids"]
+        return int(ids.shape[1]), int((ids == self.model.video_token_id).sum())
 
 
 def ask_many(
@@ -464,7 +567,7 @@ def iter_answers(
         raise InputError("give at least one question, none of them empty")
     for question in questions:
         model.prompt_parts(question)  # a template that puts the question first is refused here
-    session = VideoSession.open(model, video, options.frames, notify)
+    session = VideoSession.open(model, video, options.frames, notify, options.vision_batch)
     notify("pruning")
     pruned = session.prune(options.config)
     vanilla_ms = None
@@ -486,16 +589,16 @@ def ask(model: ModelAdapter, video: str | SampledVideo | PreparedVideo, question
 def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: Answer, options: AskOptions,
             first: bool, vanilla_ms: float | None) -> AskResult:
     model, features, kept = session.model, session.features, pruned.kept
-    full = model.build_inputs(session.inputs, features, None)  # unpruned prefix: counts only
+    full_length, full_slots = session.unpruned_counts()
     video_before = features.num_frames * features.tokens_per_frame
     video_after = int(kept.indices.numel()) if kept is not None else video_before
     own = answer.inputs.length
     tokens = TokenCounts(
         video_before=video_before, video_after=video_after, video_kept_ratio=video_after / video_before,
-        newline_before=full.video_slots - video_before, newline_after=pruned.inputs.video_slots - video_after,
+        newline_before=full_slots - video_before, newline_after=pruned.inputs.video_slots - video_after,
         tokens_per_frame=features.tokens_per_frame, grid=list(features.grid),
         grid_thw=list(features.state["grid_thw"]) if "grid_thw" in features.state else None,
-        prompt_before=full.length + own, prompt_after=pruned.inputs.length + own,
+        prompt_before=full_length + own, prompt_after=pruned.inputs.length + own,
         prefill_tokens=pruned.inputs.length + own if first else own,
     )
     flops = flops_report(model.llm_geometry(), video_before, video_after, tokens.prompt_before, tokens.prompt_after)
@@ -543,4 +646,4 @@ def video_info(video: SampledVideo) -> dict:
 
 
 __all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
-           "ask_many", "iter_answers", "prepare_video"]
+           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video"]

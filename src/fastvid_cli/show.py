@@ -17,6 +17,7 @@ import numpy as np
 
 from .pipeline import VideoSession
 from .pruning import FastVIDConfig, PruneResult
+from .video import SampledVideo, read_video
 
 SALIENT = (1.0, 0.55, 0.0)
 ANCHOR = (0.1, 0.35, 0.95)
@@ -195,7 +196,10 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | Non
     InputError
         A bad video.
     """
-    session = VideoSession.open(model, video, frames)
+    if not isinstance(video, SampledVideo):  # the picture needs the frames: decode them up front
+        sampling = model.settings.sampling
+        video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
+    session = VideoSession.open(model, video)
     f = session.features
     kept = session.prune(config).kept
     kept_count = int(kept.indices.numel())

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 
@@ -124,8 +124,9 @@ class SampledVideo:
 
     Attributes
     ----------
-    frames : numpy.ndarray
-        (F, H, W, 3) uint8 RGB frames.
+    frames : numpy.ndarray or None
+        (F, H, W, 3) uint8 RGB frames; None when the frames are decoded chunk by chunk as they are
+        used (``read_video(..., decode=False)``, see :meth:`frame_chunks`).
     indices : numpy.ndarray
         (F,) int64 frame numbers in the file.
     timestamps : numpy.ndarray
@@ -142,9 +143,11 @@ class SampledVideo:
         Wall-clock milliseconds spent opening and decoding.
     sampling : FrameSampling or None
         The rule that picked the frames.
+    height, width : int
+        Frame size in pixels, as decoded (0 when unknown).
     """
 
-    frames: np.ndarray
+    frames: np.ndarray | None
     indices: np.ndarray
     timestamps: np.ndarray
     total_frames: int
@@ -153,11 +156,43 @@ class SampledVideo:
     path: str
     decode_ms: float = 0.0
     sampling: FrameSampling | None = None
+    height: int = 0
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and not self.height:
+            self.height, self.width = int(self.frames.shape[1]), int(self.frames.shape[2])
 
     @property
     def num_frames(self) -> int:
         """F, the number of sampled frames."""
-        return int(self.frames.shape[0])
+        return int(len(self.indices))
+
+    def frame_chunks(self, size: int) -> Iterator[np.ndarray]:
+        """The sampled frames, ``size`` at a time, in order: (k, H, W, 3) uint8 arrays, k <= size.
+
+        Frames already in memory are sliced; otherwise each chunk is decoded from :attr:`path` as it
+        is asked for (the time goes to :attr:`decode_ms`), so only one chunk's pixels are held at once.
+
+        Raises
+        ------
+        InputError
+            A file that turns out truncated or corrupt while decoding.
+        """
+        if size < 1:
+            raise InputError(f"chunks must hold at least 1 frame, got {size}")
+        if self.frames is not None:
+            for start in range(0, self.num_frames, size):
+                yield self.frames[start:start + size]
+            return
+        reader = None
+        for start in range(0, self.num_frames, size):
+            began = time.perf_counter()
+            if reader is None:
+                reader, _ = _open(self.path)
+            chunk = _decode(reader, self.indices[start:start + size], self.path)
+            self.decode_ms += (time.perf_counter() - began) * 1e3
+            yield chunk
 
     @property
     def duration_s(self) -> float:
@@ -253,7 +288,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return _open(path)[1]
 
 
-def read_video(path: str | os.PathLike, sampling: int | FrameSampling) -> SampledVideo:
+def read_video(path: str | os.PathLike, sampling: int | FrameSampling, decode: bool = True) -> SampledVideo:
     """Decode the frames of a video that ``sampling`` picks, with decord.
 
     Parameters
@@ -263,6 +298,9 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling) -> Sample
     sampling : int or FrameSampling
         A frame count (uniform, floor positions as the LLaVA evaluation scripts), or a rule. A
         video shorter than a fixed count gives all its frames (see ``short_note``).
+    decode : bool
+        Decode the frames now (default). False reads the indices and timestamps only; the frames are
+        then decoded chunk by chunk by :meth:`SampledVideo.frame_chunks` (a long video's streaming encode).
 
     Returns
     -------
@@ -284,14 +322,14 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling) -> Sample
     indices = sampling.indices(info.total_frames, info.fps)
     try:
         with _quiet_native_stderr():
-            frames = reader.get_batch(indices.tolist()).asnumpy()
             timestamps = reader.get_frame_timestamp(indices.tolist())[:, 0].astype(np.float64)
     except (RuntimeError, decord.DECORDError, IndexError) as err:
         raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
-    if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:
-        raise InputError(f"video is truncated or corrupt: {path} (decoded {frames.shape[0]} of {len(indices)} frames)")
+    frames = _decode(reader, indices, path) if decode else None
     return SampledVideo(
         frames=frames,
+        height=info.height,
+        width=info.width,
         indices=indices,
         timestamps=timestamps,
         total_frames=info.total_frames,
@@ -301,6 +339,20 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling) -> Sample
         decode_ms=(time.perf_counter() - start) * 1e3,
         sampling=sampling,
     )
+
+
+def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
+    """(k, H, W, 3) uint8 frames at ``indices``; a failed or short decode raises InputError."""
+    import decord
+
+    try:
+        with _quiet_native_stderr():
+            frames = reader.get_batch(indices.tolist()).asnumpy()
+    except (RuntimeError, decord.DECORDError, IndexError) as err:
+        raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
+    if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:
+        raise InputError(f"video is truncated or corrupt: {path} (decoded {frames.shape[0]} of {len(indices)} frames)")
+    return frames
 
 
 def _first_line(err: BaseException) -> str:

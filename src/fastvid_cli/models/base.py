@@ -149,11 +149,67 @@ class ModelAdapter:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
-    def prepare(self, video, question: str) -> dict:
+    frames_per_chunk: int = 1
+    """A chunk of the streaming encode holds a multiple of this many frames (Qwen2.5-VL: its temporal patch, 2)."""
+
+    def prompt_inputs(self, video, question: str | None = None) -> dict:
+        """The prompt's tensors for ``video`` (SampledVideo; its frames need not be decoded): ``input_ids``
+        (1, L) with the video placeholder expanded to all its slots, ``attention_mask`` (1, L), and
+        what the model needs besides to place the video (Qwen2.5-VL: its grid and M-RoPE inputs).
+        ``question`` None gives the prefix only (system turn and video)."""
         raise NotImplementedError
+
+    def preprocess(self, frames, video) -> dict:
+        """Pixel inputs of the vision encoder for ``frames`` ((k, H, W, 3) uint8, consecutive sampled
+        frames of ``video``), on the model's device in its dtype; :meth:`encode` takes them."""
+        raise NotImplementedError
+
+    def expanded_prompt(self, question: str | None, slots: int) -> dict:
+        """``input_ids`` (1, L) and ``attention_mask`` (1, L) of :meth:`prompt_text` with its video
+        placeholder expanded to ``slots`` video slots, on the model's device.
+
+        The placeholder is a special token, so the text around it tokenizes the same as when the
+        processor expands it before tokenizing.
+        """
+        ids = self.processor.tokenizer(self.prompt_text(question), return_tensors="pt")["input_ids"][0]
+        at = int((ids == self.video_token_id).nonzero()[0, 0])
+        ids = torch.cat([ids[:at], torch.full((slots,), self.video_token_id), ids[at + 1:]])[None].to(self.device)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    def prepare(self, video, question: str | None = None) -> dict:
+        """The prompt's tensors and the pixel inputs of every frame (:meth:`prompt_inputs` and
+        :meth:`preprocess`): what :meth:`encode` and :meth:`build_inputs` need."""
+        return {**self.prompt_inputs(video, question), **self.preprocess(video.frames, video)}
 
     def encode(self, inputs: dict) -> VideoFeatures:
         raise NotImplementedError
+
+    def concat_features(self, parts: list[VideoFeatures]) -> VideoFeatures:
+        """One video's features from those of its consecutive chunks of frames (the streaming encode).
+
+        Tokens, frame features and saliency are concatenated over frames; the slots besides the
+        tokens are the family's for the whole video (:meth:`extra_slots`).
+        """
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        tokens = torch.cat([p.video_tokens for p in parts])
+        return VideoFeatures(
+            video_tokens=tokens,
+            frame_features=torch.cat([p.frame_features for p in parts]),
+            saliency=torch.cat([p.saliency for p in parts]),
+            grid=first.grid,
+            extra_slots=self.extra_slots(int(tokens.shape[0]), first.grid),
+            state=self.concat_state(parts),
+        )
+
+    def extra_slots(self, num_frames: int, grid: tuple[int, int]) -> int:
+        """Video slots of the unpruned prompt besides the F x N tokens (newlines); none by default."""
+        return 0
+
+    def concat_state(self, parts: list[VideoFeatures]) -> dict:
+        """The family's extra encoder state for the whole video; the first chunk's by default."""
+        return parts[0].state
 
     def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
         raise NotImplementedError

@@ -67,27 +67,34 @@ class LlavaOnevisionAdapter(ModelAdapter):
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
-    def prepare(self, video, question: str | None = None) -> dict:
-        """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question), processed
-        to tensors on the model's device.
+    def prompt_inputs(self, video, question: str | None = None) -> dict:
+        """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question) with F x 196 + 1
+        video slots, as the processor expands it (ceil(27 / 2)^2 pooled tokens per frame and one newline).
 
         Parameters
         ----------
         video : SampledVideo
-            (F, H, W, 3) uint8 frames.
+            Its frames need not be decoded.
         question : str or None
             None gives the prompt's prefix only (system turn and video), shared by every question.
 
         Returns
         -------
         dict
-            ``input_ids`` (1, L) with F * 196 + 1 video slots, ``attention_mask`` (1, L),
-            ``pixel_values_videos`` (1, F, 3, 384, 384) in the model's dtype.
+            ``input_ids`` (1, L) and ``attention_mask`` (1, L), int64.
         """
-        inputs = self.processor(text=self.prompt_text(question), videos=[video.frames], return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.dtype)
-        return inputs
+        vision = self.model.config.vision_config
+        pooled = math.ceil(vision.image_size // vision.patch_size / 2)
+        return self.expanded_prompt(question, video.num_frames * pooled * pooled + 1)
+
+    def preprocess(self, frames, video=None) -> dict:
+        """``pixel_values_videos`` (1, k, 3, 384, 384) of k frames ((k, H, W, 3) uint8), in the model's dtype."""
+        pixels = self.processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+        return {"pixel_values_videos": pixels.to(self.device, self.dtype)}
+
+    def extra_slots(self, num_frames: int, grid: tuple[int, int]) -> int:
+        """One ``image_newline`` after all frames."""
+        return 1
 
     @torch.inference_mode()
     def encode(self, inputs: dict) -> VideoFeatures:

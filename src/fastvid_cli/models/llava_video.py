@@ -291,25 +291,26 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         vision = self.model.config.vision_config
         return vision.image_size // vision.patch_size
 
-    def prepare(self, video, question: str | None = None) -> dict:
-        """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots, and the frames at 384 px.
+    def prompt_inputs(self, video, question: str | None = None) -> dict:
+        """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots (s x s tokens and s
+        newlines per frame).
 
         Returns
         -------
         dict
-            ``input_ids`` (1, L), ``attention_mask`` (1, L), ``pixel_values_videos`` (1, F, 3, 384, 384).
+            ``input_ids`` (1, L) and ``attention_mask`` (1, L), int64.
         """
-        ids = self.processor.tokenizer(self.prompt_text(question), return_tensors="pt")["input_ids"][0]
         side = self.layout.pooled_side(self._side())
-        slots = video.num_frames * side * (side + 1)
-        at = int((ids == self.video_token_id).nonzero()[0, 0])
-        ids = torch.cat([ids[:at], torch.full((slots,), self.video_token_id), ids[at + 1 :]])[None]
-        pixels = self.processor.video_processor(videos=[video.frames], return_tensors="pt")["pixel_values_videos"]
-        return {
-            "input_ids": ids.to(self.device),
-            "attention_mask": torch.ones_like(ids).to(self.device),
-            "pixel_values_videos": pixels.to(self.device, self.dtype),
-        }
+        return self.expanded_prompt(question, video.num_frames * side * (side + 1))
+
+    def preprocess(self, frames, video=None) -> dict:
+        """``pixel_values_videos`` (1, k, 3, 384, 384) of k frames ((k, H, W, 3) uint8), in the model's dtype."""
+        pixels = self.processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+        return {"pixel_values_videos": pixels.to(self.device, self.dtype)}
+
+    def extra_slots(self, num_frames: int, grid: tuple[int, int]) -> int:
+        """One newline per row of every frame: F x s."""
+        return num_frames * grid[0]
 
     @torch.inference_mode()
     def encode(self, inputs: dict) -> VideoFeatures:

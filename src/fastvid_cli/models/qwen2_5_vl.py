@@ -76,54 +76,88 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
 
-    def prepare(self, video, question: str | None = None) -> dict:
-        """Chat prompt (system turn, video, question; None: up to the video only); frames sized by the
-        whole-video pixel budget.
+    frames_per_chunk = 2  # the temporal patch: a chunk of the streaming encode never splits a pair
+
+    def frame_size(self, video) -> tuple[int, int]:
+        """(height, width) in pixels every frame of ``video`` is resized to, by the whole-video pixel budget.
+
+        Raises
+        ------
+        ModelError
+            Without a pixel budget in the settings (the paper's runs always had one).
+        """
+        from ..errors import ModelError
+
+        if self.settings.pixels is None:
+            raise ModelError("Qwen2.5-VL runs need a pixel budget (settings.pixels)")
+        return self.settings.pixels.frame_size(video.height, video.width, self.padded_frames(video))
+
+    @staticmethod
+    def padded_frames(video) -> int:
+        """Frames after pairing: an odd count gets its last frame repeated, as the processor does."""
+        return video.num_frames + video.num_frames % 2
+
+    def prompt_inputs(self, video, question: str | None = None) -> dict:
+        """Chat prompt (system turn, video, question; None: up to the video only) with the video's
+        t x (h/28) x (w/28) slots, and what M-RoPE needs to place them.
 
         Returns
         -------
         dict
-            ``input_ids`` (1, L) with t * (h/2) * (w/2) video slots, ``attention_mask``,
-            ``pixel_values_videos``, ``video_grid_thw`` (1, 3), ``second_per_grid_ts``, ``mm_token_type_ids``.
+            ``input_ids`` (1, L), ``attention_mask`` (1, L), ``mm_token_type_ids`` (1, L),
+            ``video_grid_thw`` (1, 3) int64 = (t, h/14, w/14), ``second_per_grid_ts`` (1,) float32.
         """
-        import numpy as np
-        from transformers.video_utils import VideoMetadata
-
-        frames, indices = video.frames, [int(i) for i in video.indices]
-        if frames.shape[0] % 2:  # Qwen groups frames in pairs: repeat the last one
-            frames, indices = np.concatenate([frames, frames[-1:]]), indices + indices[-1:]
-        resize = {}
-        if self.settings.pixels is not None:
-            frames = self.resize_frames(frames)
-            resize = {"do_resize": False}
-        metadata = VideoMetadata(
-            total_num_frames=video.total_frames, fps=video.fps or 24.0, frames_indices=indices,
-            width=int(frames.shape[2]), height=int(frames.shape[1]), duration=video.duration_s,
-        )
-        inputs = self.processor(
-            text=[self.prompt_text(question)], videos=[frames], video_metadata=[metadata], do_sample_frames=False, return_tensors="pt",
-            cap_pixels_per_frame=True, **resize,
-        )
+        height, width = self.frame_size(video)
+        patch = self.model.config.vision_config.patch_size
+        merge = self.model.config.vision_config.spatial_merge_size
+        t = self.padded_frames(video) // self.frames_per_chunk
+        grid = torch.tensor([[t, height // patch, width // patch]])
+        out = self.expanded_prompt(question, t * (height // patch // merge) * (width // patch // merge))
+        types = self.processor.create_mm_token_type_ids(out["input_ids"].tolist())
+        out["mm_token_type_ids"] = torch.tensor(types, dtype=torch.long, device=self.device)
+        out["video_grid_thw"] = grid.to(self.device)
         # the paper's runs dropped qwen-vl-utils' fps, so the processor took its default 2 fps: one temporal
         # grid step = 1 s, whatever the sampled rate (a long video's positions are compressed the same way)
-        inputs["second_per_grid_ts"] = torch.tensor([self.processor.video_processor.temporal_patch_size / PAPER_POSITION_FPS])
-        out = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-        out["pixel_values_videos"] = out["pixel_values_videos"].to(self.dtype)
+        out["second_per_grid_ts"] = torch.tensor([self.frames_per_chunk / PAPER_POSITION_FPS], device=self.device)
         return out
 
-    def resize_frames(self, frames):
-        """(F, H, W, 3) uint8 -> (F, h, w, 3) uint8 at the size the pixel budget gives F frames.
+    def preprocess(self, frames, video) -> dict:
+        """Pixel patches of k consecutive frames ((k, H, W, 3) uint8) at the video's budgeted size.
+
+        An odd chunk (the video's last) gets its last frame repeated, as the processor pairs frames.
+
+        Returns
+        -------
+        dict
+            ``pixel_values_videos`` (k/2 x h/14 x w/14, 1176) in the model's dtype, ``video_grid_thw`` (1, 3).
+        """
+        import numpy as np
+
+        if frames.shape[0] % 2:
+            frames = np.concatenate([frames, frames[-1:]])
+        frames = self.resize_frames(frames, self.frame_size(video))
+        out = self.processor.video_processor(videos=[frames], do_sample_frames=False, do_resize=False,
+                                             cap_pixels_per_frame=True, return_tensors="pt")
+        return {"pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
+                "video_grid_thw": out["video_grid_thw"].to(self.device)}
+
+    def concat_state(self, parts: list[VideoFeatures]) -> dict:
+        """The video's (t, h, w) patch grid: the chunks' temporal groups added up."""
+        t = sum(p.state["grid_thw"][0] for p in parts)
+        return {"grid_thw": (t, *parts[0].state["grid_thw"][1:])}
+
+    def resize_frames(self, frames, size: tuple[int, int]):
+        """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w).
 
         As qwen-vl-utils' ``fetch_video``: bicubic, antialiased, on the uint8 frames.
         """
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.functional import resize
 
-        height, width = self.settings.pixels.frame_size(frames.shape[1], frames.shape[2], frames.shape[0])
-        if (height, width) == tuple(frames.shape[1:3]):
+        if tuple(size) == tuple(frames.shape[1:3]):
             return frames
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-        video = resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        video = resize(video, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
         return video.permute(0, 2, 3, 1).contiguous().numpy()
 
     @torch.inference_mode()
