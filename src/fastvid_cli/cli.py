@@ -129,6 +129,9 @@ SplitTauOpt = Annotated[
     Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen2.5-VL 0.95].")
 ]
 SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
+VisionBatchOpt = Annotated[
+    Optional[int], typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
 MULTI_VALUE_OPTIONS = {
     "compare": {"--retention": "number", "-r": "number", "--method": "method"},
@@ -187,12 +190,12 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
     from .video import read_video
 
     planned = planned_settings(model, settings, layout.value)
-    sampled = read_video(video, planned.sampling) if planned else None
+    sampled = read_video(video, planned.sampling, decode=False) if planned else None  # frames: streamed later
     status.update(f"loading {model}...")
     adapter = _load(model, device, dtype, attn, layout, settings)
     if sampled is None:
         status.update(f"reading {video}...")
-        sampled = read_video(video, adapter.settings.sampling)
+        sampled = read_video(video, adapter.settings.sampling, decode=False)
     return sampled, adapter
 
 
@@ -223,6 +226,7 @@ def ask(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
+    vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION(s) about VIDEO with FastVID-pruned video tokens.
@@ -242,7 +246,7 @@ def ask(
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         config = _fastvid_config(adapter, overrides)
-        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         results = ask_many(adapter, sampled, asked, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         dicts = [r.to_dict() for r in results]
@@ -299,6 +303,7 @@ def compare(
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    vision_batch: VisionBatchOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
 ) -> None:
     """Run the vanilla model and every (method, retention) pair on one video, side by side.
@@ -324,7 +329,8 @@ def compare(
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
         result = run_compare(adapter, sampled, question, methods, retentions, max_new_tokens=max_new_tokens,
-                             method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."))
+                             method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."),
+                             vision_batch=vision_batch)
     if as_json:
         print(json.dumps(result.to_dict()))
     else:

@@ -95,6 +95,7 @@ def compare(
     max_new_tokens: int = 128,
     method_defaults: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
+    vision_batch: int | None = None,
 ) -> CompareResult:
     """Run vanilla and every (method, retention) pair on one video; rows in that order.
 
@@ -113,6 +114,8 @@ def compare(
         Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta).
     on_stage : callable, optional
         Called with a description of each step as it starts.
+    vision_batch : int, optional
+        Frames per chunk of the streaming encode (see :func:`fastvid_cli.pipeline.encode_video`).
 
     Returns
     -------
@@ -132,7 +135,7 @@ def compare(
         raise InputError("nothing to compare: give at least one --method and one --retention")
     specs = [spec for spec in methods for _ in retentions]
 
-    session = VideoSession.open(model, video, frames, notify)
+    session = VideoSession.open(model, video, frames, notify, vision_batch)
     features = session.features
     geometry = model.llm_geometry()
     video_before = features.num_frames * features.tokens_per_frame

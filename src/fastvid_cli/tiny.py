@@ -95,22 +95,18 @@ def unprintable_token_ids(tokenizer) -> list[int]:
     return sorted(bad)
 
 
-def tiny_vision_config():
-    """SigLIP-so400m geometry (384 px, patch 14, 27x27 = 729 patches) at a tiny width."""
+def tiny_vision_config(**overrides):
+    """SigLIP-so400m geometry (384 px, patch 14, 27x27 = 729 patches) at a tiny width; ``overrides``
+    replace fields (e.g. the real width for a benchmark)."""
     from transformers import SiglipVisionConfig
 
-    return SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=384,
-        patch_size=14,
-        vision_use_head=False,
-    )
+    fields = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 384, "patch_size": 14, "vision_use_head": False}
+    return SiglipVisionConfig(**(fields | overrides))
 
 
-def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict | None = None,
+                          vision: dict | None = None) -> Path:
     """Write a tiny random LLaVA-OneVision checkpoint, processor and SigLIP head to ``out_dir``.
 
     The checkpoint loads with ``LlavaOnevisionForConditionalGeneration.from_pretrained`` and has the
@@ -124,6 +120,9 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
         Folder to write (created if needed).
     seed : int
         Seed of the random weights; the same seed writes the same weights.
+    text, vision : dict, optional
+        Fields of the LLM's (Qwen2) and the vision tower's (SigLIP) configs replacing the tiny ones:
+        a real model's widths at a few layers, for benchmarks of memory and time.
 
     Returns
     -------
@@ -135,8 +134,8 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    vision = tiny_vision_config()
-    model = _tiny_llava(tokenizer, len(tokenizer), vision, seed)
+    vision = tiny_vision_config(**(vision or {}))
+    model = _tiny_llava(tokenizer, len(tokenizer), vision, seed, text=text)
     model.save_pretrained(out)
 
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
@@ -155,29 +154,25 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
-def _tiny_text_config(tokenizer, vocab_size: int):
+def _tiny_text_config(tokenizer, vocab_size: int, **overrides):
     from transformers import Qwen2Config
 
-    return Qwen2Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        tie_word_embeddings=True,
-        initializer_range=0.3,  # large enough that greedy answers depend on the input
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    fields = {
+        "vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "tie_word_embeddings": True,
+        "initializer_range": 0.3,  # large enough that greedy answers depend on the input
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"), "pad_token_id": tokenizer.pad_token_id,
+    }
+    return Qwen2Config(**(fields | overrides))
 
 
-def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[int, int] | None = None):
+def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[int, int] | None = None,
+                text: dict | None = None):
     """A tiny random LlavaOnevisionForConditionalGeneration; ``media_ids`` default to the tokenizer's."""
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-    text = _tiny_text_config(tokenizer, vocab_size)
+    text = _tiny_text_config(tokenizer, vocab_size, **(text or {}))
     image_id, video_id = media_ids or tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
     config = LlavaOnevisionConfig(
         text_config=text,
