@@ -172,7 +172,7 @@ def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[
     """A tiny random LlavaOnevisionForConditionalGeneration; ``media_ids`` default to the tokenizer's."""
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-    text = _tiny_text_config(tokenizer, vocab_size, **(text or {}))
+    text = _tiny_text_config(tokenizer, **({"vocab_size": vocab_size} | (text or {})))
     image_id, video_id = media_ids or tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
     config = LlavaOnevisionConfig(
         text_config=text,
