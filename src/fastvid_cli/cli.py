@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .cli_types import MultiValueCommand
 from .errors import FastVIDError, InputError
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -130,14 +131,6 @@ SplitTauOpt = Annotated[
 ]
 SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
-MULTI_VALUE_OPTIONS = {
-    "compare": {"--retention": "number", "-r": "number", "--method": "method"},
-    "flops": {"--retention": "number", "-r": "number"},
-    "bench": {"--retention": "number", "-r": "number", "--method": "method", "--frames": "number"},
-}
-"""Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
-
-
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
     from .models import load_model
 
@@ -269,7 +262,7 @@ def _read_questions(path: Path | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=MultiValueCommand)
 def compare(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
@@ -334,7 +327,7 @@ def compare(
     _print_notes(result.notes)
 
 
-@app.command()
+@app.command(cls=MultiValueCommand)
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
     frames: Annotated[Optional[int], typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
@@ -379,7 +372,7 @@ def flops(
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
 
 
-@app.command()
+@app.command(cls=MultiValueCommand)
 def bench(
     model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
     layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
@@ -685,47 +678,10 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def expand_multi_value_options(argv: list[str]) -> list[str]:
-    """Turn ``--retention 0.1 0.25`` into ``--retention 0.1 --retention 0.25`` for the commands of
-    :data:`MULTI_VALUE_OPTIONS`; a value list ends at the next option or at a word that is not a
-    number (``--retention``) or a method name (``--method``)."""
-    from .pruning import METHODS
-
-    command = next((a for a in argv if not a.startswith("-")), None)
-    options = MULTI_VALUE_OPTIONS.get(command or "", {})
-    out, current = [], None
-    for arg in argv:
-        if arg in options:
-            current = arg
-            out.append(arg)
-            continue
-        kind = options.get(current) if current else None
-        takes_more = out and out[-1] != current  # the option already has its first value
-        if kind and takes_more and not arg.startswith("--") and _is_value(arg, kind, METHODS):
-            out += [current, arg]
-            continue
-        if kind and not takes_more:
-            out.append(arg)  # the option's first value, whatever it is (click reports bad ones)
-            continue
-        current = None
-        out.append(arg)
-    return out
-
-
-def _is_value(arg: str, kind: str, methods) -> bool:
-    if kind == "number":
-        try:
-            float(arg)
-            return True
-        except ValueError:
-            return False
-    return arg.partition(":")[0] in methods
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback)."""
     command = typer.main.get_command(app)
-    argv = expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status = command.main(args=argv, prog_name="fastvid", standalone_mode=False)
         if isinstance(status, int):  # a typer.Exit(code) raised inside a command comes back as its code
