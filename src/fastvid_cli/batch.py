@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import FastVIDError, InputError
+from .errors import FastVIDError, InputError, describe
 from .pipeline import AskOptions, iter_answers, prepare_video
 
 VIDEO_EXTENSIONS = frozenset(
@@ -74,12 +74,12 @@ def collect_items(
     videos = list(expand_paths(paths, stdin_lines))
     if videos:
         if not question or not question.strip():
-            raise InputError("give --question for the videos (or a --questions FILE.jsonl)")
+            raise InputError("give a question for the videos (or a JSON-lines file of questions)", setting="question")
         pairs += [(None, video, question) for video in videos]
     if questions_file is not None:
         pairs += read_questions(questions_file)
     if not pairs:
-        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or --questions FILE.jsonl")
+        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or a JSON-lines file of questions")
     items, seen = [], {}
     for index, (item_id, video, text) in enumerate(pairs):
         if item_id is None:
@@ -258,11 +258,8 @@ def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: i
 
 
 def error_message(err: BaseException) -> str:
-    """One line for an item's failure."""
-    if isinstance(err, FastVIDError):
-        return str(err)
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    return f"{type(err).__name__}: {first}"
+    """One line for an item's failure (see :data:`fastvid_cli.errors.ERRORS`)."""
+    return describe(err).message
 
 
 def run_batch(
@@ -367,7 +364,7 @@ def finish_shard(output: Path, shard: Shard, items: list[BatchItem], interrupted
     deadline = time.monotonic() + timeout_s
     while not all(p.with_name(p.name + ".done").exists() for p in others):
         if time.monotonic() > deadline:
-            raise FastVIDError("timed out waiting for the other processes' parts; rerun with --resume")
+            raise FastVIDError("timed out waiting for the other processes' parts; rerun resuming")
         time.sleep(0.2)
     merge_records(output, others, items)
     for p in others:

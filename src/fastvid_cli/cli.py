@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,7 +19,7 @@ from rich.console import Console
 
 from . import __version__
 from .cli_types import MultiValueCommand
-from .errors import FastVIDError, InputError
+from .errors import InputError
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
@@ -139,17 +140,24 @@ def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layou
                       overrides=settings)
 
 
+@contextmanager
+def _user_input():
+    """The library's checks of what the user gave raise ValueError: that is bad input (exit 2)."""
+    try:
+        yield
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
 def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
               repetition_penalty=None):
     """What the user changed of the paper's run settings (checked now)."""
     from .models.settings import SettingsOverrides
 
-    try:
+    with _user_input():
         return SettingsOverrides(frames=frames, fps=fps, max_frames=max_frames, system_prompt=system_prompt,
                                  video_pixels=video_pixels, pool_mode=pool_mode.value if pool_mode else None,
                                  repetition_penalty=repetition_penalty)
-    except ValueError as err:
-        raise InputError(str(err)) from None
 
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None) -> dict:
@@ -159,10 +167,8 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
              "segmentation": segmentation}
     overrides = {k: v for k, v in given.items() if v is not None}
-    try:
+    with _user_input():
         FastVIDConfig(**overrides)
-    except ValueError as err:
-        raise InputError(str(err)) from None
     return overrides
 
 
@@ -306,12 +312,10 @@ def compare(
     defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau)
     from .pruning import make_method
 
-    for spec in methods:  # validate before reading anything
-        for r in retentions:
-            try:
+    with _user_input():  # validate before reading anything
+        for spec in methods:
+            for r in retentions:
                 make_method(spec, r, **defaults)
-            except ValueError as err:
-                raise InputError(str(err)) from None
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
@@ -347,20 +351,16 @@ def flops(
     from .report import flops_rows_table
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
-    for r in retentions:
-        try:
+    with _user_input():
+        for r in retentions:
             check_retention(r)
-        except ValueError as err:
-            raise InputError(str(err)) from None
     geometry = model_geometry(model)
     if video is not None:
         from .models.settings import paper_settings
         from .video import probe_video
 
-        try:
+        with _user_input():
             settings = paper_settings(geometry.family).with_overrides(_settings(frames))
-        except ValueError as err:
-            raise InputError(str(err)) from None
         geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
     rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),
@@ -400,11 +400,9 @@ def bench(
     from .report import bench_tables, sweep_tables
 
     retentions = retention or [0.1, 0.25]
-    for r in retentions:
-        try:
+    with _user_input():
+        for r in retentions:
             check_retention(r)
-        except ValueError as err:
-            raise InputError(str(err)) from None
     sweep = frames is not None and len(frames) > 1
     if sweep and video is not None:
         raise InputError("--video times one frame count: give --frames a single value")
@@ -673,37 +671,46 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
                       markup=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int) -> int:
-    err_console.print(f"fastvid: error: {message}", style="red", soft_wrap=True)
-    return code
+def option_of(setting: str) -> str:
+    """The option of a setting named in a library error (``attn_implementation`` ->
+    ``--attn-implementation``); the name itself where no command has such an option."""
+    for command in typer.main.get_command(app).commands.values():
+        for param in command.params:
+            if param.name == setting and param.param_type_name == "option":
+                return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    return setting
+
+
+REPORTED_AS_IS = ("FastVIDError", "ClickException", "KeyboardInterrupt", "Abort")
+"""Errors whose one line is the whole story; any other gets a traceback under FASTVID_DEBUG=1."""
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback)."""
+    """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback),
+    by the table of :mod:`fastvid_cli.errors`."""
+    from .errors import describe
+
     command = typer.main.get_command(app)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status = command.main(args=argv, prog_name="fastvid", standalone_mode=False)
         if isinstance(status, int):  # a typer.Exit(code) raised inside a command comes back as its code
             return status
-    except FastVIDError as err:
-        return _fail(str(err), err.exit_code)
     except typer.Exit as done:
         return done.exit_code
-    except typer.TyperException as err:  # usage errors: bad option values, unknown options, missing arguments
+    except BaseException as err:  # noqa: BLE001 - every error ends as one line
         if type(err).__name__ == "NoArgsIsHelpError":
             err.show()
             return 0
-        return _fail(" ".join(err.format_message().split()), err.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        return _fail("interrupted", 130)
-    except MemoryError:
-        return _fail("out of memory: try fewer --frames, a lower --retention or a smaller model", 1)
-    except Exception as err:  # a bug or a library failure: still one line, traceback on request
-        if os.environ.get("FASTVID_DEBUG"):
+        if isinstance(err, (SystemExit, GeneratorExit)):
             raise
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        return _fail(f"{type(err).__name__}: {first} (set FASTVID_DEBUG=1 for the traceback)", 1)
+        as_is = any(c.__name__ in REPORTED_AS_IS for c in type(err).__mro__)
+        if os.environ.get("FASTVID_DEBUG") and not as_is:
+            raise
+        failure = describe(err, option_of)
+        hint = "" if as_is else " (set FASTVID_DEBUG=1 for the traceback)"
+        err_console.print(f"fastvid: error: {failure.message}{hint}", style="red", soft_wrap=True)
+        return failure.exit_code
     return 0
 
 
