@@ -85,7 +85,7 @@ def test_paths_from_stdin_and_questions_file(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     ([], "no videos to process"),
-    (["VIDEO"], "--question: give a question"),
+    (["VIDEO"], "give --question"),
     (["VIDEO", "-q", "x", "--questions", "BADJSON"], "not valid JSON"),
     (["VIDEO", "-q", "x", "--retention", "3"], "retention ratio"),
 ])

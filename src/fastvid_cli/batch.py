@@ -74,12 +74,12 @@ def collect_items(
     videos = list(expand_paths(paths, stdin_lines))
     if videos:
         if not question or not question.strip():
-            raise InputError("give a question for the videos (or a JSON-lines file of questions)", setting="question")
+            raise InputError("give `question` for the videos (or a `questions` FILE.jsonl)")
         pairs += [(None, video, question) for video in videos]
     if questions_file is not None:
         pairs += read_questions(questions_file)
     if not pairs:
-        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or a JSON-lines file of questions")
+        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or `questions` FILE.jsonl")
     items, seen = [], {}
     for index, (item_id, video, text) in enumerate(pairs):
         if item_id is None:

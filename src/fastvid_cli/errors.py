@@ -1,41 +1,42 @@
 """Errors, and the one table that turns any exception into one line and an exit status.
 
-Library errors name the *setting* they are about (``frames``, ``device``), never a command-line
-flag: :func:`describe` takes a ``flag`` function, and the CLI passes one that turns a setting's
-name into its option (``attn_implementation`` -> ``--attn-implementation``).
+Library errors name the *settings* they are about (```frames```, ```device```), never a
+command-line flag: :func:`describe` takes a ``flag`` function, and the CLI passes one that turns a
+setting's name into its option (``attn_implementation`` -> ``--attn-implementation``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
+
+
+SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
+"""How a message names a setting: its Python name in backquotes."""
 
 
 class FastVIDError(Exception):
     """Base of the errors ``fastvid`` reports as one line; ``exit_code`` is the process status.
 
-    Parameters
-    ----------
-    message : str
-        What went wrong, in one line.
-    setting : str, optional
-        The setting the message is about, by its Python name (``device``, ``frames``); ``str(err)``
-        starts with it, and the CLI shows the setting's option instead.
+    The message names the settings it is about by their Python names in backquotes
+    (``"`frames` must be at least 1"``): ``str(err)`` shows the bare name, the CLI the option
+    (``--frames``), so the library never names a command-line flag.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str = "", *, setting: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.setting = setting
-
     def __str__(self) -> str:
         return self.describe()
 
+    @property
+    def settings(self) -> list[str]:
+        """The settings the message names, in order."""
+        return SETTING.findall(super().__str__())
+
     def describe(self, flag: Callable[[str], str] = str) -> str:
-        """The one-line message, led by ``flag(setting)`` when the error is about a setting."""
-        return f"{flag(self.setting)}: {self.message}" if self.setting else self.message
+        """The one-line message, each `setting` written as ``flag(setting)``."""
+        return SETTING.sub(lambda m: flag(m.group(1)), super().__str__())
 
 
 class InputError(FastVIDError):
@@ -51,7 +52,7 @@ class ModelError(FastVIDError):
 
 
 class DeviceError(FastVIDError):
-    """A device or dtype that this machine cannot provide, e.g. ``device="cuda"`` without a GPU (exit 2)."""
+    """A device or dtype that this machine cannot provide, e.g. ``cuda`` without a GPU (exit 2)."""
 
     exit_code = 2
 
@@ -81,7 +82,7 @@ def _os_error(err: BaseException, flag: Callable[[str], str]) -> Failure:
 
 def _out_of_memory(where: str) -> Callable[[BaseException, Callable[[str], str]], Failure]:
     return lambda err, flag: Failure(
-        f"out of memory{where}: try fewer {flag('frames')}, a lower {flag('retention')} or a smaller model", 1
+        f"out of memory{where}: try fewer {flag('frames')}, a lower {flag('retention')} or a smaller {flag('model')}", 1
     )
 
 

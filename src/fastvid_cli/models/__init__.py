@@ -85,10 +85,10 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES, local_files_only=True))
     except Exception:
         if local_files_only or hub_offline():
-            raise ModelError(_unreachable(repo_id, "offline mode"), setting="model") from None
+            raise ModelError(_unreachable(repo_id, "offline mode")) from None
     why = hub_unreachable()  # fail at once rather than after the library's retries
     if why is not None:
-        raise ModelError(_unreachable(repo_id, why), setting="model")
+        raise ModelError(_unreachable(repo_id, why))
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES))
     except GatedRepoError:
@@ -96,13 +96,13 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
     except RepositoryNotFoundError:
         raise ModelError(f"unknown model {repo_id!r}: no such repository on the Hugging Face Hub") from None
     except Exception as err:  # no network, proxy or TLS failure, Hub down
-        raise ModelError(_unreachable(repo_id, f"{type(err).__name__}: no connection"), setting="model") from None
+        raise ModelError(_unreachable(repo_id, f"{type(err).__name__}: no connection")) from None
 
 
 def _unreachable(repo_id: str, why: str) -> str:
     return (
-        f"{repo_id} is not in the local cache and the Hub cannot be reached ({why}); "
-        f"give a local checkpoint folder instead, or try {TINY_RANDOM}"
+        f"model {repo_id} is not in the local cache and the Hub cannot be reached ({why}); "
+        f"give a local checkpoint folder as the `model`, or try {TINY_RANDOM}"
     )
 
 
@@ -168,9 +168,9 @@ def resolve_device(device: str) -> torch.device:
             why = unusable_gpu(torch_says)
             if why is not None:
                 raise DeviceError(why)
-            raise DeviceError(f"{device} asks for a GPU, but no CUDA GPU is available here; use cpu", setting="device")
+            raise DeviceError(f"`device` {device} asked for a GPU, but no CUDA GPU is available here; use `device` cpu")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise DeviceError(f"{device}: only {torch.cuda.device_count()} GPU(s) here", setting="device")
+            raise DeviceError(f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here")
     elif resolved.type != "cpu":
         raise DeviceError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
     return resolved
@@ -229,10 +229,9 @@ def load_model(
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is None:
-            raise DeviceError("flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'",
-                              setting="attn_implementation")
+            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'")
         if torch_device.type != "cuda":
-            raise DeviceError("flash_attention_2 runs on a GPU only", setting="attn_implementation")
+            raise DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
     if layout not in LAYOUTS:
         raise ModelError(f"unknown layout {layout!r}: use {', '.join(LAYOUTS)}")
     resolved = resolve_model(name)
