@@ -475,80 +475,44 @@ def batch(
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
-    Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share and rank 0 merges the parts in input order.
+    Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
-    import signal
-    import threading
-
-    from .batch import Shard, collect_items, finish_shard, run_batch
-    from .pipeline import AskOptions
+    from .batch import collect_items, run_job
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
-    stdin_lines = sys.stdin if "-" in (paths or []) else ()
-    items = collect_items(paths or [], question, questions, stdin_lines)
-    shard = Shard.from_env()
-    if shard.rank == 0 and output.exists() and output.stat().st_size and not (resume or overwrite):
-        raise InputError(f"{output} exists: pass --resume to continue it or --overwrite to start again")
-    if overwrite and shard.rank == 0:
-        output.unlink(missing_ok=True)
-    if shard.world > 1 and device == Device.auto:
-        import torch
+    items = collect_items(paths or [], question, questions, sys.stdin if "-" in (paths or []) else ())
+    progress = _batch_progress(quiet)
+    task = progress.add_task(f"loading {model}...", total=None, failed=0)
 
-        device_name = f"cuda:{shard.local_rank % max(1, torch.cuda.device_count())}" if torch.cuda.is_available() else "cpu"
-    else:
-        device_name = device.value
-    with err_console.status(f"loading {model}..."):
-        adapter = _load(model, device_name, dtype, attn_implementation, layout, settings)
-    config = _fastvid_config(adapter, overrides)
-    options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    def on_start(count: int, rank: int, world: int) -> None:
+        label = f" (rank 0 of {world}: its {count} items)" if world > 1 else ""
+        progress.update(task, total=count, description=f"answering{label}", visible=rank == 0)
 
-    stop = threading.Event()
+    def on_item(item, record) -> None:
+        progress.update(task, advance=1, failed=progress.tasks[0].fields["failed"] + ("error" in record))
 
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
+    def on_stop() -> None:
         err_console.print("stopping after the current item (Ctrl-C again to abort)", style="yellow")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = _batch_progress(quiet)
-    try:
-        with progress:
-            mine = len(shard.take(items))
-            task = progress.add_task(f"answering{f' (rank {shard.rank}/{shard.world})' if shard.world > 1 else ''}", total=mine, failed=0)
-
-            def on_item(item, record):
-                if "error" in record:
-                    progress.update(task, failed=progress.tasks[0].fields["failed"] + 1)
-                progress.advance(task)
-
-            summary = run_batch(adapter, items, output, options, shard=shard, resume=resume, prefetch=prefetch, stop=stop, on_item=on_item)
-            progress.update(task, total=mine, completed=mine if not summary.interrupted else progress.tasks[0].completed)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    merged = finish_shard(output, shard, items, summary.interrupted)
-    if merged:  # rank 0 reports the whole batch, as merged
-        from .batch import read_records
-
-        records = read_records(output)
-        summary.failed = sum("error" in r for r in records)
-        summary.answered = len(records) - summary.failed
-        summary.failures = [f"{r['id']}: {r['error']}" for r in records if "error" in r]
-    for failure in summary.failures[:20]:
-        err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
-    if adapter.tiny_random:
-        from .tiny import TINY_NOTE
-
-        _print_notes([TINY_NOTE])
-    who = f"rank {shard.rank}: " if shard.world > 1 else ""
-    where = str(output) if shard.world == 1 or merged else str(shard.part_path(output))
-    state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
-    err_console.print(
-        f"fastvid batch: {who}{summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
-        f"{summary.videos_per_second:.2f} videos/s -> {where}{state}",
-        soft_wrap=True,
-    )
+    with progress:
+        summary = run_job(
+            items, output, model=model, device=device.value, dtype=dtype.value, attn_implementation=attn_implementation.value,
+            layout=layout.value, settings=settings, fastvid=overrides, max_new_tokens=max_new_tokens, baseline=baseline,
+            resume=resume, overwrite=overwrite, prefetch=prefetch, catch_sigint=True,
+            on_start=on_start, on_item=on_item, on_stop=on_stop,
+        )
+    if summary.rank == 0:  # the whole batch's counts, once
+        for failure in summary.failures[:20]:
+            err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
+        _print_notes(summary.notes)
+        processes = f" ({summary.processes} processes)" if summary.processes > 1 else ""
+        state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
+        err_console.print(
+            f"fastvid batch: {summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
+            f"{summary.videos_per_second:.2f} videos/s{processes} -> {output}{state}",
+            soft_wrap=True,
+        )
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.failed:
