@@ -356,11 +356,22 @@ def process_state(device: str = "auto", timeout: timedelta = BARRIER_TIMEOUT):
     """accelerate's ``PartialState``: the launch's processes (one, without a launcher).
 
     A single process needs no ``torch.distributed``; under ``torchrun`` / ``accelerate launch``
-    the process group is made with ``timeout`` (gloo where ``device`` is ``cpu``).
+    the process group is made with ``timeout`` (gloo where ``device`` is ``cpu`` or there is no
+    GPU: accelerate would otherwise see no launch at all and every process would do everything).
+
+    Raises
+    ------
+    FastVIDError
+        ``WORLD_SIZE`` says several processes but accelerate set up fewer.
     """
+    import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=device == "cpu", timeout=timeout)
+    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available(), timeout=timeout)
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if state.num_processes != launched:
+        raise FastVIDError(f"WORLD_SIZE is {launched} but accelerate set up {state.num_processes} process(es)")
+    return state
 
 
 def process_device(state, device: str) -> str:
