@@ -218,6 +218,9 @@ def test_resume_reads_part_files_left_by_a_crash(tiny_dir, tmp_path):
     rows = records(out)
     assert [r["id"] for r in rows] == clips and rows[1] == kept
     assert not list(tmp_path.glob("r.jsonl.part*"))
+    import torch.distributed
+
+    assert not torch.distributed.is_initialized(), "one process needs no process group"
 
 
 def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
