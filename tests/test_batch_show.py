@@ -165,6 +165,64 @@ def test_two_processes_give_the_same_lines_as_one(tiny_dir, tmp_path):
     assert not list(tmp_path.glob("two.jsonl.part*")), "parts are merged and removed"
 
 
+FAIL_ON_RANK_1 = """
+import os, sys
+import fastvid_cli.models as models
+real = models.load_model
+def load_model(*args, **kwargs):
+    if os.environ["RANK"] == "1":
+        raise RuntimeError("rank 1 cannot load the model")
+    return real(*args, **kwargs)
+models.load_model = load_model
+from fastvid_cli.cli import run
+sys.exit(run(sys.argv[1:]))
+"""
+
+
+def test_a_failing_process_does_not_hang_the_others_and_resume_finishes(tiny_dir, tmp_path):
+    clips = [str(ROOT / "sample_videos" / c) for c in CLIPS + ["big_buck_bunny.mp4"]]
+    args = ["batch", *clips, "-q", "What happens?", *FAST, "--device", "cpu"]
+    script = tmp_path / "fail_on_rank_1.py"
+    script.write_text(FAIL_ON_RANK_1)
+    out, one = tmp_path / "two.jsonl", tmp_path / "one.jsonl"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    launch = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), *args, "-o", str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert launch.returncode != 0
+    assert "rank 1: RuntimeError: rank 1 cannot load the model" in launch.stderr, launch.stderr[-2000:]
+    assert [r["id"] for r in records(out)] == clips[:2], "rank 0's share is merged into the output"
+    assert not list(tmp_path.glob("two.jsonl.part*"))
+    resumed = subprocess.run([console_script(), *args, "-o", str(out), "--resume"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 answered, 0 failed, 2 skipped" in resumed.stderr
+    single = subprocess.run([console_script(), *args, "-o", str(one)], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    keys = ("id", "video", "answer", "tokens", "segments")
+    assert [{k: r[k] for k in keys} for r in records(out)] == [{k: r[k] for k in keys} for r in records(one)]
+
+
+def test_resume_reads_part_files_left_by_a_crash(tiny_dir, tmp_path):
+    from fastvid_cli.batch import part_path, run_job
+
+    clips = [str(ROOT / "sample_videos" / c) for c in CLIPS]
+    items = collect_items(clips, "What happens?", None)
+    out = tmp_path / "r.jsonl"
+    kept = {"id": clips[1], "video": clips[1], "answer": "from a crashed rank"}
+    part_path(out, 1, 2).write_text(json.dumps(kept) + "\n" + '{"id": "torn')  # a crash mid-line
+    summary = run_job(items, out, model="tiny-random", device="cpu", dtype="float32", settings=None,
+                      fastvid={}, max_new_tokens=2, resume=True, prefetch=0)
+    assert (summary.answered, summary.skipped, summary.processes) == (1, 1, 1)
+    rows = records(out)
+    assert [r["id"] for r in rows] == clips and rows[1] == kept
+    assert not list(tmp_path.glob("r.jsonl.part*"))
+    import torch.distributed
+
+    assert not torch.distributed.is_initialized(), "one process needs no process group"
+
+
 def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
     from PIL import Image
 

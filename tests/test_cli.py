@@ -153,7 +153,8 @@ def test_model_neither_cached_nor_reachable(capsys, monkeypatch, tmp_path, sampl
     status, out, err = fastvid(capsys, "ask", sample_video, "q", "--model", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf")
     line = one_error_line(err)
     assert status == 2 and out == ""
-    assert "not in the local cache" in line and "--model DIR" in line and "tiny-random" in line
+    assert "not in the local cache" in line and "local checkpoint folder as the --model" in line
+    assert "tiny-random" in line
 
 
 def test_unsupported_architecture_lists_supported(capsys, tmp_path, sample_video):
@@ -168,7 +169,7 @@ def test_unsupported_architecture_lists_supported(capsys, tmp_path, sample_video
 def test_gpu_asked_where_none_exists(capsys, tiny_dir, sample_video):
     status, out, err = fastvid(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--device", "cuda")
     assert status == 2 and out == ""
-    assert "no CUDA GPU" in one_error_line(err)
+    assert "--device cuda asked for a GPU, but no CUDA GPU is available here; use --device cpu" in one_error_line(err)
 
 
 def test_help_lists_every_option(capsys):
@@ -182,3 +183,37 @@ def test_help_lists_every_option(capsys):
 def test_pruning_kept_budget_matches_formula():
     # the JSON's count is the project rule F * max(1, floor(N R)) for the LLaVA-OneVision grid
     assert 32 * max(1, math.floor(196 * 0.1)) == 608
+
+
+def test_one_table_maps_errors_to_lines_and_statuses():
+    from fastvid_cli.cli import option_of
+    from fastvid_cli.errors import DeviceError, InputError, describe
+
+    err = DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
+    assert str(err) == "attn_implementation flash_attention_2 runs on a GPU only"  # a library user sees the setting
+    assert err.settings == ["attn_implementation"]
+    assert describe(err, option_of).message == "--attn-implementation flash_attention_2 runs on a GPU only"
+    assert describe(err, option_of).exit_code == 2
+    assert describe(InputError("bad")).exit_code == 2
+    assert describe(KeyboardInterrupt()).exit_code == 130
+    oom = describe(MemoryError(), option_of)
+    assert oom.exit_code == 1 and "--frames" in oom.message and "--retention" in oom.message
+    assert "frames" in describe(MemoryError()).message and "--" not in describe(MemoryError()).message
+    missing = describe(FileNotFoundError(2, "No such file or directory", "/x/y.jsonl"))
+    assert (missing.message, missing.exit_code) == ("cannot use /x/y.jsonl: No such file or directory", 1)
+    assert describe(RuntimeError("boom\nmore")).message == "RuntimeError: boom"
+
+
+def test_library_errors_name_settings_not_flags():
+    """No error raised under src/ (outside the CLI) names a command-line option."""
+    import re
+
+    src = ROOT / "src" / "fastvid_cli"
+    offenders = []
+    for path in src.rglob("*.py"):
+        if path.name in ("cli.py", "cli_types.py"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"raise \w*Error\(.*[\"' ]--[a-z]", line) or re.search(r"^\s+f?\"(?!\"\").*[\"' ]--[a-z].*\"\)?$", line):
+                offenders.append(f"{path.relative_to(src)}:{number}")
+    assert offenders == []

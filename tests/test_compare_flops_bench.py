@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from fastvid_cli.cli import expand_multi_value_options, run
+import typer
+
+from fastvid_cli.cli import app, run
 
 
 def fastvid(capsys, *args):
@@ -16,14 +18,43 @@ def fastvid(capsys, *args):
     return code, out.out, out.err
 
 
-def test_space_separated_values_become_repeated_options():
-    argv = ["compare", "v.mp4", "q", "--retention", "0.1", "0.25", "--method", "fastvid", "uniform:x=1", "--frames", "8"]
-    assert expand_multi_value_options(argv) == [
-        "compare", "v.mp4", "q", "--retention", "0.1", "--retention", "0.25",
-        "--method", "fastvid", "--method", "uniform:x=1", "--frames", "8"]
-    # a list ends at a word that is not a value; ask keeps single values
-    assert expand_multi_value_options(["flops", "-r", "0.1", "0.2", "--json"]) == ["flops", "-r", "0.1", "-r", "0.2", "--json"]
-    assert expand_multi_value_options(["ask", "v", "q", "--retention", "0.1"]) == ["ask", "v", "q", "--retention", "0.1"]
+def parsed(*argv: str) -> dict:
+    """The parameters click parses for ``fastvid ARGV`` (nothing runs)."""
+    command = typer.main.get_command(app).commands[argv[0]]
+    return command.make_context(argv[0], list(argv[1:])).params
+
+
+def test_space_separated_values_and_repeated_options_mean_the_same():
+    spaced = parsed("compare", "v.mp4", "q", "--retention", "0.1", "0.25", "--method", "fastvid", "uniform:x=1",
+                    "--frames", "8")
+    repeated = parsed("compare", "v.mp4", "q", "-r", "0.1", "--retention", "0.25", "--method", "fastvid",
+                      "--method", "uniform:x=1", "--frames", "8")
+    assert spaced == repeated
+    assert spaced["retention"] == [0.1, 0.25] and spaced["method"] == ["fastvid", "uniform:x=1"] and spaced["frames"] == 8
+    # a list ends at the next option or at a word that is not a value: here the arguments
+    front = parsed("compare", "--retention", "0.1", "0.2", "v.mp4", "q")
+    assert (front["video"].name, front["question"], front["retention"]) == ("v.mp4", "q", [0.1, 0.2])
+    assert parsed("flops", "-r", "0.1", "0.2", "--json")["retention"] == [0.1, 0.2]
+    assert parsed("flops", "--retention=0.1", "0.2")["retention"] == [0.1, 0.2]
+    assert parsed("bench", "--frames", "4", "16", "--json")["frames"] == [4, 16]
+    assert parsed("bench", "--method", "fastvid", "dycoke", "-r", "0.1")["method"] == ["fastvid", "dycoke"]
+
+
+def test_argv_is_not_rewritten(capsys):
+    argv = ["flops", "--retention", "0.1", "0.25", "--json"]
+    code, out, err = fastvid(capsys, *argv)
+    assert code == 0, err
+    assert argv == ["flops", "--retention", "0.1", "0.25", "--json"]
+    assert [row["retention"] for row in json.loads(out)["rows"]] == [1.0, 0.1, 0.25]  # vanilla first
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["bench", "--frames", "4", "0"], "Invalid value for '--frames'"),
+    (["compare", "v.mp4", "q", "--method", "fastvid", "--retention", "0.1", "x"], "unexpected extra argument(s) (x)"),
+])
+def test_a_bad_value_in_a_list_is_one_line(capsys, argv, message):
+    code, out, err = fastvid(capsys, *argv)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_compare_every_method_side_by_side(capsys, tiny_dir, sample_video):
@@ -139,7 +170,6 @@ def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
 
 
 def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample_video):
-    assert expand_multi_value_options(["bench", "--frames", "4", "16", "--json"]) == ["bench", "--frames", "4", "--frames", "16", "--json"]
     target = tmp_path / "sweep.json"
     code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--scene-frames", "4",
                              "--method", "fastvid", "uniform", "--retention", "0.1", "--repeats", "2", "--warmup", "0",

@@ -103,7 +103,7 @@ def test_closed_port_model_one_line_without_download(capsys, monkeypatch, hub_en
     status, line = one_line(capsys, "ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
     assert status == 2
     assert line.startswith(f"fastvid: error: model {NOT_CACHED} is not in the local cache and the Hub cannot be reached")
-    assert CLOSED in line and "ConnectError" in line and "--model DIR" in line
+    assert CLOSED in line and "ConnectError" in line and "local checkpoint folder as the --model" in line
     assert hub_env == {"probe": 1, "download": 0}
 
 

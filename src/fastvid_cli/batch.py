@@ -10,8 +10,11 @@
   plus ``id`` and ``video`` (the path as given; ask's video details move to ``video_info``), or
   ``error`` with its one-line message. ``resume`` skips the ids the
   output already holds; a stop request finishes the current item first.
-- Under ``torchrun`` / ``accelerate launch`` (``RANK`` and ``WORLD_SIZE`` set) each process takes
-  every WORLD_SIZE-th item and writes its own part; rank 0 merges the parts in input order.
+- Under ``torchrun`` / ``accelerate launch`` (:func:`run_job`) accelerate's ``PartialState`` splits
+  the videos between the processes (``split_between_processes``); each process appends its lines
+  to its own part file as they finish, the processes meet once at the end (``gather_object``,
+  ``wait_for_everyone``: no polling) and the main process merges the output and the parts in
+  input order. A process that fails still comes to that meeting, so none waits for it in vain.
 """
 
 from __future__ import annotations
@@ -20,14 +23,20 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from .errors import FastVIDError, InputError
-from .pipeline import AskOptions, iter_answers, prepare_video
+from .errors import FastVIDError, InputError, describe
+from .models import DEFAULT_MODEL
+from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video
+
+if TYPE_CHECKING:
+    from .models.settings import SettingsOverrides
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp", ".ogv"}
@@ -74,12 +83,12 @@ def collect_items(
     videos = list(expand_paths(paths, stdin_lines))
     if videos:
         if not question or not question.strip():
-            raise InputError("give --question for the videos (or a --questions FILE.jsonl)")
+            raise InputError("give `question` for the videos (or a `questions` FILE.jsonl)")
         pairs += [(None, video, question) for video in videos]
     if questions_file is not None:
         pairs += read_questions(questions_file)
     if not pairs:
-        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or --questions FILE.jsonl")
+        raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or `questions` FILE.jsonl")
     items, seen = [], {}
     for index, (item_id, video, text) in enumerate(pairs):
         if item_id is None:
@@ -137,35 +146,22 @@ def read_questions(path: Path) -> list[tuple[str | None, str, str]]:
     return out
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This process's place among the processes of a multi-GPU launch."""
+def part_path(output: Path, rank: int, world: int) -> Path:
+    """Where process ``rank`` of ``world`` appends its lines: its own part file beside ``output``."""
+    return output.with_name(f"{output.name}.part{rank}-of-{world}")
 
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
 
-    @classmethod
-    def from_env(cls) -> "Shard":
-        """From ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (set by torchrun and accelerate launch)."""
-        try:
-            rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-            local = int(os.environ.get("LOCAL_RANK", str(rank)))
-        except ValueError:
-            raise InputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
-        if world < 1 or not 0 <= rank < world:
-            raise InputError(f"bad RANK={rank} for WORLD_SIZE={world}")
-        return cls(rank, world, local)
+def part_files(output: Path) -> list[Path]:
+    """The part files beside ``output`` of any earlier or current run, whatever its process count."""
+    if not output.parent.is_dir():
+        return []
+    prefix = f"{output.name}.part"
+    return sorted(p for p in output.parent.iterdir() if p.name.startswith(prefix) and "-of-" in p.name)
 
-    def take(self, items: list[BatchItem]) -> list[BatchItem]:
-        """Every world-th item, starting at this rank."""
-        return items[self.rank :: self.world]
 
-    def part_path(self, output: Path) -> Path:
-        """Where this process writes: the output itself for one process, else its own part file."""
-        if self.world == 1:
-            return output
-        return output.with_name(f"{output.name}.part{self.rank}-of-{self.world}")
+def finished_ids(output: Path) -> set[str]:
+    """The ids that ``output`` and its part files hold (what ``resume`` skips)."""
+    return {r["id"] for path in [output, *part_files(output)] for r in read_records(path)}
 
 
 def read_records(path: Path) -> list[dict]:
@@ -185,7 +181,8 @@ def read_records(path: Path) -> list[dict]:
 
 @dataclass
 class BatchSummary:
-    """Counts of one batch run (this process's share)."""
+    """Counts of one batch run: of this process's items from :func:`run_batch`, of the whole
+    batch (every process) from :func:`run_job`."""
 
     answered: int = 0
     failed: int = 0
@@ -194,6 +191,11 @@ class BatchSummary:
     elapsed_s: float = 0.0
     output: str = ""
     failures: list[str] = field(default_factory=list)
+    processes: int = 1
+    rank: int = 0
+    errors: list[str] = field(default_factory=list)
+    """Processes that failed as a whole (``rank k: message``), under a multi-process launch."""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def videos_per_second(self) -> float:
@@ -258,11 +260,8 @@ def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: i
 
 
 def error_message(err: BaseException) -> str:
-    """One line for an item's failure."""
-    if isinstance(err, FastVIDError):
-        return str(err)
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    return f"{type(err).__name__}: {first}"
+    """One line for an item's failure (see :data:`fastvid_cli.errors.ERRORS`)."""
+    return describe(err).message
 
 
 def run_batch(
@@ -270,44 +269,43 @@ def run_batch(
     items: list[BatchItem],
     output: Path,
     options: AskOptions,
-    shard: Shard = Shard(),
     resume: bool = False,
     prefetch: int = 2,
     stop: threading.Event | None = None,
     on_item: Callable[[BatchItem, dict], None] | None = None,
+    part: Path | None = None,
 ) -> BatchSummary:
-    """Answer every item of this process's shard, appending one JSON line per item as it finishes.
+    """Answer ``items`` in one process, appending one JSON line per item as it finishes.
 
     Parameters
     ----------
     model : ModelAdapter
     items : list of BatchItem
-        All items, in input order (the shard is taken here).
+        In input order; the questions of one video are answered together.
     output : Path
-        The results file (this process writes its part file when sharded).
+        The results file.
     options : AskOptions
-    shard : Shard
     resume : bool
-        Skip the ids already in the output (and in this process's part).
+        Skip the ids already in the output (and in its part files).
     prefetch : int
         Videos decoded and preprocessed ahead of the model (0: none).
     stop : threading.Event, optional
         When set, the run ends after the current item.
     on_item : callable, optional
         Called with each item and its record (for progress).
+    part : Path, optional
+        Append here instead of to ``output`` (a process's part file under :func:`run_job`).
 
     Returns
     -------
     BatchSummary
+        This call's counts.
     """
     stop = stop or threading.Event()
-    part = shard.part_path(output)
-    done_ids = set()
-    if resume:
-        done_ids = {r["id"] for r in read_records(output)} | {r["id"] for r in read_records(part)}
-    mine = shard.take(items)
-    todo = [item for item in mine if item.id not in done_ids]
-    summary = BatchSummary(skipped=len(mine) - len(todo), output=str(output))
+    part = part or output
+    done_ids = finished_ids(output) if resume else set()
+    todo = [item for item in items if item.id not in done_ids]
+    summary = BatchSummary(skipped=len(items) - len(todo), output=str(output))
     part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     prepared_groups = _prefetch(model, group_by_video(todo), options.frames, prefetch, stop)
@@ -350,34 +348,216 @@ def run_batch(
     return summary
 
 
-def finish_shard(output: Path, shard: Shard, items: list[BatchItem], interrupted: bool, timeout_s: float = 86400) -> bool:
-    """Mark this process's part as complete; on rank 0, wait for every part and merge them.
+BARRIER_TIMEOUT = timedelta(days=2)
+"""How long a process that is done waits at the end for the others (a collective's timeout)."""
 
-    The merged output holds every record of the output and the parts, one per id, in input order;
-    the parts are then removed. Returns True when this process merged.
+
+def process_state(device: str = "auto", timeout: timedelta = BARRIER_TIMEOUT):
+    """accelerate's ``PartialState``: the launch's processes (one, without a launcher).
+
+    A single process needs no ``torch.distributed``; under ``torchrun`` / ``accelerate launch``
+    the process group is made with ``timeout`` (gloo where ``device`` is ``cpu`` or there is no
+    GPU: accelerate would otherwise see no launch at all and every process would do everything).
+
+    Raises
+    ------
+    FastVIDError
+        ``WORLD_SIZE`` says several processes but accelerate set up fewer.
     """
-    if shard.world == 1:
-        return False
-    part = shard.part_path(output)
-    if not interrupted:
-        part.with_name(part.name + ".done").write_text("done\n")
-    if shard.rank != 0 or interrupted:
-        return False
-    others = [Shard(r, shard.world).part_path(output) for r in range(shard.world)]
-    deadline = time.monotonic() + timeout_s
-    while not all(p.with_name(p.name + ".done").exists() for p in others):
-        if time.monotonic() > deadline:
-            raise FastVIDError("timed out waiting for the other processes' parts; rerun with --resume")
-        time.sleep(0.2)
-    merge_records(output, others, items)
-    for p in others:
-        p.unlink(missing_ok=True)
-        p.with_name(p.name + ".done").unlink(missing_ok=True)
-    return True
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available(), timeout=timeout)
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if state.num_processes != launched:
+        raise FastVIDError(f"WORLD_SIZE is {launched} but accelerate set up {state.num_processes} process(es)")
+    return state
+
+
+def process_device(state, device: str) -> str:
+    """The device of this process: under a multi-process launch ``auto`` and ``cuda`` mean the
+    process's own GPU (``cuda:LOCAL_RANK``); a single process keeps ``device``."""
+    if state.num_processes > 1 and device in ("auto", "cuda"):
+        return str(state.device) if state.device.type == "cuda" else "cpu"
+    return device
+
+
+@contextlib.contextmanager
+def stop_on_sigint(stop: threading.Event, on_stop: Callable[[], None] | None = None):
+    """While inside: the first Ctrl-C sets ``stop`` (the batch ends after the current item, with
+    ``on_stop`` called); a second one raises KeyboardInterrupt. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        if on_stop:
+            on_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_job(
+    items: list[BatchItem],
+    output: Path,
+    *,
+    model: str = DEFAULT_MODEL,
+    device: str = "auto",
+    dtype: str = "auto",
+    attn_implementation: str = "sdpa",
+    layout: str = "auto",
+    settings: SettingsOverrides | None = None,
+    fastvid: dict | None = None,
+    max_new_tokens: int = 128,
+    baseline: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    prefetch: int = 2,
+    stop: threading.Event | None = None,
+    catch_sigint: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+    on_start: Callable[[int, int, int], None] | None = None,
+    on_item: Callable[[BatchItem, dict], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> BatchSummary:
+    """Answer a whole batch: load the model, answer, and under a multi-process launch share the
+    work and merge the results. The same call in every process of a ``torchrun`` or
+    ``accelerate launch`` (or alone).
+
+    Each process loads the model on its own device (:func:`process_device`), takes its share of
+    the unfinished videos (``PartialState.split_between_processes``; a video's questions stay
+    together) and appends its lines to its part file (:func:`part_path`) as they finish. At the
+    end every process reports to the others (``gather_object``), also one that failed, and the
+    main process merges the output and every part file in input order (``--resume`` input
+    included) and removes the parts.
+
+    Parameters
+    ----------
+    items : list of BatchItem
+        Every item, in input order (the same list in every process).
+    output : Path
+        The results file, one JSON line per item.
+    model, device, dtype, attn_implementation, layout, settings
+        As :func:`fastvid_cli.models.load_model` takes them.
+    fastvid : dict, optional
+        FastVID settings (``retention_ratio``, ``c``, ...) over the model family's defaults.
+    max_new_tokens, baseline
+        As :class:`fastvid_cli.pipeline.AskOptions` takes them.
+    resume : bool
+        Skip the items that the output and its part files already hold.
+    overwrite : bool
+        Start the output afresh (and drop old part files).
+    prefetch : int
+        Videos decoded and preprocessed ahead of the model.
+    stop : threading.Event, optional
+        When set, each process ends after its current item.
+    catch_sigint : bool
+        Ctrl-C sets ``stop`` (see :func:`stop_on_sigint`).
+    on_stage : callable, optional
+        Called with ``"loading"`` before the model loads, ``"answering"`` after.
+    on_start : callable, optional
+        Called with (this process's item count, its rank, the process count) before answering.
+    on_item : callable, optional
+        Called in this process with each of its items and its record.
+    on_stop : callable, optional
+        Called at the first Ctrl-C under ``catch_sigint``.
+
+    Returns
+    -------
+    BatchSummary
+        The whole batch's counts, the same in every process; ``errors`` names the processes that
+        failed as a whole, ``failures`` the items that failed (from the merged output).
+
+    Raises
+    ------
+    InputError
+        The output exists and neither ``resume`` nor ``overwrite`` is given (in every process,
+        before any work).
+    Exception
+        What made this process fail (loading the model, say), once every process has reported;
+        the other processes raise :class:`FastVIDError` naming it.
+    """
+    from .pruning import FastVIDConfig
+
+    state = process_state(device)
+    rank, world = state.process_index, state.num_processes
+    if output.exists() and output.stat().st_size and not (resume or overwrite):
+        raise InputError(f"{output} exists: pass `resume` to continue it or `overwrite` to start again")
+    if overwrite and state.is_main_process:
+        for path in [output, *part_files(output)]:
+            path.unlink(missing_ok=True)
+    state.wait_for_everyone()  # nobody reads the output before it is cleared
+    done_ids = finished_ids(output) if resume else set()
+    todo = [item for item in items if item.id not in done_ids]
+    state.wait_for_everyone()  # nobody writes before every process has read what is done
+    with state.split_between_processes(group_by_video(todo)) as groups:
+        mine = [item for group in groups for item in group]
+    stop = stop or threading.Event()
+    summary, error, adapter = BatchSummary(output=str(output)), None, None
+    try:
+        (on_stage or (lambda stage: None))("loading")
+        from .models import load_model
+
+        adapter = load_model(model, device=process_device(state, device), dtype=dtype,
+                             attn_implementation=attn_implementation, layout=layout, overrides=settings)
+        config = FastVIDConfig(**{**adapter.fastvid_defaults, **(fastvid or {})})
+        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+        (on_stage or (lambda stage: None))("answering")
+        if on_start:
+            on_start(len(mine), rank, world)
+        sink = output if world == 1 else part_path(output, rank, world)
+        with stop_on_sigint(stop, on_stop) if catch_sigint else contextlib.nullcontext():
+            summary = run_batch(adapter, mine, output, options, prefetch=prefetch, stop=stop, on_item=on_item, part=sink)
+    except Exception as err:  # reported to the others at the meeting below, then raised
+        error = err
+    report = {"rank": rank, "summary": summary, "error": None if error is None else describe(error).message}
+    reports = gather_reports(state, report)
+    try:
+        if state.is_main_process and (world > 1 or part_files(output)):
+            merge_records(output, part_files(output), items)
+    finally:
+        state.wait_for_everyone()  # the merged output is there for every process after this
+    total = _whole_batch(output, reports, len(items) - len(todo), world)
+    total.rank = rank
+    if adapter is not None and adapter.tiny_random:
+        total.notes.append(TINY_NOTE)
+    if error is not None:
+        raise error
+    if total.errors:
+        raise FastVIDError(f"{'; '.join(total.errors)} (finished items are in {output}: rerun with `resume`)")
+    return total
+
+
+def gather_reports(state, report: dict) -> list[dict]:
+    """Every process's ``report``, in rank order, in every process (``gather_object``)."""
+    if state.num_processes == 1:
+        return [report]
+    from accelerate.utils import gather_object
+
+    return sorted(gather_object([report]), key=lambda r: r["rank"])
+
+
+def _whole_batch(output: Path, reports: list[dict], skipped: int, world: int) -> BatchSummary:
+    """The counts of every process together (``skipped``: what an earlier run had finished)."""
+    parts = [r["summary"] for r in reports]
+    return BatchSummary(
+        answered=sum(p.answered for p in parts), failed=sum(p.failed for p in parts), skipped=skipped,
+        interrupted=any(p.interrupted for p in parts), elapsed_s=max(p.elapsed_s for p in parts), output=str(output),
+        failures=[f for p in parts for f in p.failures], processes=world,
+        errors=[f"rank {r['rank']}: {r['error']}" for r in reports if r["error"] is not None],
+    )
 
 
 def merge_records(output: Path, parts: list[Path], items: list[BatchItem]) -> None:
-    """Write ``output`` with the records of ``output`` and ``parts``, one per id, in input order."""
+    """Write ``output`` with the records of ``output`` and ``parts``, one per id, in input order
+    (ids of other inputs last), then remove the parts. The new output replaces the old at once."""
     order = {item.id: item.index for item in items}
     records = {}
     for path in [output, *parts]:
@@ -385,5 +565,10 @@ def merge_records(output: Path, parts: list[Path], items: list[BatchItem]) -> No
             records[record["id"]] = record
     ranked = sorted(records.values(), key=lambda r: order.get(r["id"], len(order)))
     tmp = output.with_name(output.name + ".merging")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in ranked))
+    with open(tmp, "w", encoding="utf-8") as sink:
+        sink.write("".join(json.dumps(r) + "\n" for r in ranked))
+        sink.flush()
+        os.fsync(sink.fileno())
     tmp.replace(output)
+    for path in parts:
+        path.unlink(missing_ok=True)

@@ -70,11 +70,11 @@ class BenchSettings:
 
     def __post_init__(self) -> None:
         if self.layers is not None and self.layers < 1:
-            raise InputError(f"--layers must be at least 1, got {self.layers}")
+            raise InputError(f"`layers` must be at least 1, got {self.layers}")
         if self.repeats < 1 or self.warmup < 0:
-            raise InputError("--repeats must be >= 1 and --warmup >= 0")
+            raise InputError("`repeats` must be >= 1 and `warmup` >= 0")
         if self.scene_frames is not None and self.scene_frames < 1:
-            raise InputError(f"--scene-frames must be at least 1, got {self.scene_frames}")
+            raise InputError(f"`scene_frames` must be at least 1, got {self.scene_frames}")
 
 
 def device_name(device: torch.device) -> str:
@@ -367,7 +367,7 @@ def run_pruning_sweep(
     """
     notify = on_stage or (lambda stage: None)
     if not frame_counts or min(frame_counts) < 1:
-        raise InputError(f"--frames must all be at least 1, got {frame_counts}")
+        raise InputError(f"`frames` must all be at least 1, got {frame_counts}")
     try:
         configs = [(spec, make_method(spec, r)) for spec in settings.methods for r in settings.retentions]
     except ValueError as err:

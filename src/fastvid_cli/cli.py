@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,7 +18,8 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import FastVIDError, InputError
+from .cli_types import MultiValueCommand
+from .errors import InputError
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
@@ -133,14 +135,6 @@ VisionBatchOpt = Annotated[
     Optional[int], typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
-MULTI_VALUE_OPTIONS = {
-    "compare": {"--retention": "number", "-r": "number", "--method": "method"},
-    "flops": {"--retention": "number", "-r": "number"},
-    "bench": {"--retention": "number", "-r": "number", "--method": "method", "--frames": "number"},
-}
-"""Options that take several space-separated values (``--retention 0.1 0.25``), per command."""
-
-
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
     from .models import load_model
 
@@ -149,17 +143,24 @@ def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layou
                       overrides=settings)
 
 
+@contextmanager
+def _user_input():
+    """The library's checks of what the user gave raise ValueError: that is bad input (exit 2)."""
+    try:
+        yield
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
 def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
               repetition_penalty=None):
     """What the user changed of the paper's run settings (checked now)."""
     from .models.settings import SettingsOverrides
 
-    try:
+    with _user_input():
         return SettingsOverrides(frames=frames, fps=fps, max_frames=max_frames, system_prompt=system_prompt,
                                  video_pixels=video_pixels, pool_mode=pool_mode.value if pool_mode else None,
                                  repetition_penalty=repetition_penalty)
-    except ValueError as err:
-        raise InputError(str(err)) from None
 
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None) -> dict:
@@ -169,10 +170,8 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
              "segmentation": segmentation}
     overrides = {k: v for k, v in given.items() if v is not None}
-    try:
+    with _user_input():
         FastVIDConfig(**overrides)
-    except ValueError as err:
-        raise InputError(str(err)) from None
     return overrides
 
 
@@ -273,7 +272,7 @@ def _read_questions(path: Path | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=MultiValueCommand)
 def compare(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
@@ -318,12 +317,10 @@ def compare(
     defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau)
     from .pruning import make_method
 
-    for spec in methods:  # validate before reading anything
-        for r in retentions:
-            try:
+    with _user_input():  # validate before reading anything
+        for spec in methods:
+            for r in retentions:
                 make_method(spec, r, **defaults)
-            except ValueError as err:
-                raise InputError(str(err)) from None
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
@@ -340,7 +337,7 @@ def compare(
     _print_notes(result.notes)
 
 
-@app.command()
+@app.command(cls=MultiValueCommand)
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
     frames: Annotated[Optional[int], typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
@@ -360,20 +357,16 @@ def flops(
     from .report import flops_rows_table
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
-    for r in retentions:
-        try:
+    with _user_input():
+        for r in retentions:
             check_retention(r)
-        except ValueError as err:
-            raise InputError(str(err)) from None
     geometry = model_geometry(model)
     if video is not None:
         from .models.settings import paper_settings
         from .video import probe_video
 
-        try:
+        with _user_input():
             settings = paper_settings(geometry.family).with_overrides(_settings(frames))
-        except ValueError as err:
-            raise InputError(str(err)) from None
         geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
     rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),
@@ -385,7 +378,7 @@ def flops(
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
 
 
-@app.command()
+@app.command(cls=MultiValueCommand)
 def bench(
     model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
     layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
@@ -413,11 +406,9 @@ def bench(
     from .report import bench_tables, sweep_tables
 
     retentions = retention or [0.1, 0.25]
-    for r in retentions:
-        try:
+    with _user_input():
+        for r in retentions:
             check_retention(r)
-        except ValueError as err:
-            raise InputError(str(err)) from None
     sweep = frames is not None and len(frames) > 1
     if sweep and video is not None:
         raise InputError("--video times one frame count: give --frames a single value")
@@ -490,80 +481,44 @@ def batch(
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
-    Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share and rank 0 merges the parts in input order.
+    Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
-    import signal
-    import threading
-
-    from .batch import Shard, collect_items, finish_shard, run_batch
-    from .pipeline import AskOptions
+    from .batch import collect_items, run_job
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
-    stdin_lines = sys.stdin if "-" in (paths or []) else ()
-    items = collect_items(paths or [], question, questions, stdin_lines)
-    shard = Shard.from_env()
-    if shard.rank == 0 and output.exists() and output.stat().st_size and not (resume or overwrite):
-        raise InputError(f"{output} exists: pass --resume to continue it or --overwrite to start again")
-    if overwrite and shard.rank == 0:
-        output.unlink(missing_ok=True)
-    if shard.world > 1 and device == Device.auto:
-        import torch
+    items = collect_items(paths or [], question, questions, sys.stdin if "-" in (paths or []) else ())
+    progress = _batch_progress(quiet)
+    task = progress.add_task(f"loading {model}...", total=None, failed=0)
 
-        device_name = f"cuda:{shard.local_rank % max(1, torch.cuda.device_count())}" if torch.cuda.is_available() else "cpu"
-    else:
-        device_name = device.value
-    with err_console.status(f"loading {model}..."):
-        adapter = _load(model, device_name, dtype, attn_implementation, layout, settings)
-    config = _fastvid_config(adapter, overrides)
-    options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+    def on_start(count: int, rank: int, world: int) -> None:
+        label = f" (rank 0 of {world}: its {count} items)" if world > 1 else ""
+        progress.update(task, total=count, description=f"answering{label}", visible=rank == 0)
 
-    stop = threading.Event()
+    def on_item(item, record) -> None:
+        progress.update(task, advance=1, failed=progress.tasks[0].fields["failed"] + ("error" in record))
 
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
+    def on_stop() -> None:
         err_console.print("stopping after the current item (Ctrl-C again to abort)", style="yellow")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = _batch_progress(quiet)
-    try:
-        with progress:
-            mine = len(shard.take(items))
-            task = progress.add_task(f"answering{f' (rank {shard.rank}/{shard.world})' if shard.world > 1 else ''}", total=mine, failed=0)
-
-            def on_item(item, record):
-                if "error" in record:
-                    progress.update(task, failed=progress.tasks[0].fields["failed"] + 1)
-                progress.advance(task)
-
-            summary = run_batch(adapter, items, output, options, shard=shard, resume=resume, prefetch=prefetch, stop=stop, on_item=on_item)
-            progress.update(task, total=mine, completed=mine if not summary.interrupted else progress.tasks[0].completed)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    merged = finish_shard(output, shard, items, summary.interrupted)
-    if merged:  # rank 0 reports the whole batch, as merged
-        from .batch import read_records
-
-        records = read_records(output)
-        summary.failed = sum("error" in r for r in records)
-        summary.answered = len(records) - summary.failed
-        summary.failures = [f"{r['id']}: {r['error']}" for r in records if "error" in r]
-    for failure in summary.failures[:20]:
-        err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
-    if adapter.tiny_random:
-        from .tiny import TINY_NOTE
-
-        _print_notes([TINY_NOTE])
-    who = f"rank {shard.rank}: " if shard.world > 1 else ""
-    where = str(output) if shard.world == 1 or merged else str(shard.part_path(output))
-    state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
-    err_console.print(
-        f"fastvid batch: {who}{summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
-        f"{summary.videos_per_second:.2f} videos/s -> {where}{state}",
-        soft_wrap=True,
-    )
+    with progress:
+        summary = run_job(
+            items, output, model=model, device=device.value, dtype=dtype.value, attn_implementation=attn_implementation.value,
+            layout=layout.value, settings=settings, fastvid=overrides, max_new_tokens=max_new_tokens, baseline=baseline,
+            resume=resume, overwrite=overwrite, prefetch=prefetch, catch_sigint=True,
+            on_start=on_start, on_item=on_item, on_stop=on_stop,
+        )
+    if summary.rank == 0:  # the whole batch's counts, once
+        for failure in summary.failures[:20]:
+            err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
+        _print_notes(summary.notes)
+        processes = f" ({summary.processes} processes)" if summary.processes > 1 else ""
+        state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
+        err_console.print(
+            f"fastvid batch: {summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
+            f"{summary.videos_per_second:.2f} videos/s{processes} -> {output}{state}",
+            soft_wrap=True,
+        )
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.failed:
@@ -686,74 +641,46 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
                       markup=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int) -> int:
-    err_console.print(f"fastvid: error: {message}", style="red", soft_wrap=True)
-    return code
+def option_of(setting: str) -> str:
+    """The option of a setting named in a library error (``attn_implementation`` ->
+    ``--attn-implementation``); the name itself where no command has such an option."""
+    for command in typer.main.get_command(app).commands.values():
+        for param in command.params:
+            if param.name == setting and param.param_type_name == "option":
+                return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    return setting
 
 
-def expand_multi_value_options(argv: list[str]) -> list[str]:
-    """Turn ``--retention 0.1 0.25`` into ``--retention 0.1 --retention 0.25`` for the commands of
-    :data:`MULTI_VALUE_OPTIONS`; a value list ends at the next option or at a word that is not a
-    number (``--retention``) or a method name (``--method``)."""
-    from .pruning import METHODS
-
-    command = next((a for a in argv if not a.startswith("-")), None)
-    options = MULTI_VALUE_OPTIONS.get(command or "", {})
-    out, current = [], None
-    for arg in argv:
-        if arg in options:
-            current = arg
-            out.append(arg)
-            continue
-        kind = options.get(current) if current else None
-        takes_more = out and out[-1] != current  # the option already has its first value
-        if kind and takes_more and not arg.startswith("--") and _is_value(arg, kind, METHODS):
-            out += [current, arg]
-            continue
-        if kind and not takes_more:
-            out.append(arg)  # the option's first value, whatever it is (click reports bad ones)
-            continue
-        current = None
-        out.append(arg)
-    return out
-
-
-def _is_value(arg: str, kind: str, methods) -> bool:
-    if kind == "number":
-        try:
-            float(arg)
-            return True
-        except ValueError:
-            return False
-    return arg.partition(":")[0] in methods
+REPORTED_AS_IS = ("FastVIDError", "ClickException", "KeyboardInterrupt", "Abort")
+"""Errors whose one line is the whole story; any other gets a traceback under FASTVID_DEBUG=1."""
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback)."""
+    """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback),
+    by the table of :mod:`fastvid_cli.errors`."""
+    from .errors import describe
+
     command = typer.main.get_command(app)
-    argv = expand_multi_value_options(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status = command.main(args=argv, prog_name="fastvid", standalone_mode=False)
         if isinstance(status, int):  # a typer.Exit(code) raised inside a command comes back as its code
             return status
-    except FastVIDError as err:
-        return _fail(str(err), err.exit_code)
     except typer.Exit as done:
         return done.exit_code
-    except typer.TyperException as err:  # usage errors: bad option values, unknown options, missing arguments
+    except BaseException as err:  # noqa: BLE001 - every error ends as one line
         if type(err).__name__ == "NoArgsIsHelpError":
             err.show()
             return 0
-        return _fail(" ".join(err.format_message().split()), err.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        return _fail("interrupted", 130)
-    except MemoryError:
-        return _fail("out of memory: try fewer --frames, a lower --retention or a smaller model", 1)
-    except Exception as err:  # a bug or a library failure: still one line, traceback on request
-        if os.environ.get("FASTVID_DEBUG"):
+        if isinstance(err, (SystemExit, GeneratorExit)):
             raise
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        return _fail(f"{type(err).__name__}: {first} (set FASTVID_DEBUG=1 for the traceback)", 1)
+        as_is = any(c.__name__ in REPORTED_AS_IS for c in type(err).__mro__)
+        if os.environ.get("FASTVID_DEBUG") and not as_is:
+            raise
+        failure = describe(err, option_of)
+        hint = "" if as_is else " (set FASTVID_DEBUG=1 for the traceback)"
+        err_console.print(f"fastvid: error: {failure.message}{hint}", style="red", soft_wrap=True)
+        return failure.exit_code
     return 0
 
 

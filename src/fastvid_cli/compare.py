@@ -132,7 +132,7 @@ def compare(
     except ValueError as err:
         raise InputError(str(err)) from None
     if not configs:
-        raise InputError("nothing to compare: give at least one --method and one --retention")
+        raise InputError("nothing to compare: give at least one `method` and one `retention`")
     specs = [spec for spec in methods for _ in retentions]
 
     session = VideoSession.open(model, video, frames, notify, vision_batch)

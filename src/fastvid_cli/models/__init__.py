@@ -102,7 +102,7 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
 def _unreachable(repo_id: str, why: str) -> str:
     return (
         f"model {repo_id} is not in the local cache and the Hub cannot be reached ({why}); "
-        f"pass a local checkpoint folder with --model DIR, or try --model {TINY_RANDOM}"
+        f"give a local checkpoint folder as the `model`, or try {TINY_RANDOM}"
     )
 
 
@@ -168,9 +168,9 @@ def resolve_device(device: str) -> torch.device:
             why = unusable_gpu(torch_says)
             if why is not None:
                 raise DeviceError(why)
-            raise DeviceError(f"--device {device} asked for a GPU, but no CUDA GPU is available here; use --device cpu")
+            raise DeviceError(f"`device` {device} asked for a GPU, but no CUDA GPU is available here; use `device` cpu")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) here")
+            raise DeviceError(f"`device` {device}: only {torch.cuda.device_count()} GPU(s) here")
     elif resolved.type != "cpu":
         raise DeviceError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
     return resolved
@@ -229,9 +229,9 @@ def load_model(
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is None:
-            raise DeviceError("--attn-implementation flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'")
+            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'fastvid[flash]'")
         if torch_device.type != "cuda":
-            raise DeviceError("--attn-implementation flash_attention_2 runs on a GPU only")
+            raise DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
     if layout not in LAYOUTS:
         raise ModelError(f"unknown layout {layout!r}: use {', '.join(LAYOUTS)}")
     resolved = resolve_model(name)

@@ -1,0 +1,67 @@
+"""Click machinery of the ``fastvid`` command line: options that take several values.
+
+Click gives ``nargs=-1`` to arguments only; an option declared with a list type (``multiple=True``)
+takes one value per occurrence. :class:`MultiValueCommand` lets such an option also take the
+words that follow it while they are values of its kind, so ``--retention 0.1 0.25`` and
+``--retention 0.1 --retention 0.25`` mean the same. argv is not rewritten: the option's entry in
+click's parser takes the extra words from the parser's remaining arguments as it parses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import typer.core
+
+
+def is_number(word: str) -> bool:
+    """A word that reads as a number (its range is checked later, so ``--frames 4 0`` reports the 0 as out of range)."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def is_method_spec(word: str) -> bool:
+    """A pruning method spec ``NAME[:FIELD=VALUE,...]`` with a known NAME (fields are checked later)."""
+    from .pruning import METHODS
+
+    return word.partition(":")[0] in METHODS
+
+
+VALUE_KINDS: dict[str, Callable[[str], bool]] = {"retention": is_number, "frames": is_number, "method": is_method_spec}
+"""What a further value of a list option looks like, by parameter name; other list options take
+every following word that does not start with ``-``."""
+
+
+class MultiValueCommand(typer.core.TyperCommand):
+    """A command whose list options (``multiple=True``) also take the values that follow them.
+
+    Typer builds the parameters; this class only changes how click's parser consumes their words
+    (``make_parser``), which works the same with click and with the click that typer vendors.
+    """
+
+    def make_parser(self, ctx):
+        """Click's parser, with each list option's entry taking following words while they are values."""
+        parser = super().make_parser(ctx)
+        for param in self.get_params(ctx):
+            if param.param_type_name != "option" or not param.multiple or param.is_flag:
+                continue
+            entries = {id(e): e for e in (parser._long_opt.get(o) or parser._short_opt.get(o) for o in param.opts) if e}
+            accepts = VALUE_KINDS.get(param.name, lambda word: not word.startswith("-"))
+            for entry in entries.values():
+                entry.process = _greedy(entry.process, accepts)
+        return parser
+
+
+def _greedy(process, accepts: Callable[[str], bool]):
+    """Wrap a parser entry's ``process(value, state)``: after the value, each following word of
+    ``state.rargs`` that ``accepts`` takes counts as one more occurrence of the option."""
+
+    def take_values(value, state) -> None:
+        process(value, state)
+        while state.rargs and not state.rargs[0].startswith("--") and accepts(state.rargs[0]):
+            process(state.rargs.pop(0), state)
+
+    return take_values
