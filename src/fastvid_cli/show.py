@@ -196,7 +196,9 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | Non
     InputError
         A bad video.
     """
-    if not isinstance(video, SampledVideo):  # the picture needs the frames: decode them up front
+    if isinstance(video, SampledVideo) and video.frames is None:  # the picture needs the frames: decode them up front
+        video = read_video(video.path, video.sampling)
+    elif not isinstance(video, SampledVideo):
         sampling = model.settings.sampling
         video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
     session = VideoSession.open(model, video)
