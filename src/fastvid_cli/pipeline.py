@@ -25,6 +25,7 @@ import torch
 from .errors import InputError
 from .flops import flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
+from .models.tiny_names import TINY_NOTE
 from .pruning import FastVIDConfig, PruneResult
 from .timing import StageTimer, synchronize, timed
 from .video import SampledVideo, read_video
@@ -32,7 +33,6 @@ from .video import SampledVideo, read_video
 STAGES = ("decode", "preprocess", "vision", "pruning", "prefill", "generation")
 """Stages of the time breakdown, in order (milliseconds)."""
 BASELINE_NOTE = "the vanilla prefill ran only to measure the speedup; its result was dropped"
-TINY_NOTE = "tiny-random has random weights: its answers are noise (use it to check the pipeline, not the model)"
 
 
 @dataclass

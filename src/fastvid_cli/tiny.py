@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from .models.tiny_names import TINY_MODELS as TINY_ARCHITECTURES
+from .models.tiny_names import TINY_RANDOM, is_tiny_random  # noqa: F401 (is_tiny_random: re-exported)
 from .siglip_head import SIGLIP_HEAD_DIR
 
-TINY_RANDOM = "tiny-random"
-TINY_NOTE = "tiny-random has random weights: its answers are noise (use it to check the pipeline, not the model)"
 FORMAT_VERSION = 1
 
 # Qwen2-style chat template with LLaVA-OneVision's placement of <image>/<video> before the text.
@@ -354,23 +354,10 @@ def write_siglip_head(out_dir: Path, vision_config, seed: int) -> None:
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def is_tiny_random(model_dir: str | os.PathLike) -> bool:
-    """Whether a checkpoint folder was written by this module (its answers are noise)."""
-    marker = Path(model_dir) / "fastvid.json"
-    try:
-        return bool(json.loads(marker.read_text()).get("tiny_random"))
-    except (OSError, ValueError):
-        return False
-
-
-TINY_MODELS = {
-    TINY_RANDOM: ("llava-onevision", "build_llava_onevision"),
-    "tiny-random-llava-video": ("llava-video", "build_llava_video"),
-    "tiny-random-qwen2.5-vl": ("qwen2.5-vl", "build_qwen2_5_vl"),
-}
-"""``--model`` names of the offline tiny models: (architecture, builder)."""
-ARCHITECTURES = {arch: builder for arch, builder in TINY_MODELS.values()}
+ARCHITECTURES = {"llava-onevision": "build_llava_onevision", "llava-video": "build_llava_video", "qwen2.5-vl": "build_qwen2_5_vl"}
 """``fastvid tiny-model --arch`` choices: architecture -> builder."""
+TINY_MODELS = {name: (arch, ARCHITECTURES[arch]) for name, arch in TINY_ARCHITECTURES.items()}
+"""``--model`` names of the offline tiny models (:mod:`.models.tiny_names`): (architecture, builder)."""
 
 
 def build_tiny(arch: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:

@@ -14,9 +14,9 @@ import torch
 
 from ..errors import DeviceError, ModelError
 from ..hub import hub_offline, hub_unreachable
-from ..tiny import TINY_MODELS, TINY_RANDOM, is_tiny_random, tiny_random_dir
 from .base import LLMInputs, ModelAdapter, VideoFeatures
 from .settings import RunSettings, SettingsOverrides, paper_settings
+from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 ALIASES = {
@@ -62,7 +62,7 @@ def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
         Unknown name, unknown repo, or a repo neither cached nor reachable.
     """
     if name in TINY_MODELS:
-        return ResolvedModel(name, tiny_random_dir(name), True)
+        return ResolvedModel(name, tiny_model_dir(name), True)
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").exists():
@@ -75,6 +75,21 @@ def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
             f"({', '.join(ALIASES)}), a local checkpoint folder, or one of {', '.join(TINY_MODELS)}"
         )
     return ResolvedModel(name, _snapshot(repo_id, local_files_only), False)
+
+
+def tiny_model_dir(name: str) -> Path:
+    """The checkpoint folder of the tiny model ``name`` (:data:`.tiny_names.TINY_MODELS`), built offline on first use.
+
+    The one place the product calls the test-model builder :mod:`fastvid_cli.tiny`.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a tiny model's.
+    """
+    from ..tiny import tiny_random_dir
+
+    return tiny_random_dir(name)
 
 
 def _snapshot(repo_id: str, local_files_only: bool) -> Path:

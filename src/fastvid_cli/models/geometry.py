@@ -172,7 +172,7 @@ def model_geometry(name: str) -> ModelGeometry:
     ModelError
         Unknown or unreachable model, or an unsupported architecture.
     """
-    from ..tiny import TINY_MODELS
+    from .tiny_names import TINY_MODELS
     from . import ALIASES, resolve_model
 
     repo_id = ALIASES.get(name, name)
