@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from ..errors import DeviceError, ModelError
 from ..hub import hub_offline, hub_unreachable
 from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, family_of_config, read_config
 from .settings import RunSettings, SettingsOverrides, paper_settings
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
 
@@ -26,11 +26,6 @@ ALIASES = {
     "llava-video-7b": "lmms-lab/LLaVA-Video-7B-Qwen2",
     "qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
     "qwen2.5-vl-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
-}
-SUPPORTED_FAMILIES = {
-    "llava_onevision": "LLaVA-OneVision (transformers llava_onevision)",
-    "llava_video": "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
-    "qwen2_5_vl": "Qwen2.5-VL (transformers qwen2_5_vl)",
 }
 LAYOUTS = ("auto", "onevision", "grid")
 """Video token layout of LLaVA checkpoints: from the config (auto), LLaVA-OneVision's, or LLaVA-Video's grid."""
@@ -126,28 +121,29 @@ def detect_family(path: Path, layout: str = "auto") -> str:
 
     LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``) and llava_onevision checkpoints whose config
     or ``layout`` says ``grid`` are LLaVA-Video; other llava_onevision ones are LLaVA-OneVision.
+    Each family's adapter says which configs it claims (:func:`.registry.family_of_config`).
 
     Raises
     ------
     ModelError
-        If the architecture is not supported (the message lists the supported ones).
+        If the config cannot be read, or the architecture is not supported (the message lists the supported ones).
     """
-    from .llava_video import is_llava_next, wants_grid_layout
+    return family_of(read_config(path), path, layout)
 
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {path / 'config.json'}: {err}") from None
-    model_type = config.get("model_type", "?")
-    if is_llava_next(config):
-        return "llava_video"
-    if model_type == "llava_onevision":
-        grid = layout == "grid" or (layout == "auto" and wants_grid_layout(config))
-        return "llava_video" if grid else "llava_onevision"
-    if model_type in SUPPORTED_FAMILIES:
-        return model_type
-    supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
-    raise ModelError(f"unsupported architecture {model_type!r} in {path}; supported: {supported}")
+
+def family_of(config: dict, path: Path, layout: str = "auto") -> str:
+    """The family of a parsed ``config.json`` (``path`` names it in messages); see :func:`detect_family`.
+
+    Raises
+    ------
+    ModelError
+        If no registered family claims it.
+    """
+    family = family_of_config(config, layout)
+    if family is None:
+        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
+        raise ModelError(f"unsupported architecture {config.get('model_type', '?')!r} in {path}; supported: {supported}")
+    return family
 
 
 def resolve_device(device: str) -> torch.device:
@@ -256,25 +252,18 @@ def load_model(
     else:
         device_map = str(torch_device)
     load_kwargs = {"dtype": torch_dtype, "device_map": device_map, "attn_implementation": attn_implementation}
-    from .llava_onevision import LlavaOnevisionAdapter
-    from .llava_video import LlavaVideoAdapter
-    from .qwen2_5_vl import Qwen2_5_VLAdapter
-
-    adapters = {"llava_onevision": LlavaOnevisionAdapter, "llava_video": LlavaVideoAdapter, "qwen2_5_vl": Qwen2_5_VLAdapter}
     _check_overrides(family, overrides)  # before any weight loads
-    adapter = adapters[family].from_pretrained(resolved.path, model_id=resolved.name, overrides=overrides, **load_kwargs)
-    adapter.tiny_random = resolved.tiny_random
-    return adapter
+    return adapter_class(family).from_pretrained(resolved.path, model_id=resolved.name, overrides=overrides, **load_kwargs)
 
 
 def model_family(name: str, layout: str = "auto") -> str | None:
     """The family of a model named as ``--model`` takes it, found without loading or downloading
     anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
-    from .geometry import known_geometry
+    from .geometry import KNOWN_CONFIGS
 
-    known = known_geometry(ALIASES.get(name, name))
+    known = KNOWN_CONFIGS.get(ALIASES.get(name, name))
     if known is not None:
-        return known.family
+        return family_of(known, Path(name), layout)
     local = Path(name).expanduser()
     if name in TINY_MODELS or local.is_dir():
         return detect_family(resolve_model(name).path, layout)
@@ -306,17 +295,22 @@ def _check_overrides(family: str, overrides: SettingsOverrides | None) -> RunSet
 __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
+    "FAMILIES",
     "LLMInputs",
     "ModelAdapter",
     "ResolvedModel",
     "RunSettings",
+    "SUPPORTED_FAMILIES",
     "SettingsOverrides",
     "VideoFeatures",
+    "adapter_class",
     "detect_family",
+    "family_of",
     "load_model",
     "model_family",
     "planned_settings",
     "resolve_device",
     "resolve_dtype",
     "resolve_model",
+    "tiny_model_dir",
 ]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from ..pruning import PruneResult
 from .settings import RunSettings, SettingsOverrides, checkpoint_decoding, paper_settings
+
+if TYPE_CHECKING:
+    from .geometry import ModelGeometry
 
 
 @dataclass
@@ -119,22 +125,118 @@ class AnswerRepetitionPenalty:
         return scores.scatter(1, generated, picked)
 
 
-class ModelAdapter:
+class ModelAdapter(abc.ABC):
     """Interface of a model family: the pipeline calls these in order.
 
     ``prepare`` (processor) -> ``encode`` (vision tower, features to prune) -> ``build_inputs``
     (prompt with the kept tokens at their original positions) -> ``prefill`` / ``generate``.
+
+    A family implements :meth:`from_pretrained`, :meth:`claims` and :meth:`geometry_from_config`
+    (what a checkpoint is and its geometry, without weights), :attr:`video_token_id`,
+    :meth:`prompt_inputs`, :meth:`preprocess` and :meth:`encode`. :meth:`prepare` and
+    :meth:`build_inputs` are shared, with hooks for the family's slot layout (:meth:`kept_slots`),
+    positions (:meth:`prompt_positions`) and feature format (:meth:`video_encoder_output`). The
+    registry (:mod:`.registry`) maps family names to adapters.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    processor : transformers.ProcessorMixin
+    model_id : str
+        Name shown in the output.
+    overrides : SettingsOverrides, optional
+        What the user changed of the paper's settings (frames, system prompt, ...).
+    notes : list of str
+        Where the checkpoint differs from the paper's run.
+    tiny_random : bool
+        Whether the checkpoint is a tiny random-weight model (its answers are noise).
     """
 
-    family: str = ""
-    model_id: str = ""
-    fastvid_defaults: dict = {}
+    family: ClassVar[str] = ""
+    fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
+    model_id: str = ""
     model = None
     processor = None
     tiny_random: bool = False
     settings: RunSettings
     """How this model is run: the paper's settings of its family, with the user's overrides."""
+
+    def __init__(self, model, processor, model_id: str, overrides: SettingsOverrides | None = None,
+                 notes: list[str] | tuple = (), tiny_random: bool = False) -> None:
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.tiny_random = tiny_random
+        self.init_settings(overrides, notes)
+
+    @classmethod
+    @abc.abstractmethod
+    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
+                        **load_kwargs) -> "ModelAdapter":
+        """Load model, processor and whatever else the family needs from a checkpoint folder.
+
+        Parameters
+        ----------
+        path : str or Path
+            The checkpoint folder (its ``config.json`` is one :meth:`claims`).
+        model_id : str
+            Name shown in the output.
+        overrides : SettingsOverrides, optional
+        **load_kwargs
+            Passed to transformers' ``from_pretrained``: ``dtype``, ``device_map``, ``attn_implementation``.
+
+        Returns
+        -------
+        ModelAdapter
+            With :attr:`tiny_random` from the folder's marker (:func:`.tiny_names.is_tiny_random`).
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def claims(cls, config: dict, layout: str = "auto") -> bool:
+        """Whether a checkpoint with this ``config.json`` belongs to this family.
+
+        Parameters
+        ----------
+        config : dict
+            The parsed ``config.json``.
+        layout : str
+            ``auto``, ``onevision`` or ``grid``: the video layout asked for LLaVA checkpoints.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> "ModelGeometry":
+        """The geometry ``fastvid ask`` runs this family's checkpoint with, from its ``config.json`` alone.
+
+        The video layout and frame count are the paper's for the family (as the adapter runs them
+        unless overridden); no weight is read.
+
+        Parameters
+        ----------
+        config : dict
+            The parsed ``config.json`` (or an equivalent dict, as the shipped table of known models).
+        name : str
+            Name of the model, for the geometry and messages.
+        path : Path, optional
+            Its folder, for messages.
+
+        Raises
+        ------
+        ModelError
+            If the config lacks what the geometry needs.
+        """
+
+    @property
+    @abc.abstractmethod
+    def video_token_id(self) -> int:
+        """Token id of a video slot in the processed prompt."""
+
+    @classmethod
+    def paper_frames(cls) -> int:
+        """Frames of the family's paper run (a time-based sampling: 32, its geometry's reference)."""
+        return paper_settings(cls.family).sampling.frames or 32
 
     @property
     def default_frames(self) -> int:
@@ -152,17 +254,17 @@ class ModelAdapter:
     frames_per_chunk: int = 1
     """A chunk of the streaming encode holds a multiple of this many frames (Qwen2.5-VL: its temporal patch, 2)."""
 
+    @abc.abstractmethod
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The prompt's tensors for ``video`` (SampledVideo; its frames need not be decoded): ``input_ids``
         (1, L) with the video placeholder expanded to all its slots, ``attention_mask`` (1, L), and
         what the model needs besides to place the video (Qwen2.5-VL: its grid and M-RoPE inputs).
         ``question`` None gives the prefix only (system turn and video)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def preprocess(self, frames, video) -> dict:
         """Pixel inputs of the vision encoder for ``frames`` ((k, H, W, 3) uint8, consecutive sampled
         frames of ``video``), on the model's device in its dtype; :meth:`encode` takes them."""
-        raise NotImplementedError
 
     def expanded_prompt(self, question: str | None, slots: int) -> dict:
         """``input_ids`` (1, L) and ``attention_mask`` (1, L) of :meth:`prompt_text` with its video
@@ -181,8 +283,10 @@ class ModelAdapter:
         :meth:`preprocess`): what :meth:`encode` and :meth:`build_inputs` need."""
         return {**self.prompt_inputs(video, question), **self.preprocess(video.frames, video)}
 
+    @abc.abstractmethod
     def encode(self, inputs: dict) -> VideoFeatures:
-        raise NotImplementedError
+        """Vision tower once over :meth:`preprocess`'s frames (one chunk, or all): the tokens to prune and
+        the features FastVID needs."""
 
     def concat_features(self, parts: list[VideoFeatures]) -> VideoFeatures:
         """One video's features from those of its consecutive chunks of frames (the streaming encode).
@@ -212,7 +316,97 @@ class ModelAdapter:
         return parts[0].state
 
     def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
-        raise NotImplementedError
+        """The prompt with only the kept video slots, each at its original position.
+
+        Text tokens are always kept; which video slots are kept and what fills them is the family's
+        :meth:`kept_slots`. ``position_ids`` are the columns of the kept tokens in the unpruned
+        prompt's positions (:meth:`prompt_positions`, with gaps), so generation continues at the
+        original length; ``attention_mask`` is always given (gapped positions are not packing).
+
+        Parameters
+        ----------
+        inputs : dict
+            Output of :meth:`prepare`: ``input_ids`` (1, L).
+        features : VideoFeatures
+            Output of :meth:`encode`.
+        kept : PruneResult or None
+            Kept tokens; None keeps every token (the vanilla model).
+
+        Returns
+        -------
+        LLMInputs
+            ``input_ids``, ``attention_mask`` (1, L'), ``position_ids`` (..., L'), and the kept slots'
+            features as ``mm_encoder_outputs``.
+
+        Raises
+        ------
+        RuntimeError
+            If the prompt's video slots do not match the features' F * N + extra slots.
+        """
+        input_ids = inputs["input_ids"]
+        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
+        expected = features.num_frames * features.tokens_per_frame + features.extra_slots
+        if video_slots.numel() != expected:
+            raise RuntimeError(f"{self.family}: the prompt has {video_slots.numel()} video slots, the features need {expected} "
+                               f"({features.num_frames} x {features.tokens_per_frame} tokens + {features.extra_slots} more)")
+        slots, values = self.kept_slots(features, kept)
+        order = slots.argsort(stable=True)
+        slots, values = slots[order], values[order]
+        keep = input_ids[0] != self.video_token_id
+        keep[video_slots[slots.to(video_slots.device)]] = True
+        positions, next_position = self.prompt_positions(inputs)
+        kept_ids = input_ids[:, keep]
+        kwargs = {
+            "input_ids": kept_ids,
+            "attention_mask": torch.ones_like(kept_ids),
+            "position_ids": positions[..., keep],
+            "mm_encoder_outputs": {"video": self.video_encoder_output(values.to(self.dtype))},
+        }
+        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()),
+                         next_position=next_position.to(input_ids.device))
+
+    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The video slots to keep and what fills them: by default the kept tokens at their own
+        slots (token i at slot i), then the ``extra_slots`` after all tokens, each filled with
+        ``features.state["newline"]`` (LLaVA-OneVision's one trailing newline).
+
+        Returns
+        -------
+        slots : torch.LongTensor
+            (K,) indices among the prompt's video slots, any order.
+        values : torch.Tensor
+            (K, D) the features of those slots, row for row.
+        """
+        total = features.num_frames * features.tokens_per_frame
+        device = features.video_tokens.device
+        if kept is None:
+            slots, tokens = torch.arange(total, device=device), features.video_tokens.reshape(total, -1)
+        else:
+            slots, tokens = kept.indices.to(device), kept.tokens
+        if not features.extra_slots:
+            return slots, tokens
+        extra = features.state["newline"].to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
+        return torch.cat([slots, torch.arange(total, total + features.extra_slots, device=device)]), torch.cat([tokens, extra])
+
+    def prompt_positions(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Position ids of the unpruned prompt, and those of a token that would follow it.
+
+        Returns
+        -------
+        positions : torch.LongTensor
+            (1, L) = [[0 .. L-1]] (a family with several rows, as Qwen2.5-VL's M-RoPE: (R, 1, L)).
+        next_position : torch.LongTensor
+            (1, 1) = [[L]], shaped like ``positions`` with a last dimension of 1.
+        """
+        length = inputs["input_ids"].shape[1]
+        device = inputs["input_ids"].device
+        return torch.arange(length, device=device)[None], torch.full((1, 1), length, device=device)
+
+    def video_encoder_output(self, values: torch.Tensor):
+        """The kept slots' features (K, D), model dtype, as the model takes them in ``mm_encoder_outputs["video"]``."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        return BaseModelOutputWithPooling(pooler_output=values[None])
 
     @torch.inference_mode()
     def prefill(self, llm_inputs: LLMInputs) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Model geometries for analytic FLOPs and benchmarks, shipped so they work with no download.
 
 A geometry is what FLOPs and a random-weight benchmark need: the LLM's shape and the video token
-layout (tokens per frame, default frames, newline slots). Known models come from the table below
-(read off their public configs); any local checkpoint folder is read from its ``config.json``.
+layout (tokens per frame, default frames, newline slots). The family's adapter derives it from a
+``config.json`` (``ModelAdapter.geometry_from_config``); known models need no download, their
+config's fields that matter are shipped in :data:`KNOWN_CONFIGS` (read off their public configs)
+and go through the same adapter.
 """
 
 from __future__ import annotations
@@ -56,37 +58,64 @@ class ModelGeometry:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of_llm(cls, name: str, family: str, text_config, **video) -> "ModelGeometry":
+        """A geometry whose LLM shape and heads are read from a transformers text config (e.g. ``Qwen2Config``).
 
-def _qwen2(hidden, heads, kv_heads, inter, layers, vocab):
-    return LLMGeometry(hidden=hidden, kv_dim=kv_heads * (hidden // heads), intermediate=inter, layers=layers, vocab=vocab), heads
+        ``video`` gives the video token layout fields (``tokens_per_frame``, ``frames``, ``extra_slots``, ...).
+        """
+        return cls(name=name, family=family, llm=LLMGeometry.from_config(text_config),
+                   heads=text_config.num_attention_heads, **video)
 
 
-_OV = {"family": "llava_onevision", "tokens_per_frame": 196, "frames": 32, "extra_slots": 1}
-_VIDEO = {"family": "llava_video", "tokens_per_frame": 169, "frames": 64, "extra_slots": 0, "newlines_per_frame": 13}
 QWEN_REFERENCE_PIXELS = 448
 """Qwen2.5-VL token counts are given for 448 x 448 frames: (448 / 28)^2 = 256 tokens per 2 frames."""
-_QWEN = {"family": "qwen2_5_vl", "tokens_per_frame": (QWEN_REFERENCE_PIXELS // 28) ** 2, "frames": 32, "extra_slots": 0,
-         "frames_per_group": 2}
-KNOWN = {
-    "Qwen/Qwen2.5-VL-7B-Instruct": (_qwen2(3584, 28, 4, 18944, 28, 152064), _QWEN),
-    "Qwen/Qwen2.5-VL-3B-Instruct": (_qwen2(2048, 16, 2, 11008, 36, 151936), _QWEN),
-    "lmms-lab/LLaVA-Video-7B-Qwen2": (_qwen2(3584, 28, 4, 18944, 28, 152064), _VIDEO),
-    "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": (_qwen2(896, 14, 2, 4864, 24, 151936), _OV),
-    "llava-hf/llava-onevision-qwen2-7b-ov-hf": (_qwen2(3584, 28, 4, 18944, 28, 152064), _OV),
-    "llava-hf/llava-onevision-qwen2-72b-ov-hf": (_qwen2(8192, 64, 8, 29568, 80, 152064), _OV),
+
+
+def _qwen2(hidden: int, heads: int, kv_heads: int, intermediate: int, layers: int, vocab: int) -> dict:
+    """The fields of a Qwen2 LLM's config that its geometry reads."""
+    return {"hidden_size": hidden, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+            "intermediate_size": intermediate, "num_hidden_layers": layers, "vocab_size": vocab}
+
+
+_SIGLIP_384 = {"model_type": "siglip_vision_model", "image_size": 384, "patch_size": 14}
+_QWEN_VISION = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+KNOWN_CONFIGS = {
+    "Qwen/Qwen2.5-VL-7B-Instruct": {"model_type": "qwen2_5_vl", **_qwen2(3584, 28, 4, 18944, 28, 152064),
+                                    "vision_config": _QWEN_VISION},
+    "Qwen/Qwen2.5-VL-3B-Instruct": {"model_type": "qwen2_5_vl", **_qwen2(2048, 16, 2, 11008, 36, 151936),
+                                    "vision_config": _QWEN_VISION},
+    "lmms-lab/LLaVA-Video-7B-Qwen2": {"architectures": ["LlavaQwenForCausalLM"], "model_type": "llava",
+                                      "mm_vision_tower": "google/siglip-so400m-patch14-384", **_qwen2(3584, 28, 4, 18944, 28, 152064)},
+    "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
+                                                  "text_config": {"model_type": "qwen2", **_qwen2(896, 14, 2, 4864, 24, 151936)}},
+    "llava-hf/llava-onevision-qwen2-7b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
+                                                "text_config": {"model_type": "qwen2", **_qwen2(3584, 28, 4, 18944, 28, 152064)}},
+    "llava-hf/llava-onevision-qwen2-72b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
+                                                 "text_config": {"model_type": "qwen2", **_qwen2(8192, 64, 8, 29568, 80, 152064)}},
 }
+"""The shipped models: the fields of their public ``config.json`` that the geometry reads (the rest are
+the transformers defaults), so their geometry needs no download and comes from the same adapter code."""
 
 
-def known_geometry(repo_id: str) -> ModelGeometry | None:
-    """The shipped geometry of a known repo id, or None."""
-    if repo_id not in KNOWN:
-        return None
-    (llm, heads), video = KNOWN[repo_id]
-    return ModelGeometry(name=repo_id, llm=llm, heads=heads, **video)
+def transformers_config(config: dict, path: Path | None = None):
+    """A ``config.json`` dict as the transformers config class of its ``model_type`` reads it (no file read).
+
+    Raises
+    ------
+    ModelError
+        For a ``model_type`` transformers does not know.
+    """
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ModelError(f"{path or 'the config'}: transformers does not know model_type {model_type!r}")
+    return CONFIG_MAPPING[model_type].from_dict(dict(config))
 
 
-def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
-    """Geometry of a local checkpoint folder, from its ``config.json`` alone (no weights read).
+def geometry_from_config(config: dict, name: str, path: Path | None = None, layout: str = "auto") -> ModelGeometry:
+    """Geometry of a checkpoint from its ``config.json`` dict, by its family's adapter (no weights read).
 
     The video layout is the one ``fastvid ask`` runs: the paper's for the family (LLaVA-Video:
     average pooling to 13 x 13 and a newline per row, whatever the config's ``mm_spatial_pool_mode``),
@@ -95,41 +124,33 @@ def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
     Raises
     ------
     ModelError
+        If the config is of an unsupported family or lacks what the geometry needs.
+    """
+    from . import family_of
+    from .registry import adapter_class
+
+    family = family_of(config, path or Path(name), layout)
+    return adapter_class(family).geometry_from_config(config, name, path)
+
+
+def known_geometry(repo_id: str) -> ModelGeometry | None:
+    """The geometry of a shipped repo id (:data:`KNOWN_CONFIGS`), or None."""
+    if repo_id not in KNOWN_CONFIGS:
+        return None
+    return geometry_from_config(KNOWN_CONFIGS[repo_id], repo_id)
+
+
+def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:
+    """Geometry of a local checkpoint folder, from its ``config.json`` alone (see :func:`geometry_from_config`).
+
+    Raises
+    ------
+    ModelError
         If the config is missing, unreadable or of an unsupported family.
     """
-    from transformers import AutoConfig
+    from .registry import read_config
 
-    from . import detect_family
-    from .llava_video import PAPER_LAYOUT, is_llava_next, llava_next_text_config, read_config
-    from .settings import paper_settings
-
-    family = detect_family(path)
-    raw = read_config(path)
-    frames = paper_settings(family).sampling.frames or 32
-    if is_llava_next(raw):  # LLaVA-NeXT: the LLM's shape sits at the top level
-        text = llava_next_text_config(raw, path)
-        vision = raw.get("vision_config") or {"image_size": 384, "patch_size": 14}
-        side = vision["image_size"] // vision["patch_size"]
-        llm = LLMGeometry.from_config(text)
-        heads = text.num_attention_heads
-    elif family == "qwen2_5_vl":
-        config = AutoConfig.from_pretrained(str(path))
-        merged = QWEN_REFERENCE_PIXELS // (config.vision_config.patch_size * config.vision_config.spatial_merge_size)
-        return ModelGeometry(name=name or str(path), family=family, llm=LLMGeometry.from_config(config.text_config),
-                             heads=config.text_config.num_attention_heads, tokens_per_frame=merged * merged, frames=frames,
-                             extra_slots=0, frames_per_group=config.vision_config.temporal_patch_size)
-    else:
-        config = AutoConfig.from_pretrained(str(path))
-        side = config.vision_config.image_size // config.vision_config.patch_size
-        llm = LLMGeometry.from_config(config)
-        heads = config.text_config.num_attention_heads
-    if family == "llava_video":
-        pooled = PAPER_LAYOUT.pooled_side(side)
-        return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
-                             frames=frames, extra_slots=0, newlines_per_frame=pooled)
-    pooled = -(-side // 2)  # LLaVA-OneVision: bilinear pooling to ceil(27 / 2) = 14 per side
-    return ModelGeometry(name=name or str(path), family=family, llm=llm, heads=heads, tokens_per_frame=pooled * pooled,
-                         frames=frames, extra_slots=1)
+    return geometry_from_config(read_config(path), name or str(path), Path(path))
 
 
 def video_geometry(geometry: ModelGeometry, info, settings) -> tuple[ModelGeometry, int]:

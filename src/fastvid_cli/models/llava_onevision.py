@@ -12,12 +12,12 @@ import math
 from pathlib import Path
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
-from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .base import ModelAdapter, VideoFeatures
+from .geometry import ModelGeometry
 from .settings import SettingsOverrides
+from .tiny_names import is_tiny_random
 
 
 class LlavaOnevisionAdapter(ModelAdapter):
@@ -33,18 +33,19 @@ class LlavaOnevisionAdapter(ModelAdapter):
         Name shown in the output.
     overrides : SettingsOverrides, optional
         What the user changed of the paper's settings (frames, system prompt, ...).
+    notes : list of str
+        Where the checkpoint differs from the paper's run.
+    tiny_random : bool
+        Whether the checkpoint is a tiny random-weight model.
     """
 
     family = "llava_onevision"
 
     def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str,
-                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = ()) -> None:
-        self.model = model
-        self.processor = processor
-        self.model_id = model_id
+                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False) -> None:
+        super().__init__(model, processor, model_id, overrides, notes, tiny_random)
         vision_device = next(model.model.vision_tower.parameters()).device
         self.siglip_head = siglip_head.to(vision_device, self.dtype)
-        self.init_settings(overrides, notes)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
@@ -61,7 +62,28 @@ class LlavaOnevisionAdapter(ModelAdapter):
         processor = AutoProcessor.from_pretrained(str(path))
         local_head = Path(path) / SIGLIP_HEAD_DIR
         head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
-        return cls(model, processor, head, model_id, overrides)
+        return cls(model, processor, head, model_id, overrides, tiny_random=is_tiny_random(path))
+
+    @classmethod
+    def claims(cls, config: dict, layout: str = "auto") -> bool:
+        """transformers' ``llava_onevision`` checkpoints, unless their config or ``layout`` asks for the grid layout."""
+        from .llava_video import wants_grid_layout
+
+        if config.get("model_type") != "llava_onevision":
+            return False
+        return layout == "onevision" or (layout == "auto" and not wants_grid_layout(config))
+
+    @classmethod
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
+        """SigLIP's patch grid pooled bilinearly to ceil(side / 2) per side (27 -> 14: 196 tokens per
+        frame) and one newline after the video; the paper's 32 frames."""
+        from .geometry import transformers_config
+
+        parsed = transformers_config(config, path)
+        side = parsed.vision_config.image_size // parsed.vision_config.patch_size
+        pooled = -(-side // 2)  # bilinear pooling to ceil(27 / 2) = 14 per side
+        return ModelGeometry.of_llm(name, cls.family, parsed.text_config, tokens_per_frame=pooled * pooled,
+                                    frames=cls.paper_frames(), extra_slots=1)
 
     @property
     def video_token_id(self) -> int:
@@ -126,43 +148,3 @@ class LlavaOnevisionAdapter(ModelAdapter):
             extra_slots=1,
             state={"newline": pooled[-1:]},
         )
-
-    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
-        """The prompt with only the kept video slots, each at its original position.
-
-        Text tokens and the trailing newline slot are always kept. ``position_ids`` are the
-        original indices of the kept slots (with gaps), so generation continues at the original length.
-
-        Parameters
-        ----------
-        inputs : dict
-            Output of :meth:`prepare`.
-        features : VideoFeatures
-            Output of :meth:`encode`.
-        kept : PruneResult or None
-            Kept tokens; None keeps every token (the vanilla model).
-        """
-        input_ids = inputs["input_ids"]
-        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
-        total = features.num_frames * features.tokens_per_frame
-        if video_slots.numel() != total + features.extra_slots:
-            raise RuntimeError(f"prompt has {video_slots.numel()} video slots, features have {total} + newline")
-        if kept is None:
-            tokens = features.video_tokens.reshape(total, -1)
-            keep = torch.ones_like(input_ids[0], dtype=torch.bool)
-        else:
-            tokens = kept.tokens
-            keep = input_ids[0] != self.video_token_id
-            keep[video_slots[kept.indices.to(video_slots.device)]] = True
-            keep[video_slots[total:]] = True
-        video = torch.cat([tokens, features.state["newline"]]).to(self.dtype)[None]
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
-        next_position = torch.full((1, 1), input_ids.shape[1], device=input_ids.device)
-        kwargs = {
-            "input_ids": input_ids[:, keep],
-            "attention_mask": torch.ones_like(positions),  # always given: gapped positions are not packing
-            "position_ids": positions,
-            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=video)},
-        }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(video.shape[1]),
-                         next_position=next_position)

@@ -26,14 +26,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..errors import ModelError
 from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
-from .base import LLMInputs, VideoFeatures
+from .base import VideoFeatures
+from .geometry import ModelGeometry
 from .llava_onevision import LlavaOnevisionAdapter
+from .registry import read_config
 from .settings import SettingsOverrides
+from .tiny_names import is_tiny_random
 
 LLAVA_NEXT_KEY_MAPPING = {
     r"^model\.embed_tokens\.": "model.language_model.embed_tokens.",
@@ -81,13 +83,6 @@ class GridLayout:
             return torch.nn.functional.max_pool2d(grid, self.stride)
         size = self.pooled_side(grid.shape[-1])
         return torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear")
-
-
-def read_config(path: Path) -> dict:
-    try:
-        return json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
 
 
 def is_llava_next(config: dict) -> bool:
@@ -244,25 +239,28 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     overrides : SettingsOverrides, optional
     notes : list of str
         Where the checkpoint's config differs from what runs.
+    tiny_random : bool
+        Whether the checkpoint is a tiny random-weight model.
     """
 
     family = "llava_video"
 
     def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout = PAPER_LAYOUT,
-                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = ()):
+                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False):
         self.layout = layout
-        super().__init__(model, processor, siglip_head, model_id, overrides, notes)
+        super().__init__(model, processor, siglip_head, model_id, overrides, notes, tiny_random)
         side = layout.pooled_side(self._side())
         self.settings = replace(self.settings, pooling=f"{layout.pool_mode} {layout.stride}x{layout.stride}: "
                                 f"{self._side()}x{self._side()} -> {side}x{side}")
 
     @classmethod
-    def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None, cache_root: Path | None = None,
+    def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None,
                         **load_kwargs) -> "LlavaVideoAdapter":
         """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one.
 
         The layout is the paper's (average pooling, stride 2, a newline per row) whatever the
         checkpoint's config says, unless ``overrides.pool_mode`` is given; a differing config gets a note.
+        A LLaVA-NeXT checkpoint's converted config and processor are cached under ``$FASTVID_CACHE``.
         """
         from transformers import AutoProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
@@ -271,7 +269,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         path = Path(path)
         source = read_config(path)
         if is_llava_next(source):
-            converted = convert_llava_next(path, cache_root or head_cache_dir())
+            converted = convert_llava_next(path, head_cache_dir())
             config = LlavaOnevisionConfig.from_pretrained(str(converted))
             model = LlavaOnevisionForConditionalGeneration.from_pretrained(
                 str(path), config=config, key_mapping=LLAVA_NEXT_KEY_MAPPING, **load_kwargs
@@ -285,7 +283,35 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         local_head = path / SIGLIP_HEAD_DIR
         head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
         layout, notes = video_layout(settings, overrides.pool_mode if overrides else None)
-        return cls(model, processor, head, model_id, layout, overrides, notes)
+        return cls(model, processor, head, model_id, layout, overrides, notes, tiny_random=is_tiny_random(path))
+
+    @classmethod
+    def claims(cls, config: dict, layout: str = "auto") -> bool:
+        """LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``), and ``llava_onevision`` ones whose config or
+        ``layout`` asks for the grid layout."""
+        if is_llava_next(config):
+            return True
+        if config.get("model_type") != "llava_onevision":
+            return False
+        return layout == "grid" or (layout == "auto" and wants_grid_layout(config))
+
+    @classmethod
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
+        """The paper's grid layout (:data:`PAPER_LAYOUT`: average pooling 27 -> 13, a newline per row:
+        169 tokens + 13 newlines per frame) whatever the config's ``mm_spatial_pool_mode``; 64 frames."""
+        if is_llava_next(config):  # LLaVA-NeXT: the LLM's shape sits at the top level
+            text = llava_next_text_config(config, path or Path(name))
+            vision = config.get("vision_config") or {"image_size": SO400M_VISION["image_size"], "patch_size": SO400M_VISION["patch_size"]}
+            side = vision["image_size"] // vision["patch_size"]
+        else:
+            from .geometry import transformers_config
+
+            parsed = transformers_config(config, path)
+            text = parsed.text_config
+            side = parsed.vision_config.image_size // parsed.vision_config.patch_size
+        pooled = PAPER_LAYOUT.pooled_side(side)
+        return ModelGeometry.of_llm(name, cls.family, text, tokens_per_frame=pooled * pooled, frames=cls.paper_frames(),
+                                    extra_slots=0, newlines_per_frame=pooled)
 
     def _side(self) -> int:
         vision = self.model.config.vision_config
@@ -364,28 +390,17 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         newline_slots = (kept_rows // rows) * rows * (cols + 1) + (kept_rows % rows) * (cols + 1) + cols
         return token_slots, newline_slots
 
-    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
-        """The prompt with the kept tokens and their rows' newlines, each at its original position."""
-        input_ids = inputs["input_ids"]
-        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
-        n_slots = features.num_frames * features.tokens_per_frame + features.extra_slots
-        if video_slots.numel() != n_slots:
-            raise RuntimeError(f"prompt has {video_slots.numel()} video slots, the grid layout needs {n_slots}")
+    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept tokens at their grid slots and the newline of every row that keeps a token (see :meth:`slot_indices`).
+
+        Returns
+        -------
+        slots : torch.LongTensor
+            (K + rows kept,) indices among the prompt's video slots.
+        values : torch.Tensor
+            (K + rows kept, D) the tokens, then ``image_newline`` for each kept row.
+        """
         token_slots, newline_slots = self.slot_indices(features, kept)
         tokens = features.video_tokens.reshape(-1, features.video_tokens.shape[-1]) if kept is None else kept.tokens
-        slots = torch.cat([token_slots, newline_slots])
-        values = torch.cat([tokens, features.state["newline"].expand(newline_slots.numel(), -1).to(tokens.dtype)])
-        order = slots.argsort()
-        slots, values = slots[order], values[order]
-        keep = input_ids[0] != self.video_token_id
-        keep[video_slots[slots.to(video_slots.device)]] = True
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[keep][None]
-        next_position = torch.full((1, 1), input_ids.shape[1], device=input_ids.device)
-        kwargs = {
-            "input_ids": input_ids[:, keep],
-            "attention_mask": torch.ones_like(positions),
-            "position_ids": positions,
-            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=values.to(self.dtype)[None])},
-        }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()),
-                         next_position=next_position)
+        newlines = features.state["newline"].expand(newline_slots.numel(), -1).to(tokens.dtype)
+        return torch.cat([token_slots, newline_slots]), torch.cat([tokens, newlines])

@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ..pruning import PruneResult
-from .base import LLMInputs, ModelAdapter, VideoFeatures
+from .base import ModelAdapter, VideoFeatures
+from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
 from .settings import SettingsOverrides
+from .tiny_names import is_tiny_random
 
 PAPER_POSITION_FPS = 2.0
 """Frame rate M-RoPE's temporal positions assume in the paper's runs (the processor's default)."""
@@ -43,24 +43,38 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     processor : transformers.Qwen2_5_VLProcessor
     model_id : str
     overrides : SettingsOverrides, optional
+    notes : list of str
+    tiny_random : bool
     """
 
     family = "qwen2_5_vl"
     fastvid_defaults = RELEASE_DEFAULTS
 
-    def __init__(self, model, processor, model_id: str, overrides: SettingsOverrides | None = None) -> None:
-        self.model = model
-        self.processor = processor
-        self.model_id = model_id
-        self.init_settings(overrides)
-
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
                         **load_kwargs) -> "Qwen2_5_VLAdapter":
+        """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers)."""
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), **load_kwargs).eval()
-        return cls(model, AutoProcessor.from_pretrained(str(path)), model_id, overrides)
+        return cls(model, AutoProcessor.from_pretrained(str(path)), model_id, overrides, tiny_random=is_tiny_random(path))
+
+    @classmethod
+    def claims(cls, config: dict, layout: str = "auto") -> bool:
+        """transformers' ``qwen2_5_vl`` checkpoints."""
+        return config.get("model_type") == "qwen2_5_vl"
+
+    @classmethod
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
+        """Tokens per temporal group of 2 frames at :data:`~.geometry.QWEN_REFERENCE_PIXELS` px
+        ((448 / 28)^2 = 256: 14 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
+        from .geometry import transformers_config
+
+        parsed = transformers_config(config, path)
+        vision = parsed.vision_config
+        merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
+        return ModelGeometry.of_llm(name, cls.family, parsed.text_config, tokens_per_frame=merged * merged,
+                                    frames=cls.paper_frames(), extra_slots=0, frames_per_group=vision.temporal_patch_size)
 
     @property
     def video_token_id(self) -> int:
@@ -205,31 +219,20 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             state={"grid_thw": (t, h, w)},
         )
 
-    def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
-        """The kept tokens with the M-RoPE columns of their original positions (4 rows: text, t, h, w)."""
-        input_ids = inputs["input_ids"]
-        position_ids = self.position_ids(inputs)  # (4, 1, L)
-        video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
-        total = features.num_frames * features.tokens_per_frame
-        if video_slots.numel() != total:
-            raise RuntimeError(f"prompt has {video_slots.numel()} video slots, features have {total}")
-        if kept is None:
-            tokens = features.video_tokens.reshape(total, -1)
-            keep = torch.ones_like(input_ids[0], dtype=torch.bool)
-        else:
-            tokens = kept.tokens
-            keep = input_ids[0] != self.video_token_id
-            keep[video_slots[kept.indices.to(video_slots.device)]] = True
-        following = int(position_ids[1:].max()) + 1  # get_rope_index: text after the video goes on from the largest position
-        next_position = torch.tensor([input_ids.shape[1], following, following, following]).view(4, 1, 1)
-        kwargs = {
-            "input_ids": input_ids[:, keep],
-            "attention_mask": torch.ones_like(input_ids[:, keep]),  # always given: gapped positions are not packing
-            "position_ids": position_ids[:, :, keep],
-            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=(tokens.to(self.dtype),))},
-        }
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(tokens.shape[0]),
-                         next_position=next_position.to(position_ids.device))
+    def prompt_positions(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """M-RoPE positions of the unpruned prompt (:meth:`position_ids`, (4, 1, L)), whose kept columns
+        the pruned prompt keeps, and the (4, 1, 1) position of a following token: [L, m, m, m], m one past
+        the largest M-RoPE position (``get_rope_index`` continues text after the video from there)."""
+        position_ids = self.position_ids(inputs)
+        following = int(position_ids[1:].max()) + 1
+        length = inputs["input_ids"].shape[1]
+        return position_ids, torch.tensor([length, following, following, following], device=position_ids.device).view(4, 1, 1)
+
+    def video_encoder_output(self, values: torch.Tensor):
+        """Qwen2.5-VL takes the video's merged tokens as a tuple, one entry per video."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        return BaseModelOutputWithPooling(pooler_output=(values,))
 
     def position_ids(self, inputs: dict) -> torch.Tensor:
         """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""

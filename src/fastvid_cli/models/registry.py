@@ -1,0 +1,109 @@
+"""The one registry of supported model families: family name -> adapter class.
+
+Everything that depends on the family asks its adapter through here: detecting the family of a
+checkpoint (:func:`family_of_config`), loading it (:meth:`ModelAdapter.from_pretrained`), and its
+token geometry without weights (:meth:`ModelAdapter.geometry_from_config`). Adding a family means
+one new adapter module and one :class:`Family` line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from .base import ModelAdapter
+
+
+@dataclass(frozen=True)
+class Family:
+    """One supported model family.
+
+    Attributes
+    ----------
+    name : str
+        The family's name (``ModelAdapter.family``), e.g. ``llava_onevision``.
+    description : str
+        What checkpoints it covers, for messages.
+    module : str
+        Module of its adapter, relative to :mod:`fastvid_cli.models`; imported on first use.
+    adapter : str
+        Class name of its adapter in ``module``.
+    """
+
+    name: str
+    description: str
+    module: str
+    adapter: str
+
+    def adapter_class(self) -> type[ModelAdapter]:
+        """The adapter class (its module is imported on first use)."""
+        return getattr(importlib.import_module(self.module, __package__), self.adapter)
+
+
+FAMILIES = {
+    family.name: family
+    for family in (
+        Family("llava_onevision", "LLaVA-OneVision (transformers llava_onevision)", ".llava_onevision", "LlavaOnevisionAdapter"),
+        Family("llava_video", "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
+               ".llava_video", "LlavaVideoAdapter"),
+        Family("qwen2_5_vl", "Qwen2.5-VL (transformers qwen2_5_vl)", ".qwen2_5_vl", "Qwen2_5_VLAdapter"),
+    )
+}
+"""Supported families, by name."""
+SUPPORTED_FAMILIES = {name: family.description for name, family in FAMILIES.items()}
+"""Family name -> description."""
+
+
+def adapter_class(family: str) -> type[ModelAdapter]:
+    """The adapter class of a family of :data:`FAMILIES`.
+
+    Raises
+    ------
+    KeyError
+        For a family not in the registry.
+    """
+    return FAMILIES[family].adapter_class()
+
+
+def read_config(path: Path) -> dict:
+    """A checkpoint folder's ``config.json``, parsed.
+
+    Raises
+    ------
+    ModelError
+        If it is missing or not JSON.
+    """
+    try:
+        return json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
+
+
+def family_of_config(config: dict, layout: str = "auto") -> str | None:
+    """The family whose adapter claims a checkpoint's ``config.json`` (see ``ModelAdapter.claims``), or None.
+
+    Parameters
+    ----------
+    config : dict
+        The parsed ``config.json``.
+    layout : str
+        ``auto``, ``onevision`` or ``grid`` (LLaVA checkpoints: which video layout to run).
+
+    Raises
+    ------
+    RuntimeError
+        If two adapters claim the same config (a bug in the registry).
+    """
+    claimed = [name for name, family in FAMILIES.items() if family.adapter_class().claims(config, layout)]
+    if len(claimed) > 1:
+        raise RuntimeError(f"families {', '.join(claimed)} all claim model_type {config.get('model_type')!r}")
+    return claimed[0] if claimed else None
+
+
+__all__ = ["FAMILIES", "Family", "SUPPORTED_FAMILIES", "adapter_class", "family_of_config", "read_config"]
