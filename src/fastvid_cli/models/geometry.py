@@ -78,6 +78,12 @@ def _qwen2(hidden: int, heads: int, kv_heads: int, intermediate: int, layers: in
             "intermediate_size": intermediate, "num_hidden_layers": layers, "vocab_size": vocab}
 
 
+def _llava_hf_vocab(qwen2_vocab: int) -> int:
+    """The LLM vocabulary of a llava-hf LLaVA-OneVision checkpoint: Qwen2's plus ``<image>`` and ``<video>``,
+    padded to a multiple of 64 (transformers' ``convert_llava_onevision_weights_to_hf.py``): 152064 -> 152128."""
+    return -(-(qwen2_vocab + 2) // 64) * 64
+
+
 _SIGLIP_384 = {"model_type": "siglip_vision_model", "image_size": 384, "patch_size": 14}
 _QWEN_VISION = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
 KNOWN_CONFIGS = {
@@ -88,11 +94,11 @@ KNOWN_CONFIGS = {
     "lmms-lab/LLaVA-Video-7B-Qwen2": {"architectures": ["LlavaQwenForCausalLM"], "model_type": "llava",
                                       "mm_vision_tower": "google/siglip-so400m-patch14-384", **_qwen2(3584, 28, 4, 18944, 28, 152064)},
     "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                  "text_config": {"model_type": "qwen2", **_qwen2(896, 14, 2, 4864, 24, 151936)}},
+                                                  "text_config": {"model_type": "qwen2", **_qwen2(896, 14, 2, 4864, 24, _llava_hf_vocab(151936))}},
     "llava-hf/llava-onevision-qwen2-7b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                "text_config": {"model_type": "qwen2", **_qwen2(3584, 28, 4, 18944, 28, 152064)}},
+                                                "text_config": {"model_type": "qwen2", **_qwen2(3584, 28, 4, 18944, 28, _llava_hf_vocab(152064))}},
     "llava-hf/llava-onevision-qwen2-72b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                 "text_config": {"model_type": "qwen2", **_qwen2(8192, 64, 8, 29568, 80, 152064)}},
+                                                 "text_config": {"model_type": "qwen2", **_qwen2(8192, 64, 8, 29568, 80, _llava_hf_vocab(152064))}},
 }
 """The shipped models: the fields of their public ``config.json`` that the geometry reads (the rest are
 the transformers defaults), so their geometry needs no download and comes from the same adapter code."""
