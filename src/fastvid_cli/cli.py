@@ -373,7 +373,7 @@ def flops(
                       retentions, geometry.newlines_per_frame)
     if as_json:
         print(json.dumps({"model": geometry.to_dict(), "frames": frames, "token_frames": geometry.token_frames(frames),
-                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": rows}))
+                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": [row.to_dict() for row in rows]}))
     else:
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
 

@@ -86,24 +86,113 @@ def causal_prefill_tflops(prompt_tokens: int, geometry: LLMGeometry) -> float:
     return (2 * macs * geometry.layers + 2 * d * geometry.vocab) / 1e12
 
 
-def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int) -> dict:
+@dataclass(frozen=True)
+class BeforeAfter:
+    """TFLOPs of one convention before and after pruning.
+
+    Attributes
+    ----------
+    before, after : float
+        TFLOPs (1e12) of the unpruned and the pruned prompt.
+    ratio : float
+        ``after / before`` (1.0 when ``before`` is 0).
+    """
+
+    before: float
+    after: float
+    ratio: float
+
+    @classmethod
+    def of(cls, before: float, after: float) -> "BeforeAfter":
+        return cls(before, after, after / before if before else 1.0)
+
+
+@dataclass(frozen=True)
+class FlopsReport:
+    """Prefill TFLOPs before and after pruning in both conventions; ``to_dict()`` is its ``--json`` object.
+
+    Attributes
+    ----------
+    unit : str
+        ``TFLOPs``.
+    conventions : dict
+        Convention name -> what it counts (:data:`CONVENTIONS`).
+    table5 : BeforeAfter
+        FastVID's Table 5 convention (video tokens only).
+    causal_2mac : BeforeAfter
+        2 x multiply-accumulates of the whole prompt's causal prefill.
+    geometry : LLMGeometry
+        The LLM the counts are for.
+    """
+
+    unit: str
+    conventions: dict
+    table5: BeforeAfter
+    causal_2mac: BeforeAfter
+    geometry: LLMGeometry
+
+    def convention(self, name: str) -> BeforeAfter:
+        """The counts of a convention by its name (``table5`` or ``causal_2mac``)."""
+        return {TABLE5: self.table5, CAUSAL_2MAC: self.causal_2mac}[name]
+
+    def to_dict(self) -> dict:
+        """``{"unit", "conventions", "table5": {"before", "after", "ratio"}, "causal_2mac": {...}, "geometry": {...}}``."""
+        return asdict(self)
+
+
+def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int) -> FlopsReport:
     """Prefill TFLOPs before and after pruning in both conventions, with their ratios.
+
+    Parameters
+    ----------
+    geometry : LLMGeometry
+    video_before, video_after : int
+        Video tokens of the unpruned and the pruned prompt (Table 5 counts these only).
+    prompt_before, prompt_after : int
+        Tokens of the whole unpruned and pruned prompt (the causal count).
 
     Returns
     -------
-    dict
-        ``{"unit": "TFLOPs", "conventions": {...}, "table5": {"before", "after", "ratio"},
-        "causal_2mac": {...}, "geometry": {...}}``; ``ratio`` is after / before.
+    FlopsReport
     """
-    t5 = (table5_tflops(video_before, geometry), table5_tflops(video_after, geometry))
-    causal = (causal_prefill_tflops(prompt_before, geometry), causal_prefill_tflops(prompt_after, geometry))
-    return {
-        "unit": "TFLOPs",
-        "conventions": dict(CONVENTIONS),
-        TABLE5: {"before": t5[0], "after": t5[1], "ratio": t5[1] / t5[0] if t5[0] else 1.0},
-        CAUSAL_2MAC: {"before": causal[0], "after": causal[1], "ratio": causal[1] / causal[0] if causal[0] else 1.0},
-        "geometry": geometry.to_dict(),
-    }
+    return FlopsReport(
+        unit="TFLOPs",
+        conventions=dict(CONVENTIONS),
+        table5=BeforeAfter.of(table5_tflops(video_before, geometry), table5_tflops(video_after, geometry)),
+        causal_2mac=BeforeAfter.of(causal_prefill_tflops(prompt_before, geometry), causal_prefill_tflops(prompt_after, geometry)),
+        geometry=geometry,
+    )
+
+
+@dataclass(frozen=True)
+class FlopsRow:
+    """One row of the analytic prefill table (``fastvid flops``); ``to_dict()`` is its ``--json`` object.
+
+    Attributes
+    ----------
+    retention : float
+        R (1 for vanilla).
+    video_tokens : int
+        F * max(1, floor(N R)).
+    table5 : float
+        TFLOPs, FastVID's Table 5 convention.
+    table5_ratio : float
+        ``table5`` / vanilla's.
+    causal_2mac : float
+        TFLOPs, 2 x MACs of a causal prefill over the video slots (text excluded).
+    causal_2mac_ratio : float
+        ``causal_2mac`` / vanilla's.
+    """
+
+    retention: float
+    video_tokens: int
+    table5: float
+    table5_ratio: float
+    causal_2mac: float
+    causal_2mac_ratio: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def flops_rows(
@@ -113,7 +202,7 @@ def flops_rows(
     frames: int,
     retentions: list[float],
     newlines_per_frame: int = 0,
-) -> list[dict]:
+) -> list[FlopsRow]:
     """The analytic prefill table: vanilla, then FastVID's budget at each retention ratio.
 
     Parameters
@@ -133,10 +222,8 @@ def flops_rows(
 
     Returns
     -------
-    list of dict
-        ``retention`` (1 for vanilla), ``video_tokens`` F * max(1, floor(N R)), ``table5`` TFLOPs and
-        ``table5_ratio`` to vanilla, ``causal_2mac`` TFLOPs over the video slots (text excluded)
-        and its ratio.
+    list of FlopsRow
+        Vanilla (R = 1) first, then one per retention ratio.
     """
     from .pruning.config import tokens_per_frame_kept
 
@@ -148,12 +235,6 @@ def flops_rows(
     for r in [1.0, *retentions]:
         n = frames * tokens_per_frame_kept(tokens_per_frame, r)
         t5, causal = table5_tflops(n, geometry), causal_prefill_tflops(n + extra_slots, geometry)
-        rows.append({
-            "retention": r,
-            "video_tokens": n,
-            TABLE5: t5,
-            "table5_ratio": t5 / base_t5,
-            CAUSAL_2MAC: causal,
-            "causal_2mac_ratio": causal / base_causal,
-        })
+        rows.append(FlopsRow(retention=r, video_tokens=n, table5=t5, table5_ratio=t5 / base_t5, causal_2mac=causal,
+                             causal_2mac_ratio=causal / base_causal))
     return rows

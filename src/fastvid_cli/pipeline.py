@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 
 from .errors import InputError
-from .flops import flops_report
+from .flops import FlopsReport, flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
 from .models.tiny_names import TINY_NOTE
 from .pruning import FastVIDConfig, PruneResult
@@ -167,8 +167,8 @@ class AskResult:
     settings : dict
         How the model ran (:meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
     tokens : TokenCounts
-    flops : dict
-        :func:`fastvid_cli.flops.flops_report` (TFLOPs).
+    flops : FlopsReport
+        Analytic prefill TFLOPs before and after pruning (:func:`fastvid_cli.flops.flops_report`).
     timing : Timing
     segments : list of int
         DySeg segment lengths in frames.
@@ -184,7 +184,7 @@ class AskResult:
     config: dict
     settings: dict
     tokens: TokenCounts
-    flops: dict
+    flops: FlopsReport
     timing: Timing
     segments: list[int]
     notes: list[str]

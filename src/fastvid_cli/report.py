@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .compare import CompareResult
-from .flops import CAUSAL_2MAC, TABLE5
+from .flops import CAUSAL_2MAC, TABLE5, FlopsRow
 from .pipeline import STAGES, AskResult
 
 STAGE_LABELS = {
@@ -56,8 +56,8 @@ def flops_table(result: AskResult) -> Table:
     table.add_column("after/before", justify="right")
     labels = {TABLE5: "FastVID Table 5: MACs, video tokens only", CAUSAL_2MAC: "2 x MACs, whole prompt, causal"}
     for key in (TABLE5, CAUSAL_2MAC):
-        row = f[key]
-        table.add_row(labels[key], format_tflops(row["before"]), format_tflops(row["after"]), f"{row['ratio']:.1%}")
+        row = f.convention(key)
+        table.add_row(labels[key], format_tflops(row.before), format_tflops(row.after), f"{row.ratio:.1%}")
     return table
 
 
@@ -163,7 +163,7 @@ def compare_table(result: CompareResult) -> Table:
     return table
 
 
-def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
+def flops_rows_table(geometry, frames: int, rows: list[FlopsRow]) -> Table:
     """The ``fastvid flops`` table: one row per retention ratio, vanilla first."""
     llm = geometry.llm
     token_frames = geometry.token_frames(frames)
@@ -181,12 +181,12 @@ def flops_rows_table(geometry, frames: int, rows: list[dict]) -> Table:
     table.add_column("% of vanilla", justify="right")
     for row in rows:
         table.add_row(
-            "vanilla" if row["retention"] == 1.0 and row is rows[0] else f"{row['retention']:g}",
-            f"{row['video_tokens']:,}",
-            format_tflops(row["table5"]),
-            f"{row['table5_ratio']:.1%}",
-            format_tflops(row["causal_2mac"]),
-            f"{row['causal_2mac_ratio']:.1%}",
+            "vanilla" if row.retention == 1.0 and row is rows[0] else f"{row.retention:g}",
+            f"{row.video_tokens:,}",
+            format_tflops(row.table5),
+            f"{row.table5_ratio:.1%}",
+            format_tflops(row.causal_2mac),
+            f"{row.causal_2mac_ratio:.1%}",
         )
     table.caption = (
         f"LLM: D {llm.hidden}, D_kv {llm.kv_dim}, MLP {llm.intermediate}, {llm.layers} layers. Table 5: per layer "
