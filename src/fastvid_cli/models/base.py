@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from ..pruning import PruneResult
-from .settings import RunSettings, SettingsOverrides, checkpoint_decoding, paper_settings
+from .settings import RunSettings, SettingsOverrides, checkpoint_decoding
 
 if TYPE_CHECKING:
     from .geometry import ModelGeometry
@@ -153,6 +153,10 @@ class ModelAdapter(abc.ABC):
     """
 
     family: ClassVar[str] = ""
+    paper: ClassVar[RunSettings]
+    """The paper's run of this family: frames, pixels, layout, prompt (see :mod:`.settings` for the sources)."""
+    penalize_prompt: ClassVar[bool] = True
+    """Whether the checkpoint's repetition penalty sees the prompt (the paper's LLaVA runs: no)."""
     fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
     model_id: str = ""
@@ -236,7 +240,7 @@ class ModelAdapter(abc.ABC):
     @classmethod
     def paper_frames(cls) -> int:
         """Frames of the family's paper run (a time-based sampling: 32, its geometry's reference)."""
-        return paper_settings(cls.family).sampling.frames or 32
+        return cls.paper.sampling.frames or 32
 
     @property
     def default_frames(self) -> int:
@@ -464,8 +468,8 @@ class ModelAdapter(abc.ABC):
         generation config, then the user's ``overrides``; ``notes`` say where the checkpoint differs."""
         from dataclasses import replace
 
-        decoding, decoding_notes = checkpoint_decoding(self.model.generation_config, self.family)
-        paper = replace(paper_settings(self.family), decoding=decoding, notes=(*notes, *decoding_notes))
+        decoding, decoding_notes = checkpoint_decoding(self.model.generation_config, self.penalize_prompt)
+        paper = replace(self.paper, decoding=decoding, notes=(*notes, *decoding_notes))
         self.settings = paper.with_overrides(overrides)
 
     @property

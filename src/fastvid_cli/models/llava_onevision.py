@@ -16,7 +16,7 @@ import torch
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .base import ModelAdapter, VideoFeatures
 from .geometry import ModelGeometry
-from .settings import SettingsOverrides
+from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
 
@@ -40,6 +40,9 @@ class LlavaOnevisionAdapter(ModelAdapter):
     """
 
     family = "llava_onevision"
+    paper = RunSettings(family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14",
+                        newlines="one after the video")
+    penalize_prompt = False  # LLaVA-NeXT's generate gave transformers inputs_embeds only
 
     def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str,
                  overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False) -> None:

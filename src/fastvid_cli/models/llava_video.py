@@ -34,7 +34,7 @@ from .base import VideoFeatures
 from .geometry import ModelGeometry
 from .llava_onevision import LlavaOnevisionAdapter
 from .registry import read_config
-from .settings import SettingsOverrides
+from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
 LLAVA_NEXT_KEY_MAPPING = {
@@ -244,6 +244,8 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     """
 
     family = "llava_video"
+    paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
+                        newlines="one after each row")
 
     def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout = PAPER_LAYOUT,
                  overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False):

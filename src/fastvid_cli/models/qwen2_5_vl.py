@@ -25,7 +25,7 @@ import torch
 
 from .base import ModelAdapter, VideoFeatures
 from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
-from .settings import SettingsOverrides
+from .settings import QWEN_SAMPLING, PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
 PAPER_POSITION_FPS = 2.0
@@ -48,6 +48,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     """
 
     family = "qwen2_5_vl"
+    paper = RunSettings(family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge",
+                        newlines="none")
     fastvid_defaults = RELEASE_DEFAULTS
 
     @classmethod

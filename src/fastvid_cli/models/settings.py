@@ -3,7 +3,9 @@
 FastVID's numbers come from the authors' lmms-eval runs (their ``scripts/eval.sh`` and model
 wrappers in github.com/LunarShen/FastVID). A real checkpoint's own files can say otherwise
 (LLaVA-Video-7B-Qwen2's config.json asks for bilinear pooling and its generation_config.json for
-sampling), so ``fastvid`` runs each family as the paper did unless the user overrides a setting:
+sampling), so ``fastvid`` runs each family as the paper did unless the user overrides a setting.
+Each family's paper run is its adapter's ``paper`` (``ModelAdapter.paper``, found through
+:mod:`.registry`); this module holds the types and the sampling rules they share:
 
 =================  =====================================  ============================================
 family             paper's run                            source
@@ -263,30 +265,16 @@ LLAVA_SAMPLING = FrameSampling(frames=32, rounding="floor")
 QWEN_SAMPLING = FrameSampling(fps=2.0, min_frames=4, max_frames=768, multiple=2, rounding="round")
 """qwen-vl-utils: 2 fps, 4 to min(768, n) frames, an even count, ``linspace(...).round()``."""
 
-PAPER_SETTINGS = {
-    "llava_onevision": RunSettings(
-        family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14",
-        newlines="one after the video",
-    ),
-    "llava_video": RunSettings(
-        family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
-        newlines="one after each row",
-    ),
-    "qwen2_5_vl": RunSettings(
-        family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge",
-        newlines="none",
-    ),
-}
-"""The paper's run of each family (see the module docstring for the sources)."""
-
-
-def checkpoint_decoding(generation_config, family: str = "") -> tuple[Decoding, list[str]]:
+def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
 
     Parameters
     ----------
     generation_config : transformers.GenerationConfig
         The checkpoint's (``model.generation_config``).
+    penalize_prompt : bool
+        Whether the repetition penalty sees the prompt's tokens (False for the LLaVA families: the
+        paper's runs gave ``generate`` embeddings only, see ``ModelAdapter.penalize_prompt``).
 
     Returns
     -------
@@ -297,7 +285,7 @@ def checkpoint_decoding(generation_config, family: str = "") -> tuple[Decoding, 
     """
     penalty = getattr(generation_config, "repetition_penalty", None)
     decoding = Decoding(penalty, "from the checkpoint, as the paper's runs") if penalty not in (None, 1.0) else Decoding()
-    if family in ("llava_onevision", "llava_video"):
+    if not penalize_prompt:
         decoding = replace(decoding, penalize_prompt=False)
     notes = []
     if getattr(generation_config, "do_sample", False):
@@ -308,11 +296,14 @@ def checkpoint_decoding(generation_config, family: str = "") -> tuple[Decoding, 
 
 
 def paper_settings(family: str) -> RunSettings:
-    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``).
+    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``):
+    its adapter's ``paper`` (see :mod:`.registry`).
 
     Raises
     ------
     KeyError
-        For another family.
+        For a family not in the registry.
     """
-    return PAPER_SETTINGS[family]
+    from .registry import adapter_class
+
+    return adapter_class(family).paper
