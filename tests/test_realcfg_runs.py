@@ -127,6 +127,12 @@ def test_flops_bench_and_ask_agree_on_the_geometry(capsys, built, sample_video, 
         assert flops["rows"][-1]["video_tokens"] == tokens["video_after"]
     assert tiny["rows"][0]["table5"] == pytest.approx(ask["flops"]["table5"]["before"])
     assert tiny["rows"][-1]["table5"] == pytest.approx(ask["flops"]["table5"]["after"])
+    # the flops command's geometry is the family adapter's, from the published config alone
+    from fastvid_cli.models.registry import adapter_class, read_config
+
+    adapter = adapter_class(ask["model"]["family"]).geometry_from_config(read_config(REALCFG / name), name).to_dict()
+    for key in ("family", "llm", "heads", "extra_slots", "newlines_per_frame", "frames_per_group"):
+        assert real["model"][key] == adapter[key], key
     geometry = bench["settings"]["geometry"]
     assert geometry["family"] == ask["model"]["family"]
     assert geometry["newlines_per_frame"] == real["model"]["newlines_per_frame"]
