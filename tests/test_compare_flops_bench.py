@@ -212,3 +212,74 @@ def test_compare_on_the_other_families(capsys, model, sample_video):
     rows = json.loads(out)["rows"]
     assert [r["spec"] for r in rows] == ["vanilla", "fastvid", "visionzip"]
     assert rows[1]["video_tokens"] == rows[2]["video_tokens"] < rows[0]["video_tokens"]
+
+
+# The JSON keys of `fastvid bench` (all three forms), pinned: the typed results' to_dict() must keep them, in order.
+ENVIRONMENT_KEYS = ["device", "device_type", "dtype", "fastvid", "torch", "transformers", "python", "platform", "date"]
+PRUNING_KEYS = ["method", "spec", "retention", "shape", "tokens_kept", "median_ms", "runs_ms", "peak_mib", "baseline_mib",
+                "segments", "longest_segment"]
+TARGET_KEYS = ["value", "target", "met", "how"]
+
+
+def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, sample_video):
+    from rich.console import Console
+
+    from fastvid_cli.bench import (BenchResult, BenchSettings, FrameCountTiming, PrefillTiming, PruningTiming,
+                                   QuestionTiming, SweepResult, Target, TTFTRow, VideoTTFT, run_bench, run_pruning_sweep,
+                                   ttft_on_video)
+    from fastvid_cli.models.geometry import model_geometry
+    from fastvid_cli.report import bench_tables, sweep_tables
+
+    geometry = model_geometry("tiny-random")
+    settings = BenchSettings(layers=1, frames=4, retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0, questions=2)
+    bench = run_bench(geometry, settings)
+    assert isinstance(bench, BenchResult) and bench.ttft is None
+    assert isinstance(bench.pruning[0], PruningTiming) and isinstance(bench.prefill[0], PrefillTiming)
+    assert isinstance(bench.questions[0], QuestionTiming) and isinstance(bench.targets.checks["further_question_share"], Target)
+    assert bench.prefill[1].speedup == pytest.approx(bench.prefill[0].median_ms / bench.prefill[1].median_ms)
+
+    d = bench.to_dict()
+    assert list(d) == ["environment", "settings", "pruning", "prefill", "questions", "targets"]  # no "ttft" without --video
+    assert list(d["environment"]) == ENVIRONMENT_KEYS  # "cuda" only on a GPU
+    assert list(d["settings"]) == ["model", "geometry", "token_frames", "layers_run", "layers_full", "prefill_scaled_by",
+                                   "text_tokens", "retentions", "methods", "repeats", "warmup", "questions", "weights", "inputs"]
+    assert d["settings"]["geometry"] == geometry.to_dict()
+    assert [list(p) for p in d["pruning"]] == [PRUNING_KEYS]
+    assert [list(p) for p in d["prefill"]] == 2 * [["retention", "video_tokens", "prompt_tokens", "median_ms", "runs_ms",
+                                                    "full_model_ms", "peak_mib", "speedup"]]
+    assert [list(q) for q in d["questions"]] == 2 * [["retention", "prefix_tokens", "question_tokens", "first_ms", "further_ms",
+                                                      "further_share", "further_runs_ms"]]
+    assert {k: list(t) for k, t in d["targets"].items()} == {
+        "fastvid_pruning_share_of_pruned_prefill": TARGET_KEYS, "further_question_share": TARGET_KEYS}
+    assert json.loads(json.dumps(d)) == d
+
+    # --video: the TTFT rows, vanilla first
+    bench.ttft = VideoTTFT(video=str(sample_video), model="tiny-random", questions=2,
+                           rows=ttft_on_video(tiny_model, str(sample_video), "What happens?", 4, [0.1], 1, questions=2))
+    assert all(isinstance(r, TTFTRow) for r in bench.ttft.rows)
+    d = bench.to_dict()
+    assert list(d)[-1] == "ttft" and list(d["ttft"]) == ["video", "model", "questions", "rows"]
+    assert [list(r) for r in d["ttft"]["rows"]] == 2 * [["retention", "decode_ms", "preprocess_ms", "vision_ms", "pruning_ms",
+                                                         "prefill_ms", "ttft_ms", "further_ttft_ms"]]
+    assert [r["retention"] for r in d["ttft"]["rows"]] == [1.0, 0.1] and d["ttft"]["rows"][1]["further_ttft_ms"] is not None
+
+    # --frames F1 F2: the sweep
+    sweep = run_pruning_sweep(geometry, BenchSettings(retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0), [2, 4])
+    assert isinstance(sweep, SweepResult) and all(isinstance(r, FrameCountTiming) for r in sweep.sweep)
+    d = sweep.to_dict()
+    assert list(d) == ["environment", "settings", "sweep", "targets"] and list(d["environment"]) == ENVIRONMENT_KEYS
+    assert list(d["settings"]) == ["model", "geometry", "frames", "retentions", "methods", "repeats", "warmup", "scene_frames",
+                                   "inputs", "peak_memory"]
+    assert [list(r) for r in d["sweep"]] == 2 * [["frames", "token_frames", *PRUNING_KEYS]]
+    assert list(d["targets"]["fastvid_time_linear_in_frames"]) == ["value", "target", "met", "retention", "how"]
+    assert json.loads(json.dumps(d)) == d
+    no_fastvid = run_pruning_sweep(geometry, BenchSettings(retentions=[0.1], methods=["uniform"], repeats=1, warmup=0), [2])
+    assert list(no_fastvid.to_dict()["targets"]) == ["note"]
+
+    # the report takes the typed results
+    console = Console(width=200, record=True)
+    for table in [*bench_tables(bench), *sweep_tables(sweep)]:
+        console.print(table)
+    text = console.export_text()
+    assert "Pruning time" in text and "Time to first token" in text and "further_TTFT ms" in text
+    assert "Pruning time by frame count" in text and "fastvid time, most / fewest frames" in text

@@ -14,8 +14,8 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -75,6 +75,425 @@ class BenchSettings:
             raise InputError("`repeats` must be >= 1 and `warmup` >= 0")
         if self.scene_frames is not None and self.scene_frames < 1:
             raise InputError(f"`scene_frames` must be at least 1, got {self.scene_frames}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a result field: objects by their ``to_dict()``, lists and dicts item by item."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Result:
+    """``to_dict()`` for the result dataclasses: one key per field, in field order (the ``--json`` keys)."""
+
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass
+class Environment(_Result):
+    """Where a benchmark ran, for the result file.
+
+    Attributes
+    ----------
+    device : str
+        The GPU's model, or the CPU's model and thread count (:func:`device_name`).
+    device_type : str
+        ``cuda`` or ``cpu``.
+    dtype : str
+        Compute dtype, e.g. ``float32``.
+    fastvid, torch, transformers, python : str
+        Versions.
+    platform : str
+    date : str
+        UTC time of the run, ISO 8601.
+    cuda : str or None
+        CUDA version; in the JSON on a GPU only.
+    """
+
+    device: str
+    device_type: str
+    dtype: str
+    fastvid: str
+    torch: str
+    transformers: str
+    python: str
+    platform: str
+    date: str
+    cuda: str | None = None
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.device_type != "cuda":
+            del out["cuda"]
+        return out
+
+
+@dataclass
+class PruningTiming(_Result):
+    """One pruning method at one retention ratio on (F, N, D) tokens (:func:`time_pruning`).
+
+    Attributes
+    ----------
+    method : str
+        The method's label (e.g. ``FastVID``).
+    spec : str
+        The method spec it was made from (e.g. ``fastvid``).
+    retention : float
+        Retention ratio R.
+    shape : list of int
+        (F, N, D) of the video tokens pruned.
+    tokens_kept : int
+    median_ms : float
+        Median over the timed runs, in ms.
+    runs_ms : list of float
+        Every timed run, in ms.
+    peak_mib : float
+        Peak memory during the runs, in MiB (:func:`peak_memory_mib`; CPU: the whole process).
+    baseline_mib : float or None
+        Memory in use before the runs, in MiB (None where it cannot be read).
+    segments : int
+        Segments the method cut the video into.
+    longest_segment : int
+        Frames of the longest segment.
+    """
+
+    method: str
+    spec: str
+    retention: float
+    shape: list[int]
+    tokens_kept: int
+    median_ms: float
+    runs_ms: list[float]
+    peak_mib: float
+    baseline_mib: float | None
+    segments: int
+    longest_segment: int
+
+
+@dataclass
+class PrefillTiming(_Result):
+    """The LLM's prefill of one prompt length (:func:`run_bench`).
+
+    Attributes
+    ----------
+    retention : float
+        Retention ratio R of the video tokens (1 = vanilla, no pruning).
+    video_tokens : int
+    prompt_tokens : int
+        Video tokens plus the newline and text slots around them.
+    median_ms : float
+        Median over the timed runs of the layers built, in ms.
+    runs_ms : list of float
+        Every timed run, in ms.
+    full_model_ms : float
+        ``median_ms`` scaled to all of the model's layers, in ms.
+    peak_mib : float
+        Peak memory during the runs, in MiB.
+    speedup : float
+        Vanilla's ``median_ms`` over this one's.
+    """
+
+    retention: float
+    video_tokens: int
+    prompt_tokens: int
+    median_ms: float
+    runs_ms: list[float]
+    full_model_ms: float
+    peak_mib: float
+    speedup: float = 1.0
+
+
+@dataclass
+class QuestionTiming(_Result):
+    """First question against further ones on one video, at one retention ratio (:func:`_questions`).
+
+    Attributes
+    ----------
+    retention : float
+        1 = vanilla.
+    prefix_tokens : int
+        Tokens of the prefix that ends with the video (prefilled once).
+    question_tokens : int
+        Tokens of one question (what a further question prefills).
+    first_ms : float
+        Prefix and question prefill, median, scaled to all layers, in ms.
+    further_ms : float
+        The question alone on the prefix's KV cache, median, scaled to all layers, in ms.
+    further_share : float
+        ``further_ms / first_ms``.
+    further_runs_ms : list of float
+        Every further question's prefill, scaled to all layers, in ms.
+    """
+
+    retention: float
+    prefix_tokens: int
+    question_tokens: int
+    first_ms: float
+    further_ms: float
+    further_share: float
+    further_runs_ms: list[float]
+
+
+@dataclass
+class Target(_Result):
+    """One of the issue's targets, read from a run.
+
+    Attributes
+    ----------
+    value : float
+        What the run measured (a share, a ratio, ms or a speedup; see ``how``).
+    target : float
+        The goal it is held against.
+    met : bool
+    retention : float or None
+        The retention ratio it was read at, where the row does not say (sweep); not in the JSON when None.
+    how : str or None
+        How ``value`` was computed; not in the JSON when None.
+    """
+
+    value: float
+    target: float
+    met: bool
+    retention: float | None = None
+    how: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if v is not None or k not in ("retention", "how")}
+
+
+@dataclass
+class Targets:
+    """The targets of a run by name (e.g. ``fastvid_pruning_share_of_pruned_prefill``), or why there are none.
+
+    Attributes
+    ----------
+    checks : dict of str to Target
+    note : str or None
+        Why the run could not read its targets (then ``checks`` is empty and the JSON is ``{"note": ...}``).
+    """
+
+    checks: dict[str, Target] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.note is not None:
+            return {"note": self.note}
+        return {name: t.to_dict() for name, t in self.checks.items()}
+
+
+@dataclass
+class BenchRunSettings(_Result):
+    """What a :func:`run_bench` run measured, as written in its result.
+
+    Attributes
+    ----------
+    model : str
+    geometry : ModelGeometry
+        In the JSON as its ``to_dict()``.
+    token_frames : int
+        Frames of the synthetic video, in token frames (Qwen2.5-VL: 2 sampled frames each).
+    layers_run, layers_full : int
+        Decoder layers built, and the model's.
+    prefill_scaled_by : float
+        ``layers_full / layers_run``.
+    text_tokens : int
+        Text tokens around the video (:data:`TEXT_TOKENS`).
+    retentions : list of float
+    methods : list of str
+    repeats, warmup : int
+    questions : int
+        Questions per video.
+    weights, inputs : str
+        How the weights and the synthetic inputs were made.
+    """
+
+    model: str
+    geometry: ModelGeometry
+    token_frames: int
+    layers_run: int
+    layers_full: int
+    prefill_scaled_by: float
+    text_tokens: int
+    retentions: list[float]
+    methods: list[str]
+    repeats: int
+    warmup: int
+    questions: int
+    weights: str
+    inputs: str
+
+
+@dataclass
+class TTFTRow(_Result):
+    """Time to first token on a real video at one retention ratio, medians over the runs, in ms (:func:`ttft_on_video`).
+
+    Attributes
+    ----------
+    retention : float
+        1 = vanilla.
+    decode_ms, preprocess_ms, vision_ms, pruning_ms, prefill_ms : float
+        Stages of the first question (prefill: the prefix and the question; pruning 0 for vanilla).
+    ttft_ms : float
+        Measured: opening the file to the first question's first token.
+    further_ttft_ms : float or None
+        A further question's time to its first token (None with one question per video).
+    """
+
+    STAGES: ClassVar[tuple[str, ...]] = ("decode", "preprocess", "vision", "pruning", "prefill")
+
+    retention: float
+    decode_ms: float
+    preprocess_ms: float
+    vision_ms: float
+    pruning_ms: float
+    prefill_ms: float
+    ttft_ms: float
+    further_ttft_ms: float | None = None
+
+    @classmethod
+    def median(cls, runs: list["TTFTRow"]) -> "TTFTRow":
+        """Field by field median of the ms of ``runs`` at one retention (None where every run has None)."""
+        def med(name):
+            values = [getattr(r, name) for r in runs if getattr(r, name) is not None]
+            return statistics.median(values) if values else None
+        return cls(retention=runs[0].retention, **{f.name: med(f.name) for f in fields(cls) if f.name != "retention"})
+
+
+@dataclass
+class VideoTTFT(_Result):
+    """TTFT on a real video, vanilla and FastVID at each retention ratio (``fastvid bench --video``).
+
+    Attributes
+    ----------
+    video : str
+        Path of the video.
+    model : str
+        The model loaded.
+    questions : int
+        Questions per video.
+    rows : list of TTFTRow
+        Vanilla first.
+    """
+
+    video: str
+    model: str
+    questions: int
+    rows: list[TTFTRow]
+
+
+@dataclass
+class BenchResult(_Result):
+    """Everything ``fastvid bench`` reports (one frame count); ``to_dict()`` is its JSON.
+
+    Attributes
+    ----------
+    environment : Environment
+    settings : BenchRunSettings
+    pruning : list of PruningTiming
+        Per (method, retention), in the order of the methods.
+    prefill : list of PrefillTiming
+        Vanilla first, then per retention.
+    questions : list of QuestionTiming
+        Per retention, vanilla first (empty with one question per video).
+    targets : Targets
+    ttft : VideoTTFT or None
+        With ``--video``; not in the JSON when None.
+    """
+
+    environment: Environment
+    settings: BenchRunSettings
+    pruning: list[PruningTiming]
+    prefill: list[PrefillTiming]
+    questions: list[QuestionTiming]
+    targets: Targets
+    ttft: VideoTTFT | None = None
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.ttft is None:
+            del out["ttft"]
+        return out
+
+
+@dataclass
+class FrameCountTiming:
+    """A :class:`PruningTiming` at one frame count of a sweep.
+
+    Attributes
+    ----------
+    frames : int
+        Frames asked for.
+    token_frames : int
+        Token frames made of them (Qwen2.5-VL: 2 sampled frames each).
+    timing : PruningTiming
+        In the JSON, its keys are those of this row (flat).
+    """
+
+    frames: int
+    token_frames: int
+    timing: PruningTiming
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "token_frames": self.token_frames, **self.timing.to_dict()}
+
+
+@dataclass
+class SweepRunSettings(_Result):
+    """What a :func:`run_pruning_sweep` run measured, as written in its result.
+
+    Attributes
+    ----------
+    model : str
+    geometry : ModelGeometry
+        In the JSON as its ``to_dict()``.
+    frames : list of int
+        The frame counts.
+    retentions : list of float
+    methods : list of str
+    repeats, warmup : int
+    scene_frames : int or None
+        Frames per synthetic scene (None: :data:`SCENES` over the video).
+    inputs : str
+        How the synthetic inputs were made.
+    peak_memory : str
+        How peak memory (MiB) was read.
+    """
+
+    model: str
+    geometry: ModelGeometry
+    frames: list[int]
+    retentions: list[float]
+    methods: list[str]
+    repeats: int
+    warmup: int
+    scene_frames: int | None
+    inputs: str
+    peak_memory: str
+
+
+@dataclass
+class SweepResult(_Result):
+    """Everything ``fastvid bench --frames F1 F2 ...`` reports; ``to_dict()`` is its JSON.
+
+    Attributes
+    ----------
+    environment : Environment
+    settings : SweepRunSettings
+    sweep : list of FrameCountTiming
+        Per frame count, then per (method, retention).
+    targets : Targets
+    """
+
+    environment: Environment
+    settings: SweepRunSettings
+    sweep: list[FrameCountTiming]
+    targets: Targets
 
 
 def device_name(device: torch.device) -> str:
@@ -201,15 +620,15 @@ def build_llm(geometry: ModelGeometry, layers: int, device, dtype):
 
 def run_bench(
     geometry: ModelGeometry, settings: BenchSettings, on_stage: Callable[[str], None] | None = None
-) -> dict:
+) -> BenchResult:
     """Measure pruning and prefill on the model's geometry with random weights.
 
     Returns
     -------
-    dict
-        ``environment`` (device, versions), ``settings``, ``pruning`` rows (method, retention,
-        tokens kept, median ms, all runs, peak MiB), ``prefill`` rows (retention 1 = vanilla;
-        tokens, median ms measured, ms scaled to all layers, speedup, peak MiB), and ``targets``.
+    BenchResult
+        The environment, the settings, a :class:`PruningTiming` per (method, retention), a
+        :class:`PrefillTiming` per prompt length (vanilla first), the :class:`QuestionTiming` rows
+        (with ``settings.questions`` > 1), and the targets; no TTFT (see :func:`ttft_on_video`).
     """
     notify = on_stage or (lambda stage: None)
     device, dtype = settings.device, settings.dtype
@@ -248,38 +667,37 @@ def run_bench(
             times = measure_ms(lambda: llm(inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
                                settings.repeats, 0)
             median = statistics.median(times)
-            prefill.append({
-                "retention": retention, "video_tokens": video_tokens, "prompt_tokens": length,
-                "median_ms": median, "runs_ms": times, "full_model_ms": median * scale, "peak_mib": peak_memory_mib(device),
-            })
+            prefill.append(PrefillTiming(
+                retention=retention, video_tokens=video_tokens, prompt_tokens=length, median_ms=median, runs_ms=times,
+                full_model_ms=median * scale, peak_mib=peak_memory_mib(device),
+            ))
         questions = _questions(llm, lengths, extra, geometry, settings, scale, notify) if settings.questions > 1 else []
-    vanilla = prefill[0]["median_ms"]
+    vanilla = prefill[0].median_ms
     for row in prefill:
-        row["speedup"] = vanilla / row["median_ms"]
-    return {
-        "environment": environment(device, dtype),
-        "settings": {
-            "model": geometry.name, "geometry": geometry.to_dict(), "token_frames": frames, "layers_run": layers,
-            "layers_full": geometry.llm.layers, "prefill_scaled_by": scale, "text_tokens": TEXT_TOKENS,
-            "retentions": settings.retentions, "methods": settings.methods, "repeats": settings.repeats,
-            "warmup": settings.warmup, "questions": settings.questions, "weights": "random (from the geometry), no download",
-            "inputs": synthetic_inputs(settings.scene_frames),
-        },
-        "pruning": pruning,
-        "prefill": prefill,
-        "questions": questions,
-        "targets": targets(device, pruning, prefill, questions),
-    }
+        row.speedup = vanilla / row.median_ms
+    return BenchResult(
+        environment=environment(device, dtype),
+        settings=BenchRunSettings(
+            model=geometry.name, geometry=geometry, token_frames=frames, layers_run=layers,
+            layers_full=geometry.llm.layers, prefill_scaled_by=scale, text_tokens=TEXT_TOKENS,
+            retentions=settings.retentions, methods=settings.methods, repeats=settings.repeats,
+            warmup=settings.warmup, questions=settings.questions, weights="random (from the geometry), no download",
+            inputs=synthetic_inputs(settings.scene_frames),
+        ),
+        pruning=pruning,
+        prefill=prefill,
+        questions=questions,
+        targets=targets(device, pruning, prefill, questions),
+    )
 
 
-def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: BenchSettings, scale: float, notify) -> list[dict]:
+def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: BenchSettings, scale: float, notify) -> list[QuestionTiming]:
     """First question (prefix and question prefill) against further ones (the question on the prefix's cache).
 
     Returns
     -------
-    list of dict
-        Per retention: ``first_ms`` and ``further_ms`` (medians, scaled to all layers), their ratio,
-        and the token counts.
+    list of QuestionTiming
+        Per prompt length of ``lengths`` (vanilla first).
     """
     device, dtype, hidden = settings.device, settings.dtype, geometry.llm.hidden
     rows = []
@@ -305,11 +723,11 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
 
         further_ms = measure_ms(further, device, settings.questions - 1, 0)
         first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
-        rows.append({
-            "retention": retention, "prefix_tokens": prefix_length, "question_tokens": QUESTION_TOKENS,
-            "first_ms": first_med, "further_ms": further_med, "further_share": further_med / first_med,
-            "further_runs_ms": [t * scale for t in further_ms],
-        })
+        rows.append(QuestionTiming(
+            retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
+            first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
+            further_runs_ms=[t * scale for t in further_ms],
+        ))
     return rows
 
 
@@ -320,33 +738,29 @@ def synthetic_inputs(scene_frames: int | None) -> str:
 
 
 def time_pruning(spec: str, config, tokens: torch.Tensor, features: torch.Tensor, saliency: torch.Tensor,
-                 settings: BenchSettings) -> dict:
+                 settings: BenchSettings) -> PruningTiming:
     """Time one configured method on (F, N, D) tokens: one untimed run, then :func:`measure_ms`.
 
-    Returns
-    -------
-    dict
-        method, spec, retention, shape, tokens kept, median and all runs (ms), segments and the
-        longest one (frames), peak MiB during the runs and MiB in use before them (see
-        :func:`peak_memory_mib`; CPU: the whole process, inputs included).
+    Peak MiB during the runs and MiB in use before them: see :func:`peak_memory_mib` (CPU: the
+    whole process, inputs included).
     """
     device = settings.device
     baseline = memory_in_use_mib(device)
     reset_peak(device)
     kept = config(tokens, features, saliency)
     times = measure_ms(lambda: config(tokens, features, saliency), device, settings.repeats, settings.warmup)
-    return {
-        "method": method_label(config), "spec": spec, "retention": config.retention_ratio, "shape": list(tokens.shape),
-        "tokens_kept": int(kept.indices.numel()), "median_ms": statistics.median(times), "runs_ms": times,
-        "peak_mib": peak_memory_mib(device), "baseline_mib": baseline, "segments": len(kept.segment_lengths),
-        "longest_segment": max(kept.segment_lengths),
-    }
+    return PruningTiming(
+        method=method_label(config), spec=spec, retention=config.retention_ratio, shape=list(tokens.shape),
+        tokens_kept=int(kept.indices.numel()), median_ms=statistics.median(times), runs_ms=times,
+        peak_mib=peak_memory_mib(device), baseline_mib=baseline, segments=len(kept.segment_lengths),
+        longest_segment=max(kept.segment_lengths),
+    )
 
 
 def run_pruning_sweep(
     geometry: ModelGeometry, settings: BenchSettings, frame_counts: list[int],
     on_stage: Callable[[str], None] | None = None,
-) -> dict:
+) -> SweepResult:
     """Pruning time and peak memory of each method at several frame counts (no LLM).
 
     For every F of ``frame_counts`` (token frames for Qwen2.5-VL, as in :func:`run_bench`) the
@@ -355,9 +769,9 @@ def run_pruning_sweep(
 
     Returns
     -------
-    dict
-        ``environment``, ``settings``, ``sweep`` rows (those of :func:`time_pruning` plus
-        ``frames`` and ``token_frames``), and ``targets``: FastVID's time at the most frames over its time at the
+    SweepResult
+        The environment, the settings, a :class:`FrameCountTiming` per (frame count, method,
+        retention), and the targets: FastVID's time at the most frames over its time at the
         fewest, against 1.25 x the ratio of frame counts (40x for 1024 vs 32 frames).
 
     Raises
@@ -380,80 +794,79 @@ def run_pruning_sweep(
         tokens, features, saliency = synthetic_video(geometry, frames, device, dtype, scene_frames=settings.scene_frames)
         for spec, config in configs:
             notify(f"{frames} frames: {method_label(config)}, R = {config.retention_ratio:g}")
-            rows.append({"frames": count, "token_frames": frames, **time_pruning(spec, config, tokens, features, saliency, settings)})
+            rows.append(FrameCountTiming(count, frames, time_pruning(spec, config, tokens, features, saliency, settings)))
         del tokens, features, saliency
-    return {
-        "environment": environment(device, dtype),
-        "settings": {
-            "model": geometry.name, "geometry": geometry.to_dict(), "frames": frame_counts,
-            "retentions": settings.retentions, "methods": settings.methods, "repeats": settings.repeats,
-            "warmup": settings.warmup, "scene_frames": settings.scene_frames, "inputs": synthetic_inputs(settings.scene_frames),
-            "peak_memory": "GPU: torch.cuda.max_memory_allocated; CPU: peak resident set of the process (inputs included), reset before each method",
-        },
-        "sweep": rows,
-        "targets": sweep_targets(rows),
-    }
+    return SweepResult(
+        environment=environment(device, dtype),
+        settings=SweepRunSettings(
+            model=geometry.name, geometry=geometry, frames=frame_counts,
+            retentions=settings.retentions, methods=settings.methods, repeats=settings.repeats,
+            warmup=settings.warmup, scene_frames=settings.scene_frames, inputs=synthetic_inputs(settings.scene_frames),
+            peak_memory="GPU: torch.cuda.max_memory_allocated; CPU: peak resident set of the process (inputs included), reset before each method",
+        ),
+        sweep=rows,
+        targets=sweep_targets(rows),
+    )
 
 
-def sweep_targets(rows: list[dict]) -> dict:
+def sweep_targets(rows: list[FrameCountTiming]) -> Targets:
     """FastVID's pruning time linear in frames: time at the most frames / time at the fewest <= 1.25 x their ratio."""
-    fastvid = [r for r in rows if r["spec"] == "fastvid"]
+    fastvid = [r for r in rows if r.timing.spec == "fastvid"]
     if not fastvid:
-        return {"note": "the linearity target needs fastvid among the methods"}
-    retention = fastvid[0]["retention"]
-    fastvid = [r for r in fastvid if r["retention"] == retention]
-    low, high = min(fastvid, key=lambda r: r["frames"]), max(fastvid, key=lambda r: r["frames"])
-    if low["frames"] == high["frames"]:
-        return {"note": "the linearity target needs two frame counts"}
-    ratio, allowed = high["median_ms"] / low["median_ms"], 1.25 * high["frames"] / low["frames"]
-    return {"fastvid_time_linear_in_frames": {
-        "value": ratio, "target": allowed, "met": ratio <= allowed, "retention": retention,
-        "how": f"FastVID pruning median at {high['frames']} frames / at {low['frames']} frames, at most 1.25 x {high['frames']}/{low['frames']}",
-    }}
+        return Targets(note="the linearity target needs fastvid among the methods")
+    retention = fastvid[0].timing.retention
+    fastvid = [r for r in fastvid if r.timing.retention == retention]
+    low, high = min(fastvid, key=lambda r: r.frames), max(fastvid, key=lambda r: r.frames)
+    if low.frames == high.frames:
+        return Targets(note="the linearity target needs two frame counts")
+    ratio, allowed = high.timing.median_ms / low.timing.median_ms, 1.25 * high.frames / low.frames
+    return Targets({"fastvid_time_linear_in_frames": Target(
+        value=ratio, target=allowed, met=ratio <= allowed, retention=retention,
+        how=f"FastVID pruning median at {high.frames} frames / at {low.frames} frames, at most 1.25 x {high.frames}/{low.frames}",
+    )})
 
 
-def targets(device: torch.device, pruning: list[dict], prefill: list[dict], questions: list[dict] | None = None) -> dict:
+def targets(device: torch.device, pruning: list[PruningTiming], prefill: list[PrefillTiming],
+            questions: list[QuestionTiming] | None = None) -> Targets:
     """The issue's targets, read from this run: CPU pruning share, GPU pruning ms and speedup at R = 0.1,
     and a further question's cost (at most 5 % of the first question's prefill at R = 0.1)."""
-    fastvid = next((p for p in pruning if p["spec"] == "fastvid" and p["retention"] == 0.1), None)
-    pruned = next((p for p in prefill if p["retention"] == 0.1), None)
-    out: dict = {}
+    fastvid = next((p for p in pruning if p.spec == "fastvid" and p.retention == 0.1), None)
+    pruned = next((p for p in prefill if p.retention == 0.1), None)
     if fastvid is None or pruned is None:
-        return {"note": "targets need fastvid at R = 0.1 among the methods and retentions"}
-    share = fastvid["median_ms"] / pruned["full_model_ms"]
-    out["fastvid_pruning_share_of_pruned_prefill"] = {
-        "value": share, "target": 0.03, "met": share <= 0.03,
-        "how": "FastVID pruning median / pruned prefill at R = 0.1 scaled to all layers",
-    }
-    further = next((q for q in questions or [] if q["retention"] == 0.1), None)
+        return Targets(note="targets need fastvid at R = 0.1 among the methods and retentions")
+    out = Targets()
+    share = fastvid.median_ms / pruned.full_model_ms
+    out.checks["fastvid_pruning_share_of_pruned_prefill"] = Target(
+        value=share, target=0.03, met=share <= 0.03,
+        how="FastVID pruning median / pruned prefill at R = 0.1 scaled to all layers",
+    )
+    further = next((q for q in questions or [] if q.retention == 0.1), None)
     if further is not None:
-        out["further_question_share"] = {
-            "value": further["further_share"], "target": 0.05, "met": further["further_share"] <= 0.05,
-            "how": "a further question's prefill on the video's KV cache / the first question's prefill, R = 0.1",
-        }
+        out.checks["further_question_share"] = Target(
+            value=further.further_share, target=0.05, met=further.further_share <= 0.05,
+            how="a further question's prefill on the video's KV cache / the first question's prefill, R = 0.1",
+        )
     if device.type == "cuda":
-        out["fastvid_pruning_ms"] = {"value": fastvid["median_ms"], "target": 2.0, "met": fastvid["median_ms"] < 2.0}
-        out["prefill_speedup_at_0.1"] = {"value": pruned["speedup"], "target": 8.0, "met": pruned["speedup"] >= 8.0}
+        out.checks["fastvid_pruning_ms"] = Target(value=fastvid.median_ms, target=2.0, met=fastvid.median_ms < 2.0)
+        out.checks["prefill_speedup_at_0.1"] = Target(value=pruned.speedup, target=8.0, met=pruned.speedup >= 8.0)
     return out
 
 
-def environment(device: torch.device, dtype: torch.dtype) -> dict:
+def environment(device: torch.device, dtype: torch.dtype) -> Environment:
     """Device, dtype and versions, for the result file."""
     import transformers
 
-    env = {
-        "device": device_name(device), "device_type": device.type, "dtype": str(dtype).removeprefix("torch."),
-        "fastvid": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if device.type == "cuda":
-        env["cuda"] = torch.version.cuda
-    return env
+    return Environment(
+        device=device_name(device), device_type=device.type, dtype=str(dtype).removeprefix("torch."),
+        fastvid=__version__, torch=torch.__version__, transformers=transformers.__version__,
+        python=platform.python_version(), platform=platform.platform(),
+        date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        cuda=torch.version.cuda if device.type == "cuda" else None,
+    )
 
 
 def ttft_on_video(model, video_path: str, question: str, frames: int | None, retentions: list[float], repeats: int,
-                  questions: int = 1) -> list[dict]:
+                  questions: int = 1) -> list[TTFTRow]:
     """Time to first token on a real video, vanilla and FastVID at each retention (median of ``repeats``),
     on the pipeline ``ask`` uses.
 
@@ -464,9 +877,9 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
 
     Returns
     -------
-    list of dict
-        ``retention`` (1 = vanilla), median ms of each stage, ``ttft_ms`` (measured, first question)
-        and ``further_ttft_ms`` (median over the further questions; None with one question).
+    list of TTFTRow
+        Vanilla first, then per retention: median ms of each stage, ``ttft_ms`` (measured, first
+        question) and ``further_ttft_ms`` (median over the further questions; None with one question).
     """
     from .pipeline import VideoSession
     from .pruning import FastVIDConfig
@@ -481,16 +894,18 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
             pruned.prefill()
             answers = [pruned.answer(question, 1) for _ in range(questions)]
             if i:
-                runs.append({**{f"{k}_ms": v for k, v in session.ms.items()}, "pruning_ms": pruned.pruning_ms,
-                             "prefill_ms": pruned.prefill_ms + answers[0].prefill_ms,
-                             "ttft_ms": session.ttft_ms(answers[0].first_token_at),
-                             "further_ttft_ms": statistics.median(a.prefill_ms for a in answers[1:]) if questions > 1 else None})
-        row = {"retention": retention}
-        for key in runs[0]:
-            values = [r[key] for r in runs if r[key] is not None]
-            row[key] = statistics.median(values) if values else None
-        rows.append(row)
+                runs.append(TTFTRow(
+                    retention=retention, decode_ms=session.ms["decode"], preprocess_ms=session.ms["preprocess"],
+                    vision_ms=session.ms["vision"], pruning_ms=pruned.pruning_ms,
+                    prefill_ms=pruned.prefill_ms + answers[0].prefill_ms,
+                    ttft_ms=session.ttft_ms(answers[0].first_token_at),
+                    further_ttft_ms=statistics.median(a.prefill_ms for a in answers[1:]) if questions > 1 else None))
+        rows.append(TTFTRow.median(runs))
     return rows
 
 
-__all__ = ["BenchSettings", "device_name", "device_slug", "run_bench", "run_pruning_sweep", "ttft_on_video"]
+__all__ = [
+    "BenchResult", "BenchRunSettings", "BenchSettings", "Environment", "FrameCountTiming", "PrefillTiming", "PruningTiming",
+    "QuestionTiming", "SweepResult", "SweepRunSettings", "Target", "Targets", "TTFTRow", "VideoTTFT",
+    "device_name", "device_slug", "run_bench", "run_pruning_sweep", "ttft_on_video",
+]

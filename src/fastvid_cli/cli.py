@@ -399,7 +399,7 @@ def bench(
 
     The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
-    from .bench import BenchSettings, device_slug, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench import BenchSettings, VideoTTFT, device_slug, run_bench, run_pruning_sweep, ttft_on_video
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
     from .pruning.config import check_retention
@@ -430,17 +430,15 @@ def bench(
         if video is not None:
             status.update(f"loading {model} for TTFT on {video}...")
             adapter = _load(model, device, dtype, Attention.sdpa)
-            result["ttft"] = {
-                "video": str(video), "model": model,
-                "questions": questions,
-                "rows": ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
-                                      retentions, repeats, questions),
-            }
+            result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
+                                    rows=ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
+                                                       retentions, repeats, questions))
     path = output or Path(f"fastvid-bench-{'frames-' if sweep else ''}{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    data = result.to_dict()
+    path.write_text(json.dumps(data, indent=2) + "\n")
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(data))
     else:
         for table in (sweep_tables if sweep else bench_tables)(result):
             make_console(stderr=False).print(table)

@@ -6,6 +6,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .bench import BenchResult, SweepResult, TTFTRow
 from .compare import CompareResult
 from .flops import CAUSAL_2MAC, TABLE5, FlopsRow
 from .pipeline import STAGES, AskResult
@@ -195,77 +196,76 @@ def flops_rows_table(geometry, frames: int, rows: list[FlopsRow]) -> Table:
     return table
 
 
-def sweep_tables(result: dict) -> list[Table]:
+def sweep_tables(result: SweepResult) -> list[Table]:
     """Tables of a ``fastvid bench --frames F1 F2 ...`` result: pruning time and memory per frame count."""
-    env, settings = result["environment"], result["settings"]
-    rows = result["sweep"]
-    width = f"N = {rows[0]['shape'][1]}, D = {rows[0]['shape'][2]}" if rows else ""
-    table = Table(title=f"Pruning time by frame count ({env['device']}, {env['dtype']}; {width}; {settings['inputs']})", title_justify="left")
+    env, settings = result.environment, result.settings
+    rows = result.sweep
+    width = f"N = {rows[0].timing.shape[1]}, D = {rows[0].timing.shape[2]}" if rows else ""
+    table = Table(title=f"Pruning time by frame count ({env.device}, {env.dtype}; {width}; {settings.inputs})", title_justify="left")
     for name in ("frames", "method", "R", "kept", "segments (longest)", "median ms", "ms per frame", "peak MiB", "before MiB"):
         table.add_column(name, justify="left" if name == "method" else "right")
     for row in rows:
-        before = row.get("baseline_mib")
-        table.add_row(f"{row['frames']:,}", row["method"], f"{row['retention']:g}", f"{row['tokens_kept']:,}",
-                      f"{row['segments']} ({row['longest_segment']})", f"{row['median_ms']:,.1f}",
-                      f"{row['median_ms'] / row['frames']:.2f}", f"{row['peak_mib']:,.0f}", "-" if before is None else f"{before:,.0f}")
-    table.caption = "peak MiB: " + settings["peak_memory"] + "; before MiB: memory in use before the method ran"
+        t = row.timing
+        table.add_row(f"{row.frames:,}", t.method, f"{t.retention:g}", f"{t.tokens_kept:,}",
+                      f"{t.segments} ({t.longest_segment})", f"{t.median_ms:,.1f}",
+                      f"{t.median_ms / row.frames:.2f}", f"{t.peak_mib:,.0f}", "-" if t.baseline_mib is None else f"{t.baseline_mib:,.0f}")
+    table.caption = "peak MiB: " + settings.peak_memory + "; before MiB: memory in use before the method ran"
     tables = [table]
-    target = result.get("targets", {}).get("fastvid_time_linear_in_frames")
+    target = result.targets.checks.get("fastvid_time_linear_in_frames")
     if target:
         targets = Table(title="Target (from this run)", title_justify="left")
         for name in ("target", "value", "goal", "met"):
             targets.add_column(name)
-        targets.add_row("fastvid time, most / fewest frames", f"{target['value']:.1f}x", f"<= {target['target']:g}x", "yes" if target["met"] else "NO")
+        targets.add_row("fastvid time, most / fewest frames", f"{target.value:.1f}x", f"<= {target.target:g}x", "yes" if target.met else "NO")
         tables.append(targets)
     return tables
 
 
-def bench_tables(result: dict) -> list[Table]:
+def bench_tables(result: BenchResult) -> list[Table]:
     """Tables of a ``fastvid bench`` result: pruning, prefill, targets, and TTFT when measured."""
-    env, settings = result["environment"], result["settings"]
-    where = f"{env['device']}, {env['dtype']}"
-    pruning = Table(title=f"Pruning time ({where}; tokens {' x '.join(map(str, result['pruning'][0]['shape']))})" if result["pruning"] else "Pruning", title_justify="left")
+    env, settings = result.environment, result.settings
+    where = f"{env.device}, {env.dtype}"
+    pruning = Table(title=f"Pruning time ({where}; tokens {' x '.join(map(str, result.pruning[0].shape))})" if result.pruning else "Pruning", title_justify="left")
     for name in ("method", "R", "kept", "median ms", "peak MiB"):
         pruning.add_column(name, justify="left" if name == "method" else "right")
-    for row in result["pruning"]:
-        pruning.add_row(row["method"], f"{row['retention']:g}", f"{row['tokens_kept']:,}", f"{row['median_ms']:.2f}", f"{row['peak_mib']:,.0f}")
-    layers = f"{settings['layers_run']} of {settings['layers_full']} layers"
-    prefill = Table(title=f"LLM prefill, {settings['model']} geometry, random weights, {layers} ({where})", title_justify="left")
-    for name in ("", "prompt tokens", f"measured ms ({settings['layers_run']} layers)", f"scaled to {settings['layers_full']} layers", "speedup", "peak MiB"):
+    for row in result.pruning:
+        pruning.add_row(row.method, f"{row.retention:g}", f"{row.tokens_kept:,}", f"{row.median_ms:.2f}", f"{row.peak_mib:,.0f}")
+    layers = f"{settings.layers_run} of {settings.layers_full} layers"
+    prefill = Table(title=f"LLM prefill, {settings.model} geometry, random weights, {layers} ({where})", title_justify="left")
+    for name in ("", "prompt tokens", f"measured ms ({settings.layers_run} layers)", f"scaled to {settings.layers_full} layers", "speedup", "peak MiB"):
         prefill.add_column(name, justify="right")
-    for row in result["prefill"]:
-        prefill.add_row("vanilla" if row is result["prefill"][0] else f"R = {row['retention']:g}", f"{row['prompt_tokens']:,}",
-                        f"{row['median_ms']:,.1f}", f"{row['full_model_ms']:,.1f}", f"{row['speedup']:.2f}x", f"{row['peak_mib']:,.0f}")
-    if settings["prefill_scaled_by"] != 1:
-        prefill.caption = f"scaled = measured x {settings['prefill_scaled_by']:g} (layer count); embeddings and LM head not included"
+    for row in result.prefill:
+        prefill.add_row("vanilla" if row is result.prefill[0] else f"R = {row.retention:g}", f"{row.prompt_tokens:,}",
+                        f"{row.median_ms:,.1f}", f"{row.full_model_ms:,.1f}", f"{row.speedup:.2f}x", f"{row.peak_mib:,.0f}")
+    if settings.prefill_scaled_by != 1:
+        prefill.caption = f"scaled = measured x {settings.prefill_scaled_by:g} (layer count); embeddings and LM head not included"
     tables = [pruning, prefill]
-    if result.get("targets"):
-        targets = Table(title="Targets (from this run)", title_justify="left")
-        for name in ("target", "value", "goal", "met"):
-            targets.add_column(name)
-        goals = {"fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"), "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
-                 "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x"), "further_question_share": ("{:.2%}", "<= {:.0%}")}
-        for key, t in result["targets"].items():
-            if isinstance(t, dict):
-                value_fmt, goal_fmt = goals[key]
-                targets.add_row(key.replace("_", " "), value_fmt.format(t["value"]), goal_fmt.format(t["target"]), "yes" if t["met"] else "NO")
-        tables.append(targets)
-    if result.get("questions"):
-        qt = Table(title=f"Questions on one video ({result['settings'].get('questions', '')} per video): prefill of the first vs a further one, scaled to all layers",
+    targets = Table(title="Targets (from this run)", title_justify="left", caption=result.targets.note)
+    for name in ("target", "value", "goal", "met"):
+        targets.add_column(name)
+    goals = {"fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"), "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
+             "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x"), "further_question_share": ("{:.2%}", "<= {:.0%}")}
+    for key, t in result.targets.checks.items():
+        value_fmt, goal_fmt = goals[key]
+        targets.add_row(key.replace("_", " "), value_fmt.format(t.value), goal_fmt.format(t.target), "yes" if t.met else "NO")
+    tables.append(targets)
+    if result.questions:
+        qt = Table(title=f"Questions on one video ({settings.questions} per video): prefill of the first vs a further one, scaled to all layers",
                    title_justify="left")
         for name in ("", "prefix tokens", "first question ms", "further question ms", "further / first"):
             qt.add_column(name, justify="right")
-        for row in result["questions"]:
-            qt.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", f"{row['prefix_tokens']:,}",
-                       _fmt_ms(row["first_ms"]), _fmt_ms(row["further_ms"]), f"{row['further_share']:.1%}")
+        for row in result.questions:
+            qt.add_row("vanilla" if row.retention == 1.0 else f"R = {row.retention:g}", f"{row.prefix_tokens:,}",
+                       _fmt_ms(row.first_ms), _fmt_ms(row.further_ms), f"{row.further_share:.1%}")
         tables.append(qt)
-    if result.get("ttft"):
-        ttft = Table(title=f"Time to first token on {result['ttft']['video']} ({result['ttft']['model']})", title_justify="left")
-        stages = [k for k in result["ttft"]["rows"][0] if k.endswith("_ms")]
+    if result.ttft is not None:
+        ttft = Table(title=f"Time to first token on {result.ttft.video} ({result.ttft.model})", title_justify="left")
+        columns = [*TTFTRow.STAGES, "ttft", "further_ttft"]
         ttft.add_column("")
-        for k in stages:
-            ttft.add_column(k.removesuffix("_ms").replace("ttft", "TTFT") + " ms", justify="right")
-        for row in result["ttft"]["rows"]:
-            ttft.add_row("vanilla" if row["retention"] == 1.0 else f"R = {row['retention']:g}", *(_fmt_ms(row[k]) for k in stages))
+        for name in columns:
+            ttft.add_column(name.replace("ttft", "TTFT") + " ms", justify="right")
+        for row in result.ttft.rows:
+            ttft.add_row("vanilla" if row.retention == 1.0 else f"R = {row.retention:g}",
+                         *(_fmt_ms(getattr(row, f"{name}_ms")) for name in columns))
         tables.append(ttft)
     return tables
