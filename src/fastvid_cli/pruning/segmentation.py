@@ -77,9 +77,15 @@ def transition_similarity(frame_features: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         (F - 1,) float32 on the input's device.
+
+    Notes
+    -----
+    Computed as the authors' release does (unit vectors, then the sum of their products), so
+    transitions whose similarities nearly tie are ordered the same way in float32.
     """
     g = frame_features.float()
-    return torch.nn.functional.cosine_similarity(g[:-1], g[1:], dim=-1)
+    g = g / g.norm(dim=1, keepdim=True)
+    return (g[:-1] * g[1:]).sum(dim=1)
 
 
 def dyseg(frame_features: torch.Tensor, c: int, tau: float) -> Segmentation:
