@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-from pathlib import Path
 
 import huggingface_hub
 import pytest

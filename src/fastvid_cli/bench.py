@@ -23,6 +23,7 @@ from . import __version__
 from .errors import InputError
 from .models.geometry import ModelGeometry
 from .pruning import make_method, method_label, tokens_per_frame_kept
+from .timing import measure_ms
 
 TEXT_TOKENS = 24
 """Text tokens around the video in the benchmark prompt (LLaVA-OneVision's chat template and a short question)."""
@@ -559,26 +560,6 @@ def _proc_status_kib(field_name: str) -> int | None:
             return next(int(line.split()[1]) for line in f if line.startswith(field_name + ":"))
     except (OSError, StopIteration, ValueError):
         return None
-
-
-def measure_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> list[float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; milliseconds of each timed run."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: int = 0, scene_frames: int | None = None):

@@ -27,7 +27,7 @@ from .flops import FlopsReport, flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
 from .models.tiny_names import TINY_NOTE
 from .pruning import FastVIDConfig, PruneResult
-from .timing import StageTimer, synchronize, timed
+from .timing import synchronize, timed
 from .video import SampledVideo, read_video
 
 STAGES = ("decode", "preprocess", "vision", "pruning", "prefill", "generation")

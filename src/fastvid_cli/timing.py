@@ -1,9 +1,10 @@
-"""Wall-clock timing of pipeline stages, synchronised with the GPU when there is one."""
+"""Timing, synchronised with the GPU when there is one: :func:`timed` for one call (a pipeline
+stage), :func:`measure_ms` for repeated runs (benchmarks, CUDA events on a GPU)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
+from typing import Callable
 
 import torch
 
@@ -14,31 +15,6 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.cuda.synchronize()
 
 
-class StageTimer:
-    """Collects milliseconds per named stage.
-
-    >>> timer = StageTimer("cpu")
-    >>> with timer("pruning"):
-    ...     pass
-    >>> timer.ms["pruning"] >= 0
-    True
-    """
-
-    def __init__(self, device: torch.device | str | None = None) -> None:
-        self.device = device
-        self.ms: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str):
-        synchronize(self.device)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            synchronize(self.device)
-            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
-
-
 def timed(fn, device: torch.device | str | None = None) -> tuple[object, float]:
     """Call ``fn()`` and return ``(its result, wall-clock milliseconds)``, GPU work included."""
     synchronize(device)
@@ -46,3 +22,27 @@ def timed(fn, device: torch.device | str | None = None) -> tuple[object, float]:
     out = fn()
     synchronize(device)
     return out, (time.perf_counter() - start) * 1e3
+
+
+def measure_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> list[float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; milliseconds of each timed run.
+
+    On a GPU each run is timed with CUDA events (the GPU's own time of the queued work); on the CPU
+    with ``time.perf_counter``.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
