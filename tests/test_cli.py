@@ -58,7 +58,7 @@ def test_ask_json_end_to_end(tiny_dir, sample_video):
     assert timing["prefill_speedup"] == pytest.approx(timing["prefill_vanilla_ms"] / timing["prefill_ms"])
     assert sum(data["segments"]) == 32 and len(data["segments"]) >= 8
     assert data["config"] == {"retention_ratio": 0.1, "c": 8, "tau": 0.9, "d": 0.4, "p": 4, "beta": 0.6,
-                              "segmentation": "dyseg", "split_tau": None}
+                              "segmentation": "dyseg", "split_tau": None, "max_segment": None}
     assert any("noise" in note for note in data["notes"])
     assert "noise" in proc.stderr
 

@@ -491,3 +491,38 @@ def test_many_copies_tie_by_index_and_keep_exact_zero_distances():
     assert sorted(top) == [0, 1, 2, 3, 4], "the first copy, then the next copy by index"
     merged = density_merge(frame, segments_of([1]), 5, 1, 0.6)
     assert merged.positions.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("lengths, most", [([5, 12, 3, 40], 8), ([64], 32), ([1, 1, 30], 7), ([9, 9], 1)])
+def test_split_long_segments_bounds_every_segment_in_near_equal_parts(lengths, most):
+    from fastvid_cli.pruning.segmentation import Segmentation, split_long_segments
+
+    cut = torch.zeros(sum(lengths) - 1, dtype=torch.bool)
+    cut[torch.tensor(lengths[:-1], dtype=torch.long).cumsum(0) - 1] = True
+    seg = Segmentation.from_cut_mask(cut, torch.rand(cut.numel()))
+    split = split_long_segments(seg, most)
+    assert int(split.lengths.max()) <= most and int(split.lengths.sum()) == sum(lengths)
+    assert set(seg.cuts.tolist()) <= set(split.cuts.tolist())  # DySeg's cuts all stay
+    expected = []
+    for length in lengths:  # the fewest parts that fit, lengths differing by at most one
+        parts = math.ceil(length / most)
+        expected += [length // parts + (k < length % parts) for k in range(parts)]
+    assert sorted(split.lengths.tolist()) == sorted(expected)
+    torch.testing.assert_close(split.transition_similarity, seg.transition_similarity)
+
+
+def test_max_segment_bounds_dyseg_and_leaves_short_videos_alone():
+    gen = torch.Generator().manual_seed(3)
+    frames = 96
+    tokens = torch.randn(frames, 196, 32, generator=gen)
+    features = torch.randn(2, 64, generator=gen)[torch.arange(frames) * 2 // frames] + 0.01 * torch.randn(frames, 64, generator=gen)
+    saliency = torch.rand(frames, 196, generator=gen)
+    plain = fastvid_prune(tokens, features, saliency, FastVIDConfig(retention_ratio=0.1))
+    bounded = fastvid_prune(tokens, features, saliency, FastVIDConfig(retention_ratio=0.1, max_segment=16))
+    assert max(plain.segment_lengths) > 16 >= max(bounded.segment_lengths)
+    assert bounded.indices.numel() == plain.indices.numel()  # the budget does not change
+    short = fastvid_prune(tokens[:32], features[:32], saliency[:32], FastVIDConfig(retention_ratio=0.1, max_segment=32))
+    same = fastvid_prune(tokens[:32], features[:32], saliency[:32], FastVIDConfig(retention_ratio=0.1))
+    assert torch.equal(short.indices, same.indices) and torch.equal(short.tokens, same.tokens)
+    with pytest.raises(ValueError, match="max_segment"):
+        FastVIDConfig(max_segment=0)

@@ -130,6 +130,9 @@ BetaOpt = Annotated[Optional[float], typer.Option("--beta", help="DTM: least wei
 SplitTauOpt = Annotated[
     Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen2.5-VL 0.95].")
 ]
+MaxSegmentOpt = Annotated[
+    Optional[int], typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
+]
 SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
 VisionBatchOpt = Annotated[
     Optional[int], typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
@@ -163,12 +166,12 @@ def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_
                                  repetition_penalty=repetition_penalty)
 
 
-def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None) -> dict:
+def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None, max_segment=None) -> dict:
     """The FastVID settings the user gave (checked now); the model's defaults fill the rest after loading."""
     from .pruning import FastVIDConfig
 
     given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
-             "segmentation": segmentation}
+             "segmentation": segmentation, "max_segment": max_segment}
     overrides = {k: v for k, v in given.items() if v is not None}
     with _user_input():
         FastVIDConfig(**overrides)
@@ -218,6 +221,7 @@ def ask(
     p: POpt = None,
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
+    max_segment: MaxSegmentOpt = None,
     segmentation: SegmentationOpt = None,
     layout: LayoutOpt = Layout.auto,
     system_prompt: SystemPromptOpt = None,
@@ -235,7 +239,7 @@ def ask(
     from .pipeline import AskOptions, ask_many
     from .report import render_ask, render_questions
 
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation)
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     asked = list(question or []) + _read_questions(questions)
     if not asked:
@@ -297,6 +301,7 @@ def compare(
     p: POpt = None,
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
+    max_segment: MaxSegmentOpt = None,
     layout: LayoutOpt = Layout.auto,
     system_prompt: SystemPromptOpt = None,
     video_pixels: VideoPixelsOpt = None,
@@ -314,7 +319,7 @@ def compare(
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau)
+    defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     from .pruning import make_method
 
     with _user_input():  # validate before reading anything
@@ -470,6 +475,7 @@ def batch(
     p: POpt = None,
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
+    max_segment: MaxSegmentOpt = None,
     layout: LayoutOpt = Layout.auto,
     system_prompt: SystemPromptOpt = None,
     video_pixels: VideoPixelsOpt = None,
@@ -483,7 +489,7 @@ def batch(
     """
     from .batch import collect_items, run_job
 
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
     items = collect_items(paths or [], question, questions, sys.stdin if "-" in (paths or []) else ())
     progress = _batch_progress(quiet)
@@ -540,6 +546,7 @@ def show(
     p: POpt = None,
     beta: BetaOpt = None,
     split_tau: SplitTauOpt = None,
+    max_segment: MaxSegmentOpt = None,
     layout: LayoutOpt = Layout.auto,
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
@@ -547,7 +554,7 @@ def show(
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
     from .show import show as draw
 
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau)
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file, got {out}")
     with err_console.status(f"reading {video}...") as status:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..pruning import METHODS, make_method
 
-HYPERPARAMETERS = ("c", "tau", "d", "p", "beta", "split_tau", "segmentation")
+HYPERPARAMETERS = ("c", "tau", "d", "p", "beta", "split_tau", "segmentation", "max_segment")
 """Method fields settable as model args; they apply to the method that has them (as in ``fastvid compare``)."""
 
 OFF = ("none", "off")
@@ -111,7 +111,7 @@ def parse_model_args(
             hyper[name] = str(value)
         elif name == "split_tau" and isinstance(value, str) and value.lower() in OFF:
             hyper[name] = None
-        elif name in ("c", "p"):
+        elif name in ("c", "p", "max_segment"):
             hyper[name] = _integer(name, value, minimum=1)
         else:
             hyper[name] = _number(name, value)

@@ -52,6 +52,11 @@ class FastVIDConfig:
         similar are near-repeats: DTM's anchor frames are then chosen (every p-th, from the end)
         among the last frames of the runs this threshold splits the segment into. Budgets, ATS and
         the merging over the whole segment are unchanged.
+    max_segment : int or None
+        Not in the paper (None, the default, is the paper's DySeg): DySeg segments longer than this
+        many frames are split into near-equal parts. DTM compares every token of a segment with
+        every anchor of it, so its time grows with the square of the longest segment; at hundreds
+        of frames of long shots this bounds it (32 never changes the paper's 32-frame runs).
 
     Raises
     ------
@@ -67,6 +72,7 @@ class FastVIDConfig:
     beta: float = 0.6
     segmentation: str = "dyseg"
     split_tau: float | None = None
+    max_segment: int | None = None
 
     name = "fastvid"
 
@@ -84,6 +90,9 @@ class FastVIDConfig:
             raise ValueError(f"tau must be a finite number, got {self.tau!r}")
         if self.split_tau is not None and (not isinstance(self.split_tau, (int, float)) or not math.isfinite(self.split_tau)):
             raise ValueError(f"split_tau must be a finite number or None, got {self.split_tau!r}")
+        if self.max_segment is not None and (isinstance(self.max_segment, bool) or not isinstance(self.max_segment, int)
+                                             or self.max_segment < 1):
+            raise ValueError(f"max_segment must be an integer >= 1 or None, got {self.max_segment!r}")
         if self.segmentation not in SEGMENTATIONS:
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {self.segmentation!r}")
 

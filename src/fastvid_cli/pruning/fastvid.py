@@ -12,19 +12,23 @@ from .ats import select_salient
 from .base import PruneResult, check_inputs
 from .config import FastVIDConfig, FrameBudget
 from .dtm import density_merge
-from .segmentation import Segmentation, cluster_segments, dyseg, fixed_segments
+from .segmentation import Segmentation, cluster_segments, dyseg, fixed_segments, split_long_segments
 
 FIXED_SEGMENT_LENGTH = 4
 """Frames per segment of the ``fixed`` segmentation ablation."""
 
 
 def segment(frame_features: torch.Tensor, config: FastVIDConfig) -> Segmentation:
-    """Segments by ``config.segmentation``: DySeg, fixed intervals of 4, or k-means into c clusters."""
+    """Segments by ``config.segmentation``: DySeg, fixed intervals of 4, or k-means into c clusters;
+    DySeg's segments longer than ``config.max_segment`` frames are then split (see :func:`split_long_segments`)."""
     if config.segmentation == "fixed":
         return fixed_segments(frame_features, FIXED_SEGMENT_LENGTH)
     if config.segmentation == "cluster":
         return cluster_segments(frame_features, config.c)
-    return dyseg(frame_features, config.c, config.tau)
+    segmentation = dyseg(frame_features, config.c, config.tau)
+    if config.max_segment is not None:
+        segmentation = split_long_segments(segmentation, config.max_segment)
+    return segmentation
 
 
 def fastvid_prune(

@@ -127,6 +127,45 @@ def dyseg(frame_features: torch.Tensor, c: int, tau: float) -> Segmentation:
     return Segmentation.from_cut_mask(cut, sim)
 
 
+def split_long_segments(segmentation: Segmentation, max_length: int) -> Segmentation:
+    """Split every segment longer than ``max_length`` frames into the fewest near-equal parts that fit.
+
+    A segment of L frames becomes ceil(L / max_length) consecutive parts of floor or ceil of
+    L / parts frames. Segments that fit are unchanged, so with ``max_length`` >= F this returns the
+    input's segments. Works on runs of frames (DySeg, fixed), not on clusters.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Temporally ordered segments over F frames.
+    max_length : int
+        Most frames in a segment (>= 1).
+
+    Returns
+    -------
+    Segmentation
+        Every segment at most ``max_length`` frames; the same transition similarities.
+
+    Raises
+    ------
+    ValueError
+        If ``max_length`` < 1.
+    """
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    ids, lengths = segmentation.segment_ids, segmentation.lengths
+    if int(lengths.max()) <= max_length:
+        return segmentation
+    start = torch.cumsum(lengths, 0) - lengths
+    position = torch.arange(ids.numel()) - start[ids]  # place of each frame in its segment
+    length = lengths[ids]
+    parts = -(-length // max_length)
+    part = position * parts // length  # part of each frame: 0 .. parts - 1, near-equal lengths
+    same_segment = ids[1:] == ids[:-1]
+    cut = ~same_segment | (part[1:] != part[:-1])
+    return Segmentation.from_cut_mask(cut, segmentation.transition_similarity)
+
+
 def fixed_segments(frame_features: torch.Tensor, length: int = 4) -> Segmentation:
     """Segments of ``length`` consecutive frames (the last may be shorter): the paper's fixed ablation.
 
