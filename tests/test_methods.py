@@ -144,3 +144,11 @@ def test_method_specs():
                        ("fastvid:segmentation=zig", "segmentation must be"), ("uniform:retention_ratio=1", "bad option")]:
         with pytest.raises(ValueError, match=match):
             make_method(bad, 0.1)
+
+
+def test_spec_sets_optional_fields_by_their_annotated_type():
+    config = make_method("fastvid:split_tau=0.95,max_segment=32", 0.1)
+    assert config.split_tau == 0.95 and config.max_segment == 32
+    assert make_method("fastvid:split_tau=none", 0.1).split_tau is None
+    with pytest.raises(ValueError, match="expected int"):
+        make_method("fastvid:max_segment=many", 0.1)

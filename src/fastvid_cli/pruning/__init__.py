@@ -52,7 +52,7 @@ def make_method(spec: str, retention_ratio: float, **defaults):
         if not sep or key not in fields or key == "retention_ratio":
             settable = ", ".join(f for f in fields if f != "retention_ratio")
             raise ValueError(f"bad option {pair!r} for {name}: use FIELD=VALUE with FIELD one of {settable}")
-        kwargs[key] = _convert(raw.strip(), type(fields[key].default), pair)
+        kwargs[key] = _convert(raw.strip(), _kind(fields[key]), pair)
     return cls(retention_ratio=retention_ratio, **kwargs)
 
 
@@ -67,7 +67,17 @@ def method_label(config) -> str:
     return config.name + (f" ({', '.join(changed)})" if changed else "")
 
 
+def _kind(field: dataclasses.Field) -> type:
+    """The value type of a config field; an optional one (default None) by its annotation: ``float | None`` -> float."""
+    if field.default is not None:
+        return type(field.default)
+    annotation = str(field.type)
+    return int if annotation.startswith("int") else float if annotation.startswith("float") else str
+
+
 def _convert(raw: str, kind: type, pair: str):
+    if raw.lower() in ("none", "off") and kind in (int, float):
+        return None
     try:
         if kind is int:
             return int(raw)
