@@ -231,7 +231,8 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     from fastvid_cli.report import bench_tables, sweep_tables
 
     geometry = model_geometry("tiny-random")
-    settings = BenchSettings(layers=1, frames=4, retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0, questions=2)
+    settings = BenchSettings(layers=1, frames=4, retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0, questions=2,
+                             vision_layers=1)
     bench = run_bench(geometry, settings)
     assert isinstance(bench, BenchResult) and bench.ttft is None
     assert isinstance(bench.pruning[0], PruningTiming) and isinstance(bench.prefill[0], PrefillTiming)
@@ -248,7 +249,12 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     assert [list(p) for p in d["prefill"]] == 2 * [["retention", "video_tokens", "prompt_tokens", "median_ms", "runs_ms",
                                                     "full_model_ms", "peak_mib", "speedup"]]
     assert [list(q) for q in d["questions"]] == 2 * [["retention", "prefix_tokens", "question_tokens", "first_ms", "further_ms",
-                                                      "further_share", "further_runs_ms"]]
+                                                      "further_share", "further_runs_ms", "vision_ms", "pruning_ms",
+                                                      "first_ttft_ms"]]
+    for q in bench.questions:  # the first question's TTFT adds the vision encoder and the pruning to its prefill
+        assert q.vision_ms > 0 and q.first_ttft_ms == pytest.approx(q.vision_ms + q.pruning_ms + q.first_ms)
+        assert q.further_share == pytest.approx(q.further_ms / q.first_ttft_ms)
+    assert bench.questions[0].pruning_ms == 0.0 and bench.questions[1].pruning_ms == bench.pruning[0].median_ms
     assert {k: list(t) for k, t in d["targets"].items()} == {
         "fastvid_pruning_share_of_pruned_prefill": TARGET_KEYS, "further_question_share": TARGET_KEYS}
     assert json.loads(json.dumps(d)) == d
