@@ -12,7 +12,8 @@ from typing import Callable
 from .errors import InputError
 from .flops import causal_prefill_tflops, table5_tflops
 from .models.base import ModelAdapter
-from .pipeline import VideoSession, model_info, video_info
+from .models.settings import RunSettings
+from .pipeline import ModelInfo, VideoSession, VideoSource, model_info, video_info
 from .pruning import make_method, method_label
 from .video import SampledVideo
 
@@ -71,18 +72,18 @@ class CompareRow:
 class CompareResult:
     """Everything ``fastvid compare`` reports; ``to_dict()`` is its ``--json`` object."""
 
-    model: dict
-    video: dict
+    model: ModelInfo
+    video: VideoSource
     question: str
     frames: int
     tokens_per_frame: int
-    settings: dict
+    settings: RunSettings
     rows: list[CompareRow]
     timing: dict
     notes: list[str]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "settings": self.settings.to_dict()}
 
 
 def compare(
@@ -178,7 +179,7 @@ def compare(
         question=question,
         frames=session.video.num_frames,
         tokens_per_frame=features.tokens_per_frame,
-        settings=model.settings.to_dict(),
+        settings=model.settings,
         rows=rows,
         timing=timing,
         notes=notes,

@@ -25,6 +25,7 @@ import torch
 from .errors import InputError
 from .flops import FlopsReport, flops_report
 from .models.base import LLMInputs, ModelAdapter, VideoFeatures
+from .models.settings import RunSettings
 from .models.tiny_names import TINY_NOTE
 from .pruning import FastVIDConfig, PruneResult
 from .timing import synchronize, timed
@@ -149,23 +150,68 @@ class Timing:
 
 
 @dataclass
+class ModelInfo:
+    """The model that answered (JSON: ``model``).
+
+    Attributes
+    ----------
+    id : str
+        As the user named it (``--model``).
+    family : str
+        ``llava_onevision``, ``llava_video`` or ``qwen2_5_vl``.
+    device, dtype : str
+        Where and in what precision the weights ran, e.g. ``cuda:0``, ``bfloat16``.
+    tiny_random : bool
+        A tiny random-weight test model (its answers are noise).
+    """
+
+    id: str
+    family: str
+    device: str
+    dtype: str
+    tiny_random: bool
+
+
+@dataclass
+class VideoSource:
+    """The video file and the frames sampled from it (JSON: ``video``).
+
+    Attributes
+    ----------
+    path : str
+    total_frames : int
+        Frames in the file.
+    fps : float
+        Its average frame rate (0 when unknown).
+    duration_s : float
+        Its length in seconds.
+    frame_indices : list of int
+        The sampled frames' numbers in the file.
+    """
+
+    path: str
+    total_frames: int
+    fps: float
+    duration_s: float
+    frame_indices: list[int]
+
+
+@dataclass
 class AskResult:
     """One answer and everything ``fastvid ask`` reports about it; ``to_dict()`` is its ``--json`` object.
 
     Attributes
     ----------
     answer, question : str
-    model : dict
-        id, family, device, dtype, tiny_random.
-    video : dict
-        path, total_frames, fps, duration_s, sampled frame indices.
+    model : ModelInfo
+    video : VideoSource
     frames : int
         Frames sampled (F).
     retention : float
     config : dict
         FastVID hyperparameters.
-    settings : dict
-        How the model ran (:meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
+    settings : RunSettings
+        How the model ran (JSON: :meth:`fastvid_cli.models.settings.RunSettings.to_dict`).
     tokens : TokenCounts
     flops : FlopsReport
         Analytic prefill TFLOPs before and after pruning (:func:`fastvid_cli.flops.flops_report`).
@@ -177,12 +223,12 @@ class AskResult:
 
     answer: str
     question: str
-    model: dict
-    video: dict
+    model: ModelInfo
+    video: VideoSource
     frames: int
     retention: float
     config: dict
-    settings: dict
+    settings: RunSettings
     tokens: TokenCounts
     flops: FlopsReport
     timing: Timing
@@ -190,7 +236,7 @@ class AskResult:
     notes: list[str]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "settings": self.settings.to_dict()}
 
 
 @dataclass
@@ -618,32 +664,22 @@ def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: A
     return AskResult(
         answer=answer.text, question=question, model=model_info(model), video=video_info(session.video),
         frames=session.video.num_frames, retention=options.config.retention_ratio, config=options.config.to_dict(),
-        settings=model.settings.to_dict(), tokens=tokens, flops=flops, timing=timing,
+        settings=model.settings, tokens=tokens, flops=flops, timing=timing,
         segments=kept.segment_lengths if kept is not None else [features.num_frames], notes=notes,
     )
 
 
-def model_info(model: ModelAdapter) -> dict:
-    """id, family, device, dtype and tiny_random of a loaded model (for reports)."""
-    return {
-        "id": model.model_id,
-        "family": model.family,
-        "device": str(model.device),
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "tiny_random": model.tiny_random,
-    }
+def model_info(model: ModelAdapter) -> ModelInfo:
+    """The :class:`ModelInfo` of a loaded model (for reports)."""
+    return ModelInfo(id=model.model_id, family=model.family, device=str(model.device),
+                     dtype=str(model.dtype).removeprefix("torch."), tiny_random=model.tiny_random)
 
 
-def video_info(video: SampledVideo) -> dict:
-    """path, total_frames, fps, duration_s and the sampled frame indices (for reports)."""
-    return {
-        "path": video.path,
-        "total_frames": video.total_frames,
-        "fps": video.fps,
-        "duration_s": video.duration_s,
-        "frame_indices": video.indices.tolist(),
-    }
+def video_info(video: SampledVideo) -> VideoSource:
+    """The :class:`VideoSource` of a sampled video (for reports)."""
+    return VideoSource(path=video.path, total_frames=video.total_frames, fps=video.fps, duration_s=video.duration_s,
+                       frame_indices=video.indices.tolist())
 
 
 __all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
-           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video"]
+           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video", "ModelInfo", "VideoSource"]

@@ -65,7 +65,7 @@ def flops_table(result: AskResult) -> Table:
 def speed_table(result: AskResult) -> Table:
     """Measured prefill time, vanilla vs pruned."""
     t = result.timing
-    table = Table(title=f"Measured prefill ({result.model['device']}, {result.model['dtype']})", title_justify="left")
+    table = Table(title=f"Measured prefill ({result.model.device}, {result.model.dtype})", title_justify="left")
     table.add_column("vanilla (ms)", justify="right")
     table.add_column("FastVID (ms)", justify="right")
     table.add_column("speedup", justify="right")
@@ -121,7 +121,7 @@ def render_ask(result: AskResult, console: Console) -> None:
     """Print every table of an ``ask`` result to ``console`` (stderr in the CLI)."""
     console.print(
         Group(
-            Text(f"Settings: {result.settings['rule']}", style="dim"),
+            Text(f"Settings: {result.settings.describe()}", style="dim"),
             token_table(result),
             flops_table(result),
             speed_table(result),
@@ -138,7 +138,7 @@ def format_tflops(value: float) -> str:
 
 def compare_table(result: CompareResult) -> Table:
     """One row per (method, retention), vanilla first; answers that differ from vanilla's are marked."""
-    title = f"{result.model['id']} on {result.video['path']} ({result.frames} frames, {result.model['device']}; {result.settings['rule']})"
+    title = f"{result.model.id} on {result.video.path} ({result.frames} frames, {result.model.device}; {result.settings.describe()})"
     table = Table(title=title, title_justify="left")
     table.add_column("method", no_wrap=True)
     for name in ("R", "tokens", "TFLOPs", "ratio", "prune ms", "prefill ms", "speedup"):
