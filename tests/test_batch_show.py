@@ -260,3 +260,20 @@ def test_ask_in_a_pipe_is_plain(tiny_dir, sample_video):
     assert "\x1b[" not in proc.stderr and "\x1b[" not in proc.stdout, "no colour or progress off a terminal"
     bad = subprocess.run([console_script(), "ask", "/no/such.mp4", "q"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
+
+
+def test_streamed_batch_gives_the_same_answers(tiny_model, tmp_path, broken_files):
+    """With a vision batch the prefetch reads headers only and each video streams; the answers stay."""
+    from fastvid_cli.batch import run_batch
+    from fastvid_cli.pipeline import AskOptions
+
+    clips = [str(ROOT / "sample_videos" / c) for c in CLIPS] + [str(broken_files["corrupt"])]
+    items = collect_items(clips, "What happens?", None)
+    lines = {}
+    for name, vision_batch in (("whole", None), ("streamed", 3)):
+        out = tmp_path / f"{name}.jsonl"
+        summary = run_batch(tiny_model, items, out, AskOptions(frames=8, max_new_tokens=3, baseline=False,
+                                                               vision_batch=vision_batch))
+        assert (summary.answered, summary.failed) == (2, 1)
+        lines[name] = [(r["id"], r.get("answer"), r.get("tokens"), "error" in r) for r in records(out)]
+    assert lines["streamed"] == lines["whole"]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from .errors import FastVIDError, InputError, describe
 from .models import DEFAULT_MODEL
 from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video
+from .video import read_video
 
 if TYPE_CHECKING:
     from .models.settings import SettingsOverrides
@@ -214,11 +215,20 @@ def group_by_video(items: list[BatchItem]) -> list[list[BatchItem]]:
     return list(groups.values())
 
 
-def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event) -> Iterable[tuple]:
-    """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead."""
+def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event,
+              stream: bool = False) -> Iterable[tuple]:
+    """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead.
+
+    With ``stream`` it reads each video's header only (a SampledVideo whose frames the session then
+    decodes and encodes chunk by chunk), so no video's pixels are held ahead.
+    """
 
     def prepare(group):
         try:
+            if stream:
+                sampling = model.settings.sampling
+                return group, read_video(group[0].video, sampling if frames is None else sampling.with_frames(frames),
+                                         decode=False)
             return group, prepare_video(model, group[0].video, frames)
         except Exception as err:  # reported as the error of each of the group's items
             return group, err
@@ -308,7 +318,8 @@ def run_batch(
     summary = BatchSummary(skipped=len(items) - len(todo), output=str(output))
     part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    prepared_groups = _prefetch(model, group_by_video(todo), options.frames, prefetch, stop)
+    prepared_groups = _prefetch(model, group_by_video(todo), options.frames, prefetch, stop,
+                                stream=options.vision_batch is not None)
     with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_groups):
 
         def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
@@ -417,6 +428,7 @@ def run_job(
     fastvid: dict | None = None,
     max_new_tokens: int = 128,
     baseline: bool = False,
+    vision_batch: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
     prefetch: int = 2,
@@ -448,8 +460,9 @@ def run_job(
         As :func:`fastvid_cli.models.load_model` takes them.
     fastvid : dict, optional
         FastVID settings (``retention_ratio``, ``c``, ...) over the model family's defaults.
-    max_new_tokens, baseline
-        As :class:`fastvid_cli.pipeline.AskOptions` takes them.
+    max_new_tokens, baseline, vision_batch
+        As :class:`fastvid_cli.pipeline.AskOptions` takes them. With ``vision_batch`` each video is
+        streamed in chunks of that many frames, and the prefetch thread reads headers only.
     resume : bool
         Skip the items that the output and its part files already hold.
     overwrite : bool
@@ -508,7 +521,7 @@ def run_job(
         adapter = load_model(model, device=process_device(state, device), dtype=dtype,
                              attn_implementation=attn_implementation, layout=layout, overrides=settings)
         config = FastVIDConfig(**{**adapter.fastvid_defaults, **(fastvid or {})})
-        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline)
+        options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         (on_stage or (lambda stage: None))("answering")
         if on_start:
             on_start(len(mine), rank, world)

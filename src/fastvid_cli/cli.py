@@ -482,6 +482,7 @@ def batch(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
+    vision_batch: Annotated[Optional[int], typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
@@ -509,7 +510,7 @@ def batch(
         summary = run_job(
             items, output, model=model, device=device.value, dtype=dtype.value, attn_implementation=attn_implementation.value,
             layout=layout.value, settings=settings, fastvid=overrides, max_new_tokens=max_new_tokens, baseline=baseline,
-            resume=resume, overwrite=overwrite, prefetch=prefetch, catch_sigint=True,
+            vision_batch=vision_batch, resume=resume, overwrite=overwrite, prefetch=prefetch, catch_sigint=True,
             on_start=on_start, on_item=on_item, on_stop=on_stop,
         )
     if summary.rank == 0:  # the whole batch's counts, once
