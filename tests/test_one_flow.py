@@ -145,3 +145,18 @@ def test_batch_answers_the_questions_of_a_video_on_one_session(tmp_path, sample_
     assert records["a"]["timing"]["vision_ms"] > 0 and records["b"]["timing"]["vision_ms"] > 0
     assert records["c"]["timing"]["vision_ms"] == 0  # the video's second question: no second encode
     assert records["c"]["tokens"]["prefill_tokens"] < records["a"]["tokens"]["prefill_tokens"]
+
+
+def test_baseline_is_skipped_past_the_context_window_unless_asked(tiny_model, sample_video, monkeypatch):
+    """The default runs the vanilla prefill only when the unpruned prompt fits the LLM's trained context."""
+    options = dict(frames=4, max_new_tokens=2)
+    fits = pipeline.ask(tiny_model, str(sample_video), "What happens?", AskOptions(**options))
+    assert fits.timing.prefill_vanilla_ms is not None and pipeline.BASELINE_NOTE in fits.notes
+    text = tiny_model.model.config.text_config
+    monkeypatch.setattr(text, "max_position_embeddings", fits.tokens.prompt_before - 1)
+    long = pipeline.ask(tiny_model, str(sample_video), "What happens?", AskOptions(**options))
+    assert long.timing.prefill_vanilla_ms is None and long.timing.prefill_speedup is None
+    assert any("vanilla baseline skipped" in note for note in long.notes)
+    forced = pipeline.ask(tiny_model, str(sample_video), "What happens?", AskOptions(**options, baseline=True))
+    assert forced.timing.prefill_vanilla_ms is not None
+    assert long.answer == fits.answer == forced.answer

@@ -228,7 +228,7 @@ def ask(
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup.")] = True,
+    baseline: Annotated[Optional[bool], typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
     vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

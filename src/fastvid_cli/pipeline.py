@@ -49,9 +49,11 @@ class AskOptions:
         Retention ratio and FastVID hyperparameters.
     max_new_tokens : int
         Longest answer, in tokens.
-    baseline : bool
+    baseline : bool or None
         Also time the vanilla (unpruned) prefill of the first question, for the speedup. It runs
-        only to measure; generation continues from the pruned prefill.
+        only to measure; generation continues from the pruned prefill. None (default): only when
+        the unpruned prompt fits the LLM's context window (``max_position_embeddings``); a longer
+        one (hundreds of frames) is skipped with a note, as the model was never trained on it.
     vision_batch : int or None
         Frames per chunk of the streaming encode; None: the device's default (see :func:`default_vision_batch`).
 
@@ -64,7 +66,7 @@ class AskOptions:
     frames: int | None = None
     config: FastVIDConfig = field(default_factory=FastVIDConfig)
     max_new_tokens: int = 128
-    baseline: bool = True
+    baseline: bool | None = None
     vision_batch: int | None = None
 
     def __post_init__(self) -> None:
@@ -616,14 +618,32 @@ def iter_answers(
     session = VideoSession.open(model, video, options.frames, notify, options.vision_batch)
     notify("pruning")
     pruned = session.prune(options.config)
-    vanilla_ms = None
-    if options.baseline:
+    vanilla_ms, skipped = None, []
+    baseline = options.baseline
+    if baseline is None:
+        length = session.unpruned_counts()[0] + int(model.question_ids(questions[0]).numel())
+        window = context_window(model)
+        baseline = window is None or length <= window
+        if not baseline:
+            skipped.append(f"vanilla baseline skipped: the unpruned prompt ({length:,} tokens) is longer than the LLM's "
+                           f"context window ({window:,}); asking for the baseline explicitly runs it anyway")
+    if baseline:
         notify("prefill (vanilla baseline, only to measure)")
         vanilla_ms = session.prune(None).time_prefill_without_cache(questions[0])
     for k, question in enumerate(questions):
         notify("prefill" if k == 0 else f"question {k + 1}")
         answer = pruned.answer(question, options.max_new_tokens)
-        yield _result(session, pruned, question, answer, options, first=k == 0, vanilla_ms=vanilla_ms if k == 0 else None)
+        result = _result(session, pruned, question, answer, options, first=k == 0, vanilla_ms=vanilla_ms if k == 0 else None)
+        if k == 0:
+            result.notes.extend(skipped)
+        yield result
+
+
+def context_window(model: ModelAdapter) -> int | None:
+    """The LLM's ``max_position_embeddings`` (its trained context, in tokens), or None when unknown."""
+    config = model.model.config
+    text = getattr(config, "text_config", None) or config
+    return getattr(text, "max_position_embeddings", None)
 
 
 def ask(model: ModelAdapter, video: str | SampledVideo | PreparedVideo, question: str, options: AskOptions | None = None,
