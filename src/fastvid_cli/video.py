@@ -185,12 +185,14 @@ class SampledVideo:
             for start in range(0, self.num_frames, size):
                 yield self.frames[start:start + size]
             return
-        reader = None
         for start in range(0, self.num_frames, size):
             began = time.perf_counter()
-            if reader is None:
-                reader, _ = _open(self.path)
+            # a fresh reader per chunk: one kept across a long file's seeks grows by hundreds of MiB
+            # while the model works between chunks (600 MiB over 256 frames of a 96 s clip), and
+            # opening one costs less than that growth does
+            reader = _reader(self.path)
             chunk = _decode(reader, self.indices[start:start + size], self.path)
+            del reader
             self.decode_ms += (time.perf_counter() - began) * 1e3
             yield chunk
 
@@ -255,8 +257,8 @@ class VideoInfo:
     width: int
 
 
-def _open(path: str | os.PathLike):
-    """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
+def _reader(path: str | os.PathLike):
+    """decord's reader of ``path``; a missing, unreadable or corrupt file raises InputError."""
     import decord
     import decord.logging
 
@@ -268,7 +270,18 @@ def _open(path: str | os.PathLike):
         raise InputError(f"not a file: {path}")
     try:
         with _quiet_native_stderr():
-            reader = decord.VideoReader(str(path), num_threads=0)
+            return decord.VideoReader(str(path), num_threads=0)
+    except (RuntimeError, decord.DECORDError, IndexError):
+        raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
+
+
+def _open(path: str | os.PathLike):
+    """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
+    import decord
+
+    reader = _reader(path)
+    try:
+        with _quiet_native_stderr():
             height, width = reader[0].shape[:2] if len(reader) else (0, 0)
     except (RuntimeError, decord.DECORDError, IndexError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
