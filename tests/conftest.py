@@ -55,3 +55,20 @@ def broken_files(tmp_path, sample_video) -> dict[str, Path]:
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(data[: len(data) // 2])
     return {"text": text, "corrupt": corrupt, "truncated": truncated}
+
+
+@pytest.fixture()
+def cli_line(capsys):
+    """Run the CLI in-process: ``cli_line(*args)`` returns its exit status and its single stderr line
+    (no traceback, and nothing on stdout)."""
+    from fastvid_cli.cli import run
+
+    def run_cli(*args) -> tuple[int, str]:
+        status = run([str(a) for a in args])
+        out = capsys.readouterr()
+        lines = [line for line in out.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in out.err, out.err
+        assert out.out == ""
+        return status, lines[0]
+
+    return run_cli

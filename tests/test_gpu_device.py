@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from fastvid_cli import gpu
-from fastvid_cli.cli import run
 from fastvid_cli.errors import DeviceError
 from fastvid_cli.models import resolve_device
 
@@ -69,19 +68,10 @@ def machine(monkeypatch):
     return set_facts
 
 
-def cli_line(capsys, *args) -> tuple[int, str]:
-    status = run([str(a) for a in args])
-    out = capsys.readouterr()
-    lines = [line for line in out.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in out.err, out.err
-    assert out.out == ""
-    return status, lines[0]
-
-
 @pytest.mark.parametrize("device", ["auto", "cuda"])
-def test_old_driver_for_the_cuda13_wheel_is_one_line_with_the_fix(capsys, machine, sample_video, device):
+def test_old_driver_for_the_cuda13_wheel_is_one_line_with_the_fix(cli_line, machine, sample_video, device):
     machine(driver="550.54.15", cuda="12.4", torch_cuda="13.0", available=False)
-    status, line = cli_line(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--device", device)
+    status, line = cli_line("ask", sample_video, "q", "--model", "tiny-random", "--device", device)
     assert status == 2
     assert "NVIDIA GPU is here (driver 550.54.15, CUDA up to 12.4)" in line
     assert f"torch {torch.__version__} is built for CUDA 13.0, which needs driver 580 or newer" in line
@@ -109,11 +99,11 @@ def test_cpu_only_torch_on_a_gpu_machine(machine):
         resolve_device("auto")
 
 
-def test_matching_driver_but_unusable_points_at_the_environment(capsys, machine, sample_video):
+def test_matching_driver_but_unusable_points_at_the_environment(cli_line, machine, sample_video):
     machine(driver="580.65.06", cuda="13.0", torch_cuda="13.0", available=False,
             torch_says="CUDA unknown error - this may be due to an incorrectly set up environment. Setting the "
                        "available devices to be zero.")
-    status, line = cli_line(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--device", "cuda")
+    status, line = cli_line("ask", sample_video, "q", "--model", "tiny-random", "--device", "cuda")
     assert status == 2
     assert ("cannot use it (torch says: CUDA unknown error - this may be due to an incorrectly set up environment), "
             "although it is built for CUDA 13.0, which this driver runs") in line

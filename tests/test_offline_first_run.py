@@ -14,21 +14,10 @@ import pytest
 from huggingface_hub import constants
 
 from fastvid_cli import hub
-from fastvid_cli.cli import run
 from fastvid_cli.errors import ModelError
 
 NOT_CACHED = "fastvid-test/not-cached"
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: the connection is refused at once
-
-
-def one_line(capsys, *args) -> tuple[int, str]:
-    """Run the CLI in-process; return its status and its single stderr line (stdout must stay empty)."""
-    status = run([str(a) for a in args])
-    out = capsys.readouterr()
-    lines = [line for line in out.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in out.err, out.err
-    assert out.out == ""
-    return status, lines[0]
 
 
 @pytest.fixture()
@@ -97,19 +86,19 @@ def silent_server():
     server.close()
 
 
-def test_closed_port_model_one_line_without_download(capsys, monkeypatch, hub_env, sample_video):
+def test_closed_port_model_one_line_without_download(cli_line, monkeypatch, hub_env, sample_video):
     monkeypatch.setattr(constants, "ENDPOINT", CLOSED)
-    status, line = one_line(capsys, "ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
+    status, line = cli_line("ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
     assert status == 2
     assert line.startswith(f"fastvid: error: model {NOT_CACHED} is not in the local cache and the Hub cannot be reached")
     assert CLOSED in line and "ConnectError" in line and "local checkpoint folder as the --model" in line
     assert hub_env == {"probe": 1, "download": 0}
 
 
-def test_silent_network_gives_up_after_the_probe_timeout(capsys, monkeypatch, hub_env, silent_server, sample_video):
+def test_silent_network_gives_up_after_the_probe_timeout(cli_line, monkeypatch, hub_env, silent_server, sample_video):
     monkeypatch.setattr(constants, "ENDPOINT", silent_server)
     monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "0.3")
-    status, line = one_line(capsys, "ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
+    status, line = cli_line("ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
     assert status == 2 and "not in the local cache" in line
     assert f"no answer from {silent_server} within 0.3 s" in line
     assert hub_env == {"probe": 1, "download": 0}
@@ -143,9 +132,9 @@ def test_probe_runs_once_per_process(monkeypatch, hub_env):
     assert hub_env == {"probe": 1, "download": 0}
 
 
-def test_flops_of_an_uncached_repo_is_one_line(capsys, monkeypatch, hub_env):
+def test_flops_of_an_uncached_repo_is_one_line(cli_line, monkeypatch, hub_env):
     monkeypatch.setattr(constants, "ENDPOINT", CLOSED)
-    status, line = one_line(capsys, "flops", "--model", NOT_CACHED)
+    status, line = cli_line("flops", "--model", NOT_CACHED)
     assert status == 2 and f"no geometry for {NOT_CACHED}" in line and CLOSED in line
     assert hub_env == {"probe": 1, "download": 0}
 
@@ -187,13 +176,13 @@ class _FakeHub(http.server.BaseHTTPRequestHandler):
      ((403, "GatedRepo"), f"{NOT_CACHED} is gated: accept its license")],
     ids=["unknown-repo", "gated-repo"],
 )
-def test_reachable_hub_keeps_the_library_errors(capsys, monkeypatch, hub_env, sample_video, refusal, message):
+def test_reachable_hub_keeps_the_library_errors(cli_line, monkeypatch, hub_env, sample_video, refusal, message):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
     server.refusal = refusal
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-        status, line = one_line(capsys, "ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
+        status, line = cli_line("ask", sample_video, "q", "--model", NOT_CACHED, "--device", "cpu")
     finally:
         server.shutdown()
         server.server_close()
