@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from .errors import FastVIDError, InputError, describe
 from .models import DEFAULT_MODEL
-from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video
-from .video import read_video
+from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video, read_for
 
 if TYPE_CHECKING:
     from .models.settings import SettingsOverrides
@@ -226,9 +225,7 @@ def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: i
     def prepare(group):
         try:
             if stream:
-                sampling = model.settings.sampling
-                return group, read_video(group[0].video, sampling if frames is None else sampling.with_frames(frames),
-                                         decode=False)
+                return group, read_for(model, group[0].video, frames, decode=False)
             return group, prepare_video(model, group[0].video, frames)
         except Exception as err:  # reported as the error of each of the group's items
             return group, err

@@ -258,6 +258,19 @@ class PreparedVideo:
     preprocess_ms: float
 
 
+def read_for(model: ModelAdapter, path, frames: int | None = None, decode: bool = True) -> SampledVideo:
+    """Read ``path`` as ``model`` samples videos (``model.settings.sampling``), or ``frames`` uniformly
+    when given; ``decode=False`` reads the header only (see :func:`fastvid_cli.video.read_video`).
+
+    Raises
+    ------
+    InputError
+        A missing, non-video, truncated or corrupt file.
+    """
+    sampling = model.settings.sampling
+    return read_video(path, sampling if frames is None else sampling.with_frames(frames), decode=decode)
+
+
 def prepare_video(model: ModelAdapter, video: str | SampledVideo, frames: int | None = None) -> PreparedVideo:
     """Decode (unless already decoded) and preprocess: the CPU-side work that can run ahead.
 
@@ -269,8 +282,7 @@ def prepare_video(model: ModelAdapter, video: str | SampledVideo, frames: int | 
         A missing, non-video, truncated or corrupt file.
     """
     if not isinstance(video, SampledVideo):
-        sampling = model.settings.sampling
-        video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
+        video = read_for(model, video, frames)
     inputs, preprocess_ms = timed(lambda: model.prepare(video), model.device)
     return PreparedVideo(video, inputs, preprocess_ms)
 
@@ -529,16 +541,13 @@ class VideoSession:
             if isinstance(video, SampledVideo):
                 sampled = video
                 started_at -= sampled.decode_ms / 1e3
-                decoded_before = sampled.decode_ms
             else:
-                sampling = model.settings.sampling
-                sampled = read_video(video, sampling if frames is None else sampling.with_frames(frames), decode=False)
-                decoded_before = 0.0
+                sampled = read_for(model, video, frames, decode=False)
             notify("decode, preprocess and vision" if sampled.frames is None else "preprocess and vision")
             inputs, prompt_ms = timed(lambda: model.prompt_inputs(sampled, None), model.device)
             features, ms = encode_video(model, sampled, vision_batch)
-            ms = {"decode": decoded_before + ms["decode"] if sampled.frames is not None else sampled.decode_ms,
-                  "preprocess": ms["preprocess"] + prompt_ms, "vision": ms["vision"]}
+            # decoding done before and during the streaming encode both land in the video's decode_ms
+            ms = {"decode": sampled.decode_ms, "preprocess": ms["preprocess"] + prompt_ms, "vision": ms["vision"]}
         notes = [*model.settings.notes] + ([sampled.short_note] if sampled.short_note else [])
         if model.tiny_random:
             notes.append(TINY_NOTE)
@@ -702,4 +711,5 @@ def video_info(video: SampledVideo) -> VideoSource:
 
 
 __all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
-           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video", "ModelInfo", "VideoSource"]
+           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video", "read_for", "ModelInfo",
+           "VideoSource"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import VideoSession
+from .pipeline import VideoSession, read_for
 from .pruning import FastVIDConfig, PruneResult
 from .video import SampledVideo, read_video
 
@@ -199,8 +199,7 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | Non
     if isinstance(video, SampledVideo) and video.frames is None:  # the picture needs the frames: decode them up front
         video = read_video(video.path, video.sampling)
     elif not isinstance(video, SampledVideo):
-        sampling = model.settings.sampling
-        video = read_video(video, sampling if frames is None else sampling.with_frames(frames))
+        video = read_for(model, video, frames)
     session = VideoSession.open(model, video)
     f = session.features
     kept = session.prune(config).kept
