@@ -110,7 +110,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
         """
         vision = self.model.config.vision_config
         pooled = math.ceil(vision.image_size // vision.patch_size / 2)
-        return self.expanded_prompt(question, video.num_frames * pooled * pooled + 1)
+        return self.expanded_prompt(question, video.num_frames * pooled * pooled + self.extra_slots(video.num_frames, (pooled, pooled)))
 
     def preprocess(self, frames, video=None) -> dict:
         """``pixel_values_videos`` (1, k, 3, 384, 384) of k frames ((k, H, W, 3) uint8), in the model's dtype."""
@@ -148,6 +148,6 @@ class LlavaOnevisionAdapter(ModelAdapter):
             frame_features=frame_features,
             saliency=saliency,
             grid=grid,
-            extra_slots=1,
+            extra_slots=self.extra_slots(num_frames, grid),
             state={"newline": pooled[-1:]},
         )

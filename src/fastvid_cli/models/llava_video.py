@@ -329,7 +329,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             ``input_ids`` (1, L) and ``attention_mask`` (1, L), int64.
         """
         side = self.layout.pooled_side(self._side())
-        return self.expanded_prompt(question, video.num_frames * side * (side + 1))
+        return self.expanded_prompt(question, video.num_frames * side * side + self.extra_slots(video.num_frames, (side, side)))
 
     def preprocess(self, frames, video=None) -> dict:
         """``pixel_values_videos`` (1, k, 3, 384, 384) of k frames ((k, H, W, 3) uint8), in the model's dtype."""
@@ -366,7 +366,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             frame_features=frame_features,
             saliency=saliency,
             grid=(pooled, pooled),
-            extra_slots=num_frames * pooled,
+            extra_slots=self.extra_slots(num_frames, (pooled, pooled)),
             state={"newline": self.model.model.image_newline[None]},
         )
 

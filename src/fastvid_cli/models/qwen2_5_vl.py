@@ -217,7 +217,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             frame_features=tokens.float().mean(1),
             saliency=saliency.float(),
             grid=(rows, cols),
-            extra_slots=0,
+            extra_slots=self.extra_slots(t, (rows, cols)),
             state={"grid_thw": (t, h, w)},
         )
 
