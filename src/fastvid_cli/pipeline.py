@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable, Iterator
 
 import torch
@@ -460,25 +461,28 @@ def encode_video(model: ModelAdapter, video: SampledVideo, vision_batch: int | N
     step = model.frames_per_chunk
     size = -(-size // step) * step
     decode_before = video.decode_ms
-    chunks = video.frame_chunks(size)
     parts, preprocess_ms, vision_ms = [], 0.0, 0.0
     with ThreadPoolExecutor(max_workers=1) as pool:
-        read_ahead = video.frames is None  # decode the next chunk while this one is encoded
-        pending = pool.submit(next, chunks, None) if read_ahead else None
-        while True:
-            frames = pending.result() if read_ahead else next(chunks, None)
-            if frames is None:
-                break
-            if read_ahead:
-                pending = pool.submit(next, chunks, None)
-            inputs, ms = timed(lambda: model.preprocess(frames, video), model.device)
+        chunks = video.frame_chunks(size)
+        if video.frames is None:
+            chunks = _read_ahead(chunks, pool)
+        for frames in chunks:
+            inputs, ms = timed(partial(model.preprocess, frames, video), model.device)
             preprocess_ms += ms
-            features, ms = timed(lambda: model.encode(inputs), model.device)
+            features, ms = timed(partial(model.encode, inputs), model.device)
             vision_ms += ms
             parts.append(features)
             del inputs, frames
     features = model.concat_features(parts)
     return features, {"decode": video.decode_ms - decode_before, "preprocess": preprocess_ms, "vision": vision_ms}
+
+
+def _read_ahead(chunks: Iterator, pool: ThreadPoolExecutor) -> Iterator:
+    """``chunks``' items in order, each next one fetched on ``pool``'s thread while the caller works on this one."""
+    pending = pool.submit(next, chunks, None)
+    while (item := pending.result()) is not None:
+        pending = pool.submit(next, chunks, None)
+        yield item
 
 
 class VideoSession:
