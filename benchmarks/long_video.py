@@ -40,8 +40,6 @@ QUESTION = "What happens in this video?"
 OV_05B_TEXT = {"hidden_size": 896, "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
                "vocab_size": 151936, "initializer_range": 0.02}
 """LLaVA-OneVision-0.5B's Qwen2 (llava-hf/llava-onevision-qwen2-0.5b-ov-hf, text_config)."""
-SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16}
-"""SigLIP-so400m-patch14-384's widths."""
 
 
 def make_long_clip(path: Path, frames: int = 2400, size: tuple[int, int] = (360, 640), fps: int = 25) -> Path:
@@ -84,11 +82,12 @@ def make_long_clip(path: Path, frames: int = 2400, size: tuple[int, int] = (360,
 
 def build_ov_05b(out: Path, vision_layers: int, llm_layers: int) -> Path:
     """LLaVA-OneVision-0.5B's widths, random weights, ``vision_layers`` SigLIP and ``llm_layers`` Qwen2 layers."""
+    from fastvid_cli.models.llava_video import SO400M_VISION
     from fastvid_cli.tiny import build_llava_onevision
 
     if not (out / "config.json").exists():
         build_llava_onevision(out, text=OV_05B_TEXT | {"num_hidden_layers": llm_layers},
-                              vision=SO400M | {"num_hidden_layers": vision_layers})
+                              vision=SO400M_VISION | {"num_hidden_layers": vision_layers})
     return out
 
 

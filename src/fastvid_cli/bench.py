@@ -614,9 +614,9 @@ def build_llm(geometry: ModelGeometry, layers: int, device, dtype):
     return model
 
 
-SIGLIP_SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 26,
-                 "image_size": 384, "patch_size": 14}
-"""The LLaVA families' vision tower: SigLIP-so400m-patch14-384 with its last layer dropped (26 layers)."""
+SIGLIP_LAYERS = 26
+"""The LLaVA families' vision tower is SigLIP-so400m (``models.llava_video.SO400M_VISION``) with its
+last layer dropped: 26 layers."""
 
 
 def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: BenchSettings, notify) -> float | None:
@@ -629,9 +629,11 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
         return None
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
+    from .models.llava_video import SO400M_VISION
+
     device, dtype = settings.device, settings.dtype
-    layers = settings.vision_layers or max(1, round(SIGLIP_SO400M["num_hidden_layers"] / scale))
-    config = SiglipVisionConfig(**{**SIGLIP_SO400M, "num_hidden_layers": layers}, vision_use_head=False)
+    layers = settings.vision_layers or max(1, round(SIGLIP_LAYERS / scale))
+    config = SiglipVisionConfig(**SO400M_VISION, num_hidden_layers=layers, vision_use_head=False)
     config._attn_implementation = "sdpa"
     notify(f"vision encoder: {layers} of 26 SigLIP layers on {frames} frames")
     torch.manual_seed(0)
@@ -640,7 +642,7 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
     pixels = torch.randn(frames, 3, 384, 384, device=device, dtype=dtype)
     with torch.inference_mode():
         times = measure_ms(lambda: vision(pixel_values=pixels), device, settings.repeats, settings.warmup)
-    return statistics.median(times) * SIGLIP_SO400M["num_hidden_layers"] / layers
+    return statistics.median(times) * SIGLIP_LAYERS / layers
 
 
 def run_bench(
