@@ -152,3 +152,38 @@ def test_spec_sets_optional_fields_by_their_annotated_type():
     assert make_method("fastvid:split_tau=none", 0.1).split_tau is None
     with pytest.raises(ValueError, match="expected int"):
         make_method("fastvid:max_segment=many", 0.1)
+
+
+@pytest.mark.parametrize("spec", SPECS + ["fastvid:p=1", "fastvid:split_tau=0.95", "fastvid:segmentation=fixed,beta=0.9"])
+@pytest.mark.parametrize("r", [0.1, 0.3, 1.0])
+def test_gather_keeps_other_features_as_the_tokens(spec, r):
+    """``gather`` rebuilds every kept token (selected or merged) from the input rows and weights the
+    method reports, so a second feature per token (Qwen3-VL's DeepStack) is kept and merged alike."""
+    x, g, s = inputs(seed=5)
+    result = make_method(spec, r)(x, g, s)
+    torch.testing.assert_close(result.gather(x), result.tokens, rtol=1e-5, atol=1e-5)
+    # a feature that is a linear map of the tokens is merged by the same weights: gather commutes with it
+    lift = torch.randn(16, 24, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(result.gather(x @ lift), result.tokens @ lift, rtol=1e-4, atol=1e-4)
+    assert result.gather(x.to(torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_gather_uses_the_merge_weights_not_the_kept_rows():
+    """A merged token's DeepStack row mixes the rows merged into it: taking the anchor's own row fails."""
+    x, g, s = inputs(frames=8, seed=2)
+    result = FastVIDConfig(retention_ratio=0.2)(x, g, s)
+    assert result.anchor_mask.any() and result.self_weight is not None
+    other = torch.randn(8 * 49, 5, generator=torch.Generator().manual_seed(3))
+    gathered = result.gather(other)
+    plain = other[result.indices]
+    kept_as_is = ~result.anchor_mask
+    torch.testing.assert_close(gathered[kept_as_is], plain[kept_as_is])
+    assert not torch.allclose(gathered[result.anchor_mask], plain[result.anchor_mask])
+    # eq. 5 by hand for one anchor: w a + (1 - w) mean(assigned), the anchor itself among the assigned
+    anchor = int(result.indices[result.anchor_mask][0])
+    members = result.merge_pairs[0][result.merge_pairs[1] == anchor]
+    w = max(0.6, 1 / (members.numel() + 1))
+    want = w * other[anchor] + (1 - w) * other[members].mean(0)
+    torch.testing.assert_close(gathered[result.indices == anchor][0], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="rows"):
+        result.gather(other[:10])

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+MERGE_BLOCK_ELEMENTS = 1 << 22
+"""Elements of one block of merged rows in :meth:`PruneResult.gather` (16 MiB in float32)."""
+
 
 @dataclass
 class PruneResult:
@@ -28,6 +31,16 @@ class PruneResult:
         (F - 1,) float32 CPU cosine similarity of consecutive frames' features (DySeg eq. 1).
     merge_pairs : torch.LongTensor
         (2, P) int64: flat input index of a merged token, flat index of the anchor it went into.
+    self_weight : torch.Tensor or None
+        (K,) float32: the weight of each kept token's own input row in it (1 for a token kept as it
+        was); None when no token is merged.
+    pair_weight : torch.Tensor or None
+        (P,) float32: the weight of each merged token (``merge_pairs[0]``) in its anchor. With
+        ``self_weight``, every kept token is a linear combination of input tokens::
+
+            tokens[k] = self_weight[k] * x[indices[k]] + sum over pairs p into indices[k] of pair_weight[p] * x[merge_pairs[0, p]]
+
+        so other per-token features (Qwen3-VL's DeepStack levels) are kept the same way by :meth:`gather`.
     note : str or None
         Set when the method could not keep exactly the budget asked, saying what it kept instead.
     """
@@ -38,7 +51,50 @@ class PruneResult:
     anchor_mask: torch.Tensor
     transition_similarity: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     merge_pairs: torch.Tensor = field(default_factory=lambda: torch.empty(2, 0, dtype=torch.long))
+    self_weight: torch.Tensor | None = None
+    pair_weight: torch.Tensor | None = None
     note: str | None = None
+
+    def gather(self, features: torch.Tensor) -> torch.Tensor:
+        """Other per-token features of the same tokens, kept and merged exactly as :attr:`tokens` were.
+
+        Selected tokens take their own row; a merged token takes the same weighted sum of the same
+        input rows as its entry in :attr:`tokens` (see :attr:`pair_weight`). A model that feeds a
+        second set of features per video token into the LLM (Qwen3-VL's DeepStack levels, added to
+        the hidden states at the video positions) must see them for the kept tokens, merged alike,
+        or the merged token and its DeepStack rows would describe different pixels.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            (F, N, D') or (F * N, D') features of the input tokens, in their order, any float dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            (K, D') in the dtype and on the device of ``features``; merged rows are summed in float32.
+            ``gather(video_tokens)`` equals :attr:`tokens` up to float rounding.
+
+        Raises
+        ------
+        ValueError
+            If ``features`` does not have one row per input token.
+        """
+        flat = features.reshape(-1, features.shape[-1])
+        if self.indices.numel() and int(self.indices.max()) >= flat.shape[0]:
+            raise ValueError(f"features have {flat.shape[0]} rows, fewer than the pruned tokens' {int(self.indices.max()) + 1}")
+        indices = self.indices.to(flat.device)
+        if self.self_weight is None or self.merge_pairs.numel() == 0:
+            return flat.index_select(0, indices)
+        out = flat.index_select(0, indices).float() * self.self_weight.to(flat.device)[:, None]
+        source, anchor = self.merge_pairs.to(flat.device)
+        rows = torch.searchsorted(indices, anchor)
+        weight = self.pair_weight.to(flat.device)
+        step = max(1, MERGE_BLOCK_ELEMENTS // flat.shape[1])
+        for start in range(0, source.numel(), step):  # blocks of pairs: never all P rows of D' at once
+            part = slice(start, start + step)
+            out.index_add_(0, rows[part], flat.index_select(0, source[part]).float() * weight[part, None])
+        return out.to(flat.dtype)
 
 
 def flat_indices(per_frame: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:

@@ -177,11 +177,18 @@ class MergeResult:
         (2, P) int64: row 0 a non-salient token's flat position, row 1 the flat position of an
         anchor it was merged into (one pair per token and anchor frame of its segment), ordered by
         token, then anchor.
+    self_weight : torch.Tensor
+        (Ka,) float32 w = max(beta, 1/(n+1)) of each anchor in eq. 5.
+    pair_weight : torch.Tensor
+        (P,) float32 (1 - w) / n of the pair's anchor: ``tokens[a] = w x[a] + sum of pair_weight x[token]``
+        over the pairs into anchor a (its own pair included).
     """
 
     positions: torch.Tensor
     tokens: torch.Tensor
     pairs: torch.Tensor
+    self_weight: torch.Tensor
+    pair_weight: torch.Tensor
 
 
 def density_merge(
@@ -259,7 +266,9 @@ def density_merge(
     mean = sums / assigned[:, None]
     w = torch.clamp(1.0 / (assigned[:, None] + 1.0), min=beta)
     merged = w * anchors + (1 - w) * mean
-    return MergeResult(positions=positions, tokens=merged.to(tokens.dtype), pairs=pairs)
+    share = ((1 - w[:, 0]) / assigned)[torch.searchsorted(positions, pairs[1])]  # each pair's (1 - w) / n
+    return MergeResult(positions=positions, tokens=merged.to(tokens.dtype), pairs=pairs, self_weight=w[:, 0],
+                       pair_weight=share)
 
 
 def _assign_and_sum(

@@ -111,6 +111,8 @@ def spatiotemporal_prune(
     kept_tokens = [video_tokens.reshape(-1, dim)[salient_flat]]
     kept_indices = [salient_flat]
     pairs = torch.empty(2, 0, dtype=torch.long, device=device)
+    self_weight = [torch.ones(salient_flat.numel(), device=device)]
+    pair_weight = torch.empty(0, device=device)
     if budget.context > 0:
         rest_flat = (rest + frame_offset).flatten()
         eligible = None
@@ -123,6 +125,8 @@ def spatiotemporal_prune(
         kept_tokens.append(merged.tokens)
         kept_indices.append(rest_flat[merged.positions])
         pairs = rest_flat[merged.pairs]
+        self_weight.append(merged.self_weight)
+        pair_weight = merged.pair_weight
     indices = torch.cat(kept_indices)
     anchor_mask = torch.arange(indices.numel(), device=device) >= salient_flat.numel()
     indices, order = indices.sort()
@@ -133,4 +137,6 @@ def spatiotemporal_prune(
         anchor_mask=anchor_mask[order],
         transition_similarity=segmentation.transition_similarity,
         merge_pairs=pairs,
+        self_weight=torch.cat(self_weight)[order],
+        pair_weight=pair_weight,
     )

@@ -71,6 +71,8 @@ class VisionZipConfig:
         dominant = min(keep, round(keep * self.dominant_share))
         contextual = keep - dominant
         top, rest = select_salient(saliency.to(video_tokens.device), dominant)
+        pairs = torch.empty(2, 0, dtype=torch.long, device=video_tokens.device)
+        pair_weight = None
         kept_idx = [flat_indices(top, num_tokens)]
         flat = video_tokens.reshape(-1, dim)
         kept_tok = [flat[kept_idx[0]]]
@@ -90,6 +92,10 @@ class VisionZipConfig:
             merged = target_x + one_hot.transpose(1, 2) @ other_x / counts
             kept_idx.append(flat_indices(targets, num_tokens))
             kept_tok.append(merged.reshape(-1, dim).to(video_tokens.dtype))
+            frame, other, target = one_hot.nonzero(as_tuple=True)  # each remaining token into its target
+            offset = frame * num_tokens
+            pairs = torch.stack([others[frame, other] + offset, targets[frame, target] + offset])
+            pair_weight = 1.0 / counts[frame, target, 0]
         indices = torch.cat(kept_idx)
         is_merged = torch.arange(indices.numel(), device=indices.device) >= kept_idx[0].numel()
         indices, order = indices.sort()
@@ -98,5 +104,8 @@ class VisionZipConfig:
             indices=indices,
             segment_lengths=[num_frames],
             anchor_mask=is_merged[order],
+            merge_pairs=pairs,
+            self_weight=None if pair_weight is None else torch.ones(indices.numel(), device=indices.device),
+            pair_weight=pair_weight,
             transition_similarity=transition_similarity(frame_features).cpu(),
         )
