@@ -46,7 +46,7 @@ def test_keep_all_matches_transformers_generate(tiny_model, prepared):
     with torch.inference_mode():
         reference = tiny_model.model(**inputs).logits[0, -1]
         ref_tokens = tiny_model.model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    torch.testing.assert_close(tiny_model.prefill(ours), reference.float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(tiny_model.prefill(ours).logits, reference.float(), atol=1e-5, rtol=1e-5)
     new = tiny_model.generate(ours, 12)
     assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1]:].tolist()
     assert len(set(new.tolist())) > 1, "the tiny model's greedy answer depends on its input"
@@ -67,7 +67,7 @@ def test_pruned_prefill_equals_masked_full_forward(tiny_model, prepared, retenti
     dropped[kept.indices] = False
     mask = torch.ones_like(ids)
     mask[0, slots[:-1][dropped]] = 0
-    video = torch.cat([tokens, features.state["newline"]])[None]
+    video = torch.cat([tokens, features.state.newline])[None]
     with torch.inference_mode():
         masked = tiny_model.model(
             input_ids=ids,
@@ -76,7 +76,7 @@ def test_pruned_prefill_equals_masked_full_forward(tiny_model, prepared, retenti
             mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=video)},
         ).logits[0, -1]
         unpruned = tiny_model.model(**inputs).logits[0, -1]
-    logits = tiny_model.prefill(pruned)
+    logits = tiny_model.prefill(pruned).logits
     torch.testing.assert_close(logits, masked.float(), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits, unpruned.float(), atol=1e-3), "pruning changes the logits"
     # positions with gaps: the last prompt token keeps its original index

@@ -86,9 +86,9 @@ def test_pruned_prefill_equals_masked_full_forward(video_model, prepared):
     with torch.inference_mode():
         masked = video_model.model(input_ids=ids, attention_mask=mask, position_ids=torch.arange(ids.shape[1])[None],
                                    mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=values[None])}).logits[0, -1]
-    torch.testing.assert_close(video_model.prefill(pruned), masked.float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(video_model.prefill(pruned).logits, masked.float(), atol=1e-5, rtol=1e-5)
     keep_all = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, FastVIDConfig(retention_ratio=1.0))
-    torch.testing.assert_close(video_model.prefill(video_model.build_inputs(inputs, features, keep_all)), video_model.prefill(full))
+    torch.testing.assert_close(video_model.prefill(video_model.build_inputs(inputs, features, keep_all)).logits, video_model.prefill(full).logits)
 
 
 def test_layout_grid_for_transformers_format_checkpoint(video_model, tmp_path, sample_video):

@@ -261,7 +261,7 @@ def test_settings_overrides_and_their_errors(capsys, sample_video):
                        "--fps", "1", "--max-frames", "6", "--system-prompt", "", "--repetition-penalty", "1.2")
     assert data["frames"] == 6 and data["settings"]["frames"]["fps"] == 1.0
     assert data["settings"]["system_prompt"] is None and data["settings"]["decoding"]["repetition_penalty"] == 1.2
-    for bad, words in [(["--video-pixels", "1000"], "Qwen2.5-VL"), (["--frames", "4", "--fps", "1"], "not both"),
+    for bad, words in [(["--video-pixels", "1000"], "Qwen models"), (["--frames", "4", "--fps", "1"], "not both"),
                        (["--max-frames", "4"], "frame rate"), (["--pool-mode", "max"], "LLaVA-Video")]:
         code = run(["ask", str(sample_video), "q", "--model", "tiny-random", *bad])
         err = capsys.readouterr().err

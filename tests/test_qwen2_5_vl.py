@@ -27,7 +27,7 @@ def prepared(qwen, sample_video):
 def test_geometry_and_temporal_metadata(qwen, prepared):
     inputs, features = prepared
     t, h, w = inputs["video_grid_thw"][0].tolist()
-    assert t == 4 and features.state["grid_thw"] == (t, h, w)  # 8 frames in pairs
+    assert t == 4 and features.state.grid_thw == (t, h, w)  # 8 frames in pairs
     assert features.video_tokens.shape[:2] == (4, (h // 2) * (w // 2)) and features.grid == (h // 2, w // 2)
     assert int((inputs["input_ids"] == qwen.video_token_id).sum()) == t * (h // 2) * (w // 2)
     # the paper's runs: the processor's default 2 fps, so one grid step (2 frames) = 1 s whatever the sampling
@@ -46,7 +46,7 @@ def test_keep_all_matches_transformers_generate(qwen, prepared):
         reference = qwen.model(**inputs).logits[0, -1]
         qwen.model.model.rope_deltas = None
         ref_tokens = qwen.model.generate(**inputs, max_new_tokens=10, do_sample=False)
-    torch.testing.assert_close(qwen.prefill(ours), reference.float(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(qwen.prefill(ours).logits, reference.float(), atol=1e-5, rtol=1e-5)
     new = qwen.generate(ours, 10)
     assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1]:].tolist()
 
@@ -71,7 +71,7 @@ def test_pruned_prefill_equals_masked_full_forward(qwen, prepared):
                             mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=(tokens,))}).logits[0, -1]
         unpruned = qwen.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=positions,
                               mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=(features.video_tokens.reshape(tokens.shape),))}).logits[0, -1]
-    logits = qwen.prefill(pruned)
+    logits = qwen.prefill(pruned).logits
     torch.testing.assert_close(logits, masked.float(), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits, unpruned.float(), atol=1e-3)
     # the kept columns are the original ones: the last text token keeps M-RoPE's last position

@@ -42,7 +42,7 @@ def test_realcfg_geometry_comes_from_its_adapter(folder):
     family, repo_id = REAL[folder]
     path = REALCFG / folder
     config = read_config(path)
-    claimed = [name for name in FAMILIES if adapter_class(name).claims(config, "auto")]
+    claimed = [name for name in FAMILIES if adapter_class(name).claims(config)]
     assert claimed == [family] and detect_family(path) == family
     geometry = geometry_from_folder(path, folder)
     assert geometry == adapter_class(family).geometry_from_config(config, folder, path)

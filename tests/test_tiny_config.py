@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from fastvid_cli.cli import run
+from fastvid_cli.models import adapter_class
 from fastvid_cli.tiny_config import (
-    LAYOUT_FIELDS,
     TOKEN_ID_KEYS,
     _diff,
     head_shapes,
@@ -74,7 +74,7 @@ def test_config_changes_only_sizes_and_token_ids(name, full_size):
     assert plan.family == REAL[name] and plan.full_size == full_size
     changed = {path for path in _diff(published(name), plan.config) if not _is_token_id(path)}
     assert changed <= (SHRINKABLE[plan.family] if not full_size else set()), changed
-    for file, path in LAYOUT_FIELDS[plan.family]:  # layout/prompt/decoding fields: as published, where published
+    for file, path in adapter_class(plan.family).tiny_recipe.layout_fields:  # layout/prompt/decoding fields: as published, where published
         if file in plan.files and (REALCFG / name / file).exists():
             source = published(name, file)
             for part in path.split("."):
@@ -142,7 +142,7 @@ def test_cli_writes_published_files(built, name):
     assert code == 0, err
     family = REAL[name]
     assert "kept as published" in err and "shrunk to test size" in err and "local byte-level BPE" in err
-    for file, path in LAYOUT_FIELDS[family]:
+    for file, path in adapter_class(family).tiny_recipe.layout_fields:
         if (REALCFG / name / file).exists():
             assert path.rsplit(".", 1)[-1] + "=" in err, path
     for file in sorted(p.name for p in (REALCFG / name).iterdir()):

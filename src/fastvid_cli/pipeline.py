@@ -48,8 +48,8 @@ class AskOptions:
         (the paper's: 32 frames for LLaVA-OneVision, 64 for LLaVA-Video, 2 fps for Qwen2.5-VL).
     config : FastVIDConfig
         Retention ratio and FastVID hyperparameters.
-    max_new_tokens : int
-        Longest answer, in tokens.
+    max_new_tokens : int or None
+        Longest answer, in tokens; None: the model's default (128; a Thinking checkpoint's reasoning needs more).
     baseline : bool or None
         Also time the vanilla (unpruned) prefill of the first question, for the speedup. It runs
         only to measure; generation continues from the pruned prefill. None (default): only when
@@ -66,7 +66,7 @@ class AskOptions:
 
     frames: int | None = None
     config: FastVIDConfig = field(default_factory=FastVIDConfig)
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
     baseline: bool | None = None
     vision_batch: int | None = None
 
@@ -75,7 +75,7 @@ class AskOptions:
             raise InputError(f"frames must be at least 1, got {self.frames}")
         if self.vision_batch is not None and self.vision_batch < 1:
             raise InputError(f"the vision batch must be at least 1 frame, got {self.vision_batch}")
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise InputError(f"the answer length must be at least 1 token, got {self.max_new_tokens}")
 
 
@@ -206,6 +206,8 @@ class AskResult:
     Attributes
     ----------
     answer, question : str
+    reasoning : str or None
+        What a Thinking checkpoint reasoned before its answer (None for the others).
     model : ModelInfo
     video : VideoSource
     frames : int
@@ -226,6 +228,7 @@ class AskResult:
 
     answer: str
     question: str
+    reasoning: str | None
     model: ModelInfo
     video: VideoSource
     frames: int
@@ -313,8 +316,8 @@ def warm_up(model: ModelAdapter) -> None:
     if id(model.model) in _WARMED:
         return
     ids = model.question_ids("warm up")[None, :8].to(model.device)
-    with torch.inference_mode():
-        model.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, logits_to_keep=1)
+    model.prefill(LLMInputs({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, original_length=ids.shape[1]),
+                  keep_cache=False)
     synchronize(model.device)
     _WARMED.add(id(model.model))
 
@@ -326,6 +329,8 @@ class Answer:
     Attributes
     ----------
     text : str
+        The answer (after the reasoning, for a Thinking checkpoint).
+    reasoning : str or None
     token_ids : torch.Tensor
         (T,) int64 generated ids.
     inputs : LLMInputs
@@ -339,6 +344,7 @@ class Answer:
     """
 
     text: str
+    reasoning: str | None
     token_ids: torch.Tensor
     inputs: LLMInputs
     prefill_ms: float
@@ -363,22 +369,20 @@ class PrunedVideo:
         self.cache = None
         self.prefill_ms = 0.0
 
-    @torch.inference_mode()
     def prefill(self) -> float:
-        """Prefill the prefix once (timed) and keep its KV cache; returns the milliseconds."""
+        """Prefill the prefix once (timed) and keep its cache; returns the milliseconds."""
         if self.cache is None:
             warm_up(self.model)
-            out, self.prefill_ms = timed(lambda: self.model.model(**self.inputs.kwargs, use_cache=True, logits_to_keep=1),
-                                         self.model.device)
-            self.cache = out.past_key_values
+            out, self.prefill_ms = timed(lambda: self.model.prefill(self.inputs), self.model.device)
+            self.cache = out.cache
         return self.prefill_ms
 
-    @torch.inference_mode()
-    def answer(self, question: str, max_new_tokens: int) -> Answer:
-        """Answer ``question`` greedily, continuing from the prefix's KV cache.
+    def answer(self, question: str, max_new_tokens: int | None = None) -> Answer:
+        """Answer ``question`` greedily, continuing from the prefix's cache.
 
-        ``generate`` gets the whole prompt (prefix and question) with the cache of the prefix, so it
-        prefills the question's tokens only, at their original positions, and decodes from there.
+        The adapter's ``generate`` gets the whole prompt (prefix and question) with the cache of the
+        prefix, so it prefills the question's tokens only, at their original positions, decodes from
+        there, and leaves the cache as the prefix left it.
 
         Raises
         ------
@@ -393,25 +397,19 @@ class PrunedVideo:
         clock = FirstTokenClock()
         synchronize(self.model.device)
         start = time.perf_counter()
-        text_only = {k: v for k, v in whole.kwargs.items() if k != "mm_encoder_outputs"}  # the video is in the cache
-        out = self.model.model.generate(**text_only, past_key_values=self.cache, streamer=clock,
-                                        **self.model.generate_kwargs(max_new_tokens, whole.length))
+        ids = self.model.generate(whole, max_new_tokens or self.model.default_max_new_tokens, cache=self.cache, streamer=clock)
         synchronize(self.model.device)
         end = time.perf_counter()
-        extra = self.cache.get_seq_length() - self.inputs.length
-        if extra:
-            self.cache.crop(-extra)  # back to the prefix, for the next question
         first = clock.first_token_at or end
-        ids = out[0, whole.length:].cpu()
-        return Answer(self.model.decode(ids), ids, suffix, (first - start) * 1e3, (end - first) * 1e3, first)
+        text, reasoning = self.model.decode_answer(ids)
+        return Answer(text, reasoning, ids, suffix, (first - start) * 1e3, (end - first) * 1e3, first)
 
-    @torch.inference_mode()
     def time_prefill_without_cache(self, question: str) -> float:
         """Milliseconds of one prefill of the whole prompt (prefix and question) with no cache kept:
         the vanilla baseline's measurement."""
         warm_up(self.model)
         whole = self.inputs.join(self.inputs.then(self.model.question_ids(question)))
-        _, ms = timed(lambda: self.model.model(**whole.kwargs, use_cache=False, logits_to_keep=1), self.model.device)
+        _, ms = timed(lambda: self.model.prefill(whole, keep_cache=False), self.model.device)
         return ms
 
 
@@ -676,7 +674,7 @@ def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: A
         video_before=video_before, video_after=video_after, video_kept_ratio=video_after / video_before,
         newline_before=full_slots - video_before, newline_after=pruned.inputs.video_slots - video_after,
         tokens_per_frame=features.tokens_per_frame, grid=list(features.grid),
-        grid_thw=list(features.state["grid_thw"]) if "grid_thw" in features.state else None,
+        grid_thw=list(features.state.patch_grid) if features.state.patch_grid is not None else None,
         prompt_before=full_length + own, prompt_after=pruned.inputs.length + own,
         prefill_tokens=pruned.inputs.length + own if first else own,
     )
@@ -695,7 +693,7 @@ def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: A
     )
     notes = list(session.notes) + ([BASELINE_NOTE] if vanilla_ms is not None else [])
     return AskResult(
-        answer=answer.text, question=question, model=model_info(model), video=video_info(session.video),
+        answer=answer.text, question=question, reasoning=answer.reasoning, model=model_info(model), video=video_info(session.video),
         frames=session.video.num_frames, retention=options.config.retention_ratio, config=options.config.to_dict(),
         settings=model.settings, tokens=tokens, flops=flops, timing=timing,
         segments=kept.segment_lengths if kept is not None else [features.num_frames], notes=notes,

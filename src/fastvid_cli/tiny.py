@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .models.llava_video import TO_LLAVA_NEXT
 from .models.tiny_names import TINY_MODELS as TINY_ARCHITECTURES
 from .models.tiny_names import TINY_RANDOM, is_tiny_random  # noqa: F401 (is_tiny_random: re-exported)
 from .siglip_head import SIGLIP_HEAD_DIR
@@ -189,15 +190,6 @@ def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[
     model.generation_config.pad_token_id = text.pad_token_id
     model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
     return model
-
-
-TO_LLAVA_NEXT = [
-    (r"^model\.language_model\.", "model."),
-    (r"^model\.vision_tower\.", "model.vision_tower.vision_tower.vision_model."),
-    (r"^model\.multi_modal_projector\.linear_1\.", "model.mm_projector.0."),
-    (r"^model\.multi_modal_projector\.linear_2\.", "model.mm_projector.2."),
-]
-"""transformers names -> LLaVA-NeXT names (the inverse of LLaVA-Video's load-time key mapping)."""
 
 
 def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:

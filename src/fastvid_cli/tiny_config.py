@@ -30,89 +30,23 @@ from typing import Any
 import torch
 
 from .errors import InputError, ModelError
-from .tiny import (
-    CHAT_TEMPLATE,
-    FORMAT_VERSION,
-    SIGLIP_HEAD_DIR,
-    SPECIAL_TOKENS,
-    TO_LLAVA_NEXT,
-    build_tokenizer,
-)
+from .models.llava_onevision import TO_LLAVA_HF
+from .models.llava_video import TO_LLAVA_NEXT
+from .models.recipe import QWEN2_CHAT_TOKENS, TINY_TEXT, TinyRecipe
+from .tiny import CHAT_TEMPLATE, FORMAT_VERSION, SIGLIP_HEAD_DIR, SPECIAL_TOKENS, build_tokenizer
 
-TINY_TEXT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2}
-"""Test-size Qwen2 LLM (every family's LLM is Qwen2)."""
 TINY_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
 """Test-size SigLIP tower (image size and patch size stay as published: 384 px, 27 x 27 patches)."""
-TINY_QWEN_VISION = {"depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}
-"""Test-size Qwen2.5-VL vision tower (4 blocks, so that windowed and full-attention blocks both remain)."""
 TINY_INIT_STD = 0.3
 """Weight std of tiny checkpoints: large enough that greedy answers depend on the input (as in :mod:`.tiny`)."""
 VOCAB_MULTIPLE = 64
 """Tiny vocabularies are the local tokenizer's size plus 2 spare rows, rounded up to this (the real ones are padded too)."""
 DEFAULT_SHARD_BYTES = 5 * 1024**3
 
-QWEN2_CHAT_TOKENS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
-"""The added tokens of Qwen2's tokenizer (the LLM of every family here)."""
-QWEN2_VL_TOKENS = {
-    **QWEN2_CHAT_TOKENS, 151646: "<|object_ref_start|>", 151647: "<|object_ref_end|>", 151648: "<|box_start|>",
-    151649: "<|box_end|>", 151650: "<|quad_start|>", 151651: "<|quad_end|>", 151652: "<|vision_start|>",
-    151653: "<|vision_end|>", 151654: "<|vision_pad|>", 151655: "<|image_pad|>", 151656: "<|video_pad|>",
-}
-"""Qwen2-VL / Qwen2.5-VL special tokens by id (their tokenizer.json; the realcfg folders lack it).
-Checked against the role ids of the published config.json (``vision_start_token_id`` ...)."""
-QWEN_VL_ROLES = {"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
-                 "vision_token_id": "<|vision_pad|>", "image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "image_token_index",
                  "video_token_index", "image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
                  "vision_token_id")
 """Config keys holding token ids: remapped to the local tokenizer's ids, wherever they sit."""
-
-TO_LLAVA_HF = [
-    (r"^model\.language_model\.", "language_model.model."),
-    (r"^lm_head\.", "language_model.lm_head."),
-    (r"^model\.vision_tower\.", "vision_tower.vision_model."),
-    (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
-    (r"^model\.image_newline$", "image_newline"),
-]
-"""transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
-TO_QWEN_VL = [(r"^model\.language_model\.", "model."), (r"^model\.visual\.", "visual.")]
-"""transformers 5 names -> Qwen/Qwen2.5-VL-*-Instruct checkpoint names."""
-
-LAYOUT_FIELDS = {
-    "llava_video": [
-        ("config.json", "mm_spatial_pool_mode"), ("config.json", "mm_spatial_pool_stride"),
-        ("config.json", "mm_newline_position"), ("config.json", "mm_patch_merge_type"),
-        ("config.json", "mm_vision_select_layer"), ("config.json", "mm_vision_select_feature"),
-        ("config.json", "mm_projector_type"), ("config.json", "mm_vision_tower"), ("config.json", "force_sample"),
-        ("config.json", "add_time_instruction"), ("config.json", "add_faster_video"),
-        ("config.json", "image_aspect_ratio"), ("config.json", "image_grid_pinpoints"),
-        ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
-        ("tokenizer_config.json", "chat_template"), ("tokenizer_config.json", "eos_token"),
-        ("tokenizer_config.json", "pad_token"), ("tokenizer_config.json", "model_max_length"),
-        ("generation_config.json", "do_sample"), ("generation_config.json", "temperature"),
-        ("generation_config.json", "top_k"), ("generation_config.json", "top_p"),
-        ("generation_config.json", "repetition_penalty"),
-    ],
-    "llava_onevision": [
-        ("config.json", "vision_config.image_size"), ("config.json", "vision_config.patch_size"),
-        ("config.json", "vision_config.vision_use_head"), ("config.json", "vision_feature_layer"),
-        ("config.json", "vision_feature_select_strategy"), ("config.json", "vision_aspect_ratio"),
-        ("config.json", "image_grid_pinpoints"), ("config.json", "use_image_newline_parameter"),
-        ("config.json", "tie_word_embeddings"), ("processor_config.json", "num_image_tokens"),
-        ("processor_config.json", "vision_feature_select_strategy"),
-    ],
-    "qwen2_5_vl": [
-        ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
-        ("config.json", "vision_config.temporal_patch_size"), ("config.json", "vision_config.window_size"),
-        ("config.json", "vision_config.tokens_per_second"), ("config.json", "rope_scaling.type"),
-        ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
-        ("preprocessor_config.json", "min_pixels"), ("preprocessor_config.json", "max_pixels"),
-        ("preprocessor_config.json", "image_mean"), ("chat_template.json", "chat_template"),
-    ],
-}
-"""Per family, the published (file, field) pairs that decide layout, prompt or decoding (the summary's
-"kept" line); every other published field stays too, except those :attr:`TinyPlan.shrunk` lists."""
 
 
 @dataclass
@@ -122,7 +56,11 @@ class TinyPlan:
     Attributes
     ----------
     family : str
-        ``llava_video`` (LLaVA-NeXT format), ``llava_onevision`` or ``qwen2_5_vl``.
+        The family (``ModelAdapter.family``) whose adapter claims the published config.
+    recipe : TinyRecipe
+        The family's (``ModelAdapter.tiny_recipe``).
+    checkpoint_format : str
+        ``transformers``, ``llava_hf`` or ``llava_next`` (:attr:`TinyRecipe.checkpoint_format`).
     real_dir : pathlib.Path
     full_size : bool
     files : dict
@@ -146,12 +84,14 @@ class TinyPlan:
     token_ids : dict
         Dotted path (``file:path``) -> (published id, local id).
     kept : list of (str, object)
-        ``file:field`` -> published value, for :data:`LAYOUT_FIELDS`.
+        ``file:field`` -> published value, for the recipe's ``layout_fields``.
     notes : list of str
         What was not published (and what was written instead).
     """
 
     family: str
+    recipe: TinyRecipe
+    checkpoint_format: str
     real_dir: Path
     full_size: bool
     files: dict[str, dict]
@@ -219,8 +159,7 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
         No readable ``config.json``, an unsupported family, or a published file this module cannot map
         (a token id of unknown role, a LLaVA-NeXT vision tower other than SigLIP so400m).
     """
-    from .models import detect_family
-    from .models.llava_video import is_llava_next
+    from .models import adapter_class, detect_family
 
     real = Path(real_dir)
     if not real.is_dir():
@@ -229,13 +168,10 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
     if source is None:
         raise ModelError(f"{real} has no config.json: not a checkpoint folder")
     family = detect_family(real)
-    if family == "llava_video" and is_llava_next(source):
-        plan = _plan_llava_next(real, source, full_size)
-    elif family in ("llava_video", "llava_onevision"):  # transformers llava_onevision format (grid layout or not)
-        plan = _plan_llava_onevision(real, source, full_size)
-    else:
-        plan = _plan_qwen2_5_vl(real, source, full_size)
-    for file, path in LAYOUT_FIELDS[plan.family]:
+    recipe = adapter_class(family).tiny_recipe
+    planner = {"llava_next": _plan_llava_next, "llava_hf": _plan_llava_onevision, "transformers": _plan_native}
+    plan = planner[recipe.checkpoint_format(source)](family, recipe, real, source, full_size)
+    for file, path in recipe.layout_fields:
         published = _read_json(real / file) or {}
         if _has(published, path):
             plan.kept.append((f"{file}:{path}", _get(published, path)))
@@ -372,8 +308,7 @@ def write_plan(
 
 def summary_lines(plan: TinyPlan) -> list[str]:
     """What stayed as published, what shrank, and the tokenizer: one line each, for the CLI."""
-    family = {"llava_video": "LLaVA-Video (LLaVA-NeXT format)", "llava_onevision": "LLaVA-OneVision",
-              "qwen2_5_vl": "Qwen2.5-VL"}[plan.family]
+    family = plan.recipe.display_name + (" (LLaVA-NeXT format)" if plan.checkpoint_format == "llava_next" else "")
     kept = ", ".join(f"{name.split(':', 1)[1]}={_short(value)}" for name, value in plan.kept)
     lines = [f"{family}: kept as published: {kept}"]
     if plan.full_size:
@@ -401,7 +336,7 @@ def _short(value) -> str:
 # --- families -----------------------------------------------------------------------------------
 
 
-def _plan_llava_next(real: Path, source: dict, full_size: bool) -> TinyPlan:
+def _plan_llava_next(family: str, recipe: TinyRecipe, real: Path, source: dict, full_size: bool) -> TinyPlan:
     """LLaVA-Video in the LLaVA-NeXT format (LlavaQwenForCausalLM, model_type llava)."""
     from transformers import LlavaOnevisionConfig
 
@@ -456,15 +391,16 @@ def _plan_llava_next(real: Path, source: dict, full_size: bool) -> TinyPlan:
     )
     head = {k: v for k, v in vision.items() if k not in ("num_hidden_layers", "vision_use_head")}
     return TinyPlan(
-        family="llava_video", real_dir=real, full_size=full_size, files=files, tokenizer=tokenizer,
-        tokenizer_config=_portable_tokenizer_config(tok_config), model_config=model_config, renames=TO_LLAVA_NEXT,
+        family=family, recipe=recipe, checkpoint_format="llava_next", real_dir=real, full_size=full_size, files=files,
+        tokenizer=tokenizer, tokenizer_config=_portable_tokenizer_config(tok_config), model_config=model_config,
+        renames=list(TO_LLAVA_NEXT),
         head_config=head, dtype=_dtype(source, full_size), init_std=_std(source, full_size),
         shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
         drop=("lm_head.weight",) if text.tie_word_embeddings else (),
     )
 
 
-def _plan_llava_onevision(real: Path, source: dict, full_size: bool) -> TinyPlan:
+def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: dict, full_size: bool) -> TinyPlan:
     """LLaVA-OneVision in transformers' llava_onevision format (llava-hf)."""
     from transformers import LlavaOnevisionConfig
 
@@ -500,103 +436,74 @@ def _plan_llava_onevision(real: Path, source: dict, full_size: bool) -> TinyPlan
     head = {k: v for k, v in head.items() if k in ("hidden_size", "intermediate_size", "num_attention_heads",
                                                    "image_size", "patch_size", "layer_norm_eps", "hidden_act")}
     return TinyPlan(
-        family="llava_onevision", real_dir=real, full_size=full_size,
-        files=files, tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=TO_LLAVA_HF,
+        family=family, recipe=recipe, checkpoint_format="llava_hf", real_dir=real, full_size=full_size,
+        files=files, tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=list(TO_LLAVA_HF),
         head_config=head, dtype=_dtype(source, full_size), init_std=_std(source.get("text_config", {}), full_size),
         shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
         drop=("lm_head.weight",) if model_config.tie_word_embeddings else (),
     )
 
 
-def _plan_qwen2_5_vl(real: Path, source: dict, full_size: bool) -> TinyPlan:
-    """Qwen2.5-VL in its published flat config layout (text fields at the top, vision_config, rope_scaling)."""
-    from transformers import Qwen2_5_VLConfig
+def _plan_native(family: str, recipe: TinyRecipe, real: Path, source: dict, full_size: bool) -> TinyPlan:
+    """A checkpoint in transformers' own format (config class of its ``model_type``, native tensor names):
+    the published config shrunk by the family's recipe, processor files and chat template verbatim."""
+    import transformers
 
-    for key, token in QWEN_VL_ROLES.items():
-        if key in source and QWEN2_VL_TOKENS.get(int(source[key])) != token:
-            raise ModelError(f"{real}/config.json: {key} {source[key]} is not {token} in Qwen2-VL's tokenizer")
-    tokenizer = _local_tokenizer([QWEN2_VL_TOKENS[i] for i in sorted(QWEN2_VL_TOKENS)],
-                                 {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}, None)
+    for key, token in recipe.role_ids.items():
+        found = _find(source, key)
+        if found is not None and recipe.special_tokens.get(int(found)) != token:
+            raise ModelError(f"{real}/config.json: {key} {found} is not {token} in {recipe.display_name}'s tokenizer")
+    tokenizer = _local_tokenizer([recipe.special_tokens[i] for i in sorted(recipe.special_tokens)], recipe.media_tokens, None)
     template = _read_json(real / "chat_template.json")
+    jinja = real / "chat_template.jinja"
     notes = []
     if template is not None:
         tokenizer.chat_template = template["chat_template"]
+    elif jinja.exists():
+        tokenizer.chat_template = jinja.read_text()
     else:
-        notes.append("no chat_template.json: the local Qwen template")
+        notes.append("no chat template published: the local Qwen template")
     config = copy.deepcopy(source)
     if not full_size:
-        config |= TINY_TEXT | {"vocab_size": _tiny_vocab(len(tokenizer))}
-        head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
-        rope = config.get("rope_scaling") or {}
-        if "mrope_section" in rope:
-            config["rope_scaling"] = rope | {"mrope_section": scale_sections(rope["mrope_section"], head_dim // 2)}
-        vision = config.get("vision_config", {})
-        published_full = vision.get("fullatt_block_indexes", [])
-        config["vision_config"] = vision | TINY_QWEN_VISION | {
-            "out_hidden_size": TINY_TEXT["hidden_size"],
-            "fullatt_block_indexes": map_full_attention(published_full, TINY_QWEN_VISION["depth"]),
-        }
-    token_ids = _remap_ids(config, QWEN2_VL_TOKENS, tokenizer, "config.json")
+        config = recipe.shrink(config, _tiny_vocab(len(tokenizer)))
+    token_ids = _remap_ids(config, recipe.special_tokens, tokenizer, "config.json")
     files = {"config.json": config}
-    preprocessor = _read_json(real / "preprocessor_config.json")
-    if preprocessor is not None:
-        files["preprocessor_config.json"] = preprocessor
-    else:
-        notes.append("no preprocessor_config.json: Qwen2VLImageProcessor's defaults")
-    if template is not None:
-        files["chat_template.json"] = template
-    if (real / "video_preprocessor_config.json").exists():
-        files["video_preprocessor_config.json"] = _read_json(real / "video_preprocessor_config.json")
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "chat_template.json"):
+        published = _read_json(real / name)
+        if published is not None:
+            files[name] = published
+    if "preprocessor_config.json" not in files:
+        notes.append("no preprocessor_config.json: the image processor's defaults")
     generation = _read_json(real / "generation_config.json")
     if generation is not None:
         generation = copy.deepcopy(generation)
-        token_ids |= _remap_ids(generation, QWEN2_VL_TOKENS, tokenizer, "generation_config.json")
+        token_ids |= _remap_ids(generation, recipe.special_tokens, tokenizer, "generation_config.json")
         files["generation_config.json"] = generation
     else:
         notes.append("no generation_config.json: transformers' defaults from config.json's token ids")
-    model_config = Qwen2_5_VLConfig.from_dict(copy.deepcopy(config))  # from_dict edits rope_scaling
-    tied = bool(config.get("tie_word_embeddings", False))
+    config_class = transformers.CONFIG_MAPPING[config["model_type"]]
+    model_config = config_class.from_dict(copy.deepcopy(config))  # from_dict edits nested dicts
+    text = config.get("text_config", config)
+    tied = bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
     return TinyPlan(
-        family="qwen2_5_vl", real_dir=real, full_size=full_size, files=files, tokenizer=tokenizer, tokenizer_config={},
-        model_config=model_config, renames=TO_QWEN_VL, head_config=None, dtype=_dtype(source, full_size),
-        init_std=_std(source, full_size), shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids,
-        notes=notes, drop=("lm_head.weight",) if tied else (),
+        family=family, recipe=recipe, checkpoint_format="transformers", real_dir=real, full_size=full_size, files=files,
+        tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=list(recipe.renames), head_config=None,
+        dtype=_dtype(source, full_size), init_std=_std(text, full_size), shrunk=_diff(source, config, skip=TOKEN_ID_KEYS),
+        token_ids=token_ids, notes=notes, drop=("lm_head.weight",) if tied else (),
     )
 
 
+def _find(node: dict, key: str):
+    """The value of ``key`` at the top of a config or in one of its nested configs (None if absent)."""
+    if key in node:
+        return node[key]
+    for value in node.values():
+        if isinstance(value, dict) and (found := _find(value, key)) is not None:
+            return found
+    return None
+
+
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def scale_sections(sections: list[int], total: int) -> list[int]:
-    """Split ``total`` into positive parts in the proportions of ``sections`` (largest remainder).
-
-    >>> scale_sections([16, 24, 24], 8)
-    [2, 3, 3]
-    """
-    weight = sum(sections)
-    raw = [s * total / weight for s in sections]
-    parts = [max(1, int(r)) for r in raw]
-    while sum(parts) < total:
-        parts[max(range(len(parts)), key=lambda i: (raw[i] - parts[i], -i))] += 1
-    while sum(parts) > total:
-        parts[max(range(len(parts)), key=lambda i: (parts[i] - raw[i], parts[i]))] -= 1
-    return parts
-
-
-def map_full_attention(published: list[int], depth: int) -> list[int]:
-    """Full-attention blocks of a ``depth``-block tower, in the published pattern's spirit.
-
-    As many full blocks as published but at most half the blocks, evenly spaced and ending with the
-    last block, so both kinds of block remain.
-
-    >>> map_full_attention([7, 15, 23, 31], 4)
-    [1, 3]
-    """
-    if not published:
-        return []
-    count = max(1, min(len(published), depth // 2))
-    stride = depth // count
-    return [depth - 1 - stride * j for j in reversed(range(count))]
 
 
 def _tiny_vocab(tokens: int) -> int:
@@ -700,9 +607,8 @@ def _meta_state(plan: TinyPlan) -> dict[str, torch.Tensor]:
     """Published name -> meta tensor of every weight written (no memory allocated)."""
     import transformers
 
-    architecture = {"llava_video": "LlavaOnevisionForConditionalGeneration",
-                    "llava_onevision": "LlavaOnevisionForConditionalGeneration",
-                    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}[plan.family]
+    architecture = plan.recipe.class_name(plan.config) if plan.checkpoint_format == "transformers" else \
+        "LlavaOnevisionForConditionalGeneration"  # both LLaVA formats load into it
     with torch.device("meta"):
         model = getattr(transformers, architecture)(plan.model_config)
     return {_published_name(name, plan.renames): tensor for name, tensor in model.state_dict().items()
@@ -760,7 +666,7 @@ def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
     config_path = out / "tokenizer_config.json"
     saved = json.loads(config_path.read_text())
     template = out / "chat_template.jinja"
-    if plan.tokenizer_config or plan.family == "qwen2_5_vl":
+    if plan.tokenizer_config or plan.checkpoint_format == "transformers":
         saved |= plan.tokenizer_config
         if plan.tokenizer.chat_template and "chat_template" not in saved:
             saved["chat_template"] = plan.tokenizer.chat_template
@@ -770,8 +676,8 @@ def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
 
 def _write_processor(plan: TinyPlan, out: Path) -> list[str]:
     """Processor files the published folder lacks; returns their names."""
-    if plan.family != "llava_onevision":
-        return []  # LLaVA-Video: our converter writes its processor; Qwen: the published preprocessor_config.json
+    if plan.checkpoint_format != "llava_hf":
+        return []  # LLaVA-NeXT: our converter writes its processor; transformers format: the published processor files
     from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionVideoProcessor
 
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}

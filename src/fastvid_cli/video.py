@@ -35,8 +35,9 @@ class FrameSampling:
     min_frames, max_frames : int
         Bounds of the time-based count (``max_frames`` also never exceeds the video's frames).
     multiple : int
-        The count is rounded to a multiple of this (Qwen2.5-VL groups frames in pairs: 2). With 2,
-        the count is qwen-vl-utils' ``smart_nframes`` (the library's own rule, not a copy).
+        The count is rounded down to a multiple of this (Qwen2.5-VL groups frames in pairs: 2). A model
+        family with its own counting rule subclasses this and overrides :meth:`count` (Qwen2.5-VL:
+        qwen-vl-utils' ``smart_nframes``).
     rounding : {"floor", "round"}
         How the uniform positions ``linspace(0, n - 1, count)`` become frame numbers: ``floor``
         as the LLaVA evaluation scripts (``np.linspace(..., dtype=int)``), ``round`` as qwen-vl-utils.
@@ -80,16 +81,6 @@ class FrameSampling:
 
         A video with fewer frames than a fixed count gives all of them (see ``short_note``).
         """
-        if self.multiple == 2:  # Qwen2.5-VL: qwen-vl-utils' own rule
-            from qwen_vl_utils.vision_process import smart_nframes
-
-            if total_frames < 2:
-                return 2  # the one frame twice: Qwen needs a pair
-            if self.frames is not None:
-                even_total = total_frames - total_frames % 2
-                return min(smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0), even_total)
-            bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
-            return smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps)
         if self.frames is not None:
             count = min(self.frames, total_frames)
         else:

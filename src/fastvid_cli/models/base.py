@@ -14,6 +14,26 @@ from .settings import RunSettings, SettingsOverrides, checkpoint_decoding
 
 if TYPE_CHECKING:
     from .geometry import ModelGeometry
+    from .recipe import TinyRecipe
+
+
+@dataclass
+class EncoderState:
+    """What a family's vision encoder hands on besides the tokens to prune; a family with more
+    subclasses it (LLaVA's newline embedding, Qwen's patch grid, Qwen3-VL's DeepStack levels).
+
+    Per-frame tensors of a subclass are joined over the chunks of a streaming encode by :meth:`concat`.
+    """
+
+    def concat(self, parts: list["EncoderState"]) -> "EncoderState":
+        """The state of the whole video from those of its consecutive chunks (this one is the first);
+        by default the first chunk's."""
+        return self
+
+    @property
+    def patch_grid(self) -> tuple[int, int, int] | None:
+        """The video's (t, h, w) patch grid where the family has one (Qwen's), else None."""
+        return None
 
 
 @dataclass
@@ -33,6 +53,8 @@ class VideoFeatures:
     extra_slots : int
         Video slots in the unpruned prompt besides the F * N tokens (newlines: 1 trailing one for
         LLaVA-OneVision, one per row for LLaVA-Video's grid layout).
+    state : EncoderState
+        The family's own encoder output besides these (typed by the family).
     """
 
     video_tokens: torch.Tensor
@@ -40,7 +62,7 @@ class VideoFeatures:
     saliency: torch.Tensor
     grid: tuple[int, int]
     extra_slots: int = 0
-    state: dict = field(default_factory=dict)
+    state: EncoderState = field(default_factory=EncoderState)
 
     @property
     def num_frames(self) -> int:
@@ -49,6 +71,47 @@ class VideoFeatures:
     @property
     def tokens_per_frame(self) -> int:
         return int(self.video_tokens.shape[1])
+
+
+@dataclass
+class KeptSlots:
+    """The video slots a prompt keeps and what fills them, row for row.
+
+    Attributes
+    ----------
+    slots : torch.LongTensor
+        (K,) indices among the unpruned prompt's video slots.
+    values : torch.Tensor
+        (K, D) the LLM-input features of those slots.
+    levels : tuple of torch.Tensor
+        Further per-slot features the model takes beside ``values``, each (K, D_l), row for row
+        (Qwen3-VL's DeepStack levels); empty for most families.
+    """
+
+    slots: torch.Tensor
+    values: torch.Tensor
+    levels: tuple[torch.Tensor, ...] = ()
+
+    def in_order(self) -> "KeptSlots":
+        """The same slots in ascending order (the prompt's order), every tensor reordered alike."""
+        order = self.slots.argsort(stable=True)
+        return KeptSlots(self.slots[order], self.values[order], tuple(level[order] for level in self.levels))
+
+
+@dataclass
+class Prefill:
+    """The LLM's prefill of one prompt.
+
+    Attributes
+    ----------
+    logits : torch.Tensor
+        (V,) float32 logits of the next token.
+    cache : transformers.Cache or None
+        The prompt's cache (KV, and recurrent state where the model has one); None when not kept.
+    """
+
+    logits: torch.Tensor
+    cache: object = None
 
 
 @dataclass
@@ -159,6 +222,10 @@ class ModelAdapter(abc.ABC):
     """Whether the checkpoint's repetition penalty sees the prompt (the paper's LLaVA runs: no)."""
     fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
+    tiny_recipe: ClassVar["TinyRecipe"]
+    """How ``fastvid tiny-model --config`` builds this family's random-weight checkpoints (:mod:`.recipe`)."""
+    fastvid_defaults_source: ClassVar[str] = "the paper's"
+    """Where :attr:`fastvid_defaults` come from, for ``--help`` and reports (a family beyond the paper says so)."""
     model_id: str = ""
     model = None
     processor = None
@@ -198,15 +265,14 @@ class ModelAdapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def claims(cls, config: dict, layout: str = "auto") -> bool:
+    def claims(cls, config: dict) -> bool:
         """Whether a checkpoint with this ``config.json`` belongs to this family.
 
         Parameters
         ----------
         config : dict
-            The parsed ``config.json``.
-        layout : str
-            ``auto``, ``onevision`` or ``grid``: the video layout asked for LLaVA checkpoints.
+            The parsed ``config.json``, with the user's choice of video layout as ``fastvid_layout``
+            where one was asked for (see :func:`.registry.family_of_config`).
         """
 
     @classmethod
@@ -296,7 +362,8 @@ class ModelAdapter(abc.ABC):
         """One video's features from those of its consecutive chunks of frames (the streaming encode).
 
         Tokens, frame features and saliency are concatenated over frames; the slots besides the
-        tokens are the family's for the whole video (:meth:`extra_slots`).
+        tokens are the family's for the whole video (:meth:`extra_slots`); the family's state joins
+        itself (:meth:`EncoderState.concat`).
         """
         if len(parts) == 1:
             return parts[0]
@@ -308,16 +375,12 @@ class ModelAdapter(abc.ABC):
             saliency=torch.cat([p.saliency for p in parts]),
             grid=first.grid,
             extra_slots=self.extra_slots(int(tokens.shape[0]), first.grid),
-            state=self.concat_state(parts),
+            state=first.state.concat([p.state for p in parts]),
         )
 
     def extra_slots(self, num_frames: int, grid: tuple[int, int]) -> int:
         """Video slots of the unpruned prompt besides the F x N tokens (newlines); none by default."""
         return 0
-
-    def concat_state(self, parts: list[VideoFeatures]) -> dict:
-        """The family's extra encoder state for the whole video; the first chunk's by default."""
-        return parts[0].state
 
     def build_inputs(self, inputs: dict, features: VideoFeatures, kept: PruneResult | None) -> LLMInputs:
         """The prompt with only the kept video slots, each at its original position.
@@ -353,44 +416,49 @@ class ModelAdapter(abc.ABC):
         if video_slots.numel() != expected:
             raise RuntimeError(f"{self.family}: the prompt has {video_slots.numel()} video slots, the features need {expected} "
                                f"({features.num_frames} x {features.tokens_per_frame} tokens + {features.extra_slots} more)")
-        slots, values = self.kept_slots(features, kept)
-        order = slots.argsort(stable=True)
-        slots, values = slots[order], values[order]
+        kept_slots = self.kept_slots(features, kept).in_order()
         keep = input_ids[0] != self.video_token_id
-        keep[video_slots[slots.to(video_slots.device)]] = True
+        keep[video_slots[kept_slots.slots.to(video_slots.device)]] = True
         positions, next_position = self.prompt_positions(inputs)
         kept_ids = input_ids[:, keep]
         kwargs = {
             "input_ids": kept_ids,
             "attention_mask": torch.ones_like(kept_ids),
             "position_ids": positions[..., keep],
-            "mm_encoder_outputs": {"video": self.video_encoder_output(values.to(self.dtype))},
+            "mm_encoder_outputs": {"video": self.video_encoder_output(kept_slots)},
         }
+        slots = kept_slots.slots
         return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()),
                          next_position=next_position.to(input_ids.device))
 
-    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The video slots to keep and what fills them: by default the kept tokens at their own
-        slots (token i at slot i), then the ``extra_slots`` after all tokens, each filled with
-        ``features.state["newline"]`` (LLaVA-OneVision's one trailing newline).
+    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> KeptSlots:
+        """The video slots to keep and what fills them: by default the kept tokens at their own slots
+        (token i at slot i). A family with slots besides the tokens (``extra_slots``: newlines) or
+        further per-token features (DeepStack) extends this.
+
+        Parameters
+        ----------
+        features : VideoFeatures
+        kept : PruneResult or None
+            None keeps every token (the vanilla model).
 
         Returns
         -------
-        slots : torch.LongTensor
-            (K,) indices among the prompt's video slots, any order.
-        values : torch.Tensor
-            (K, D) the features of those slots, row for row.
+        KeptSlots
+            Any order; :meth:`build_inputs` sorts them.
+
+        Raises
+        ------
+        NotImplementedError
+            For features with extra slots, which the family must fill.
         """
+        if features.extra_slots:
+            raise NotImplementedError(f"{self.family}: {features.extra_slots} extra video slots and no rule to fill them")
         total = features.num_frames * features.tokens_per_frame
         device = features.video_tokens.device
         if kept is None:
-            slots, tokens = torch.arange(total, device=device), features.video_tokens.reshape(total, -1)
-        else:
-            slots, tokens = kept.indices.to(device), kept.tokens
-        if not features.extra_slots:
-            return slots, tokens
-        extra = features.state["newline"].to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
-        return torch.cat([slots, torch.arange(total, total + features.extra_slots, device=device)]), torch.cat([tokens, extra])
+            return KeptSlots(torch.arange(total, device=device), features.video_tokens.reshape(total, -1))
+        return KeptSlots(kept.indices.to(device), kept.tokens)
 
     def prompt_positions(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Position ids of the unpruned prompt, and those of a token that would follow it.
@@ -406,35 +474,71 @@ class ModelAdapter(abc.ABC):
         device = inputs["input_ids"].device
         return torch.arange(length, device=device)[None], torch.full((1, 1), length, device=device)
 
-    def video_encoder_output(self, values: torch.Tensor):
-        """The kept slots' features (K, D), model dtype, as the model takes them in ``mm_encoder_outputs["video"]``."""
+    def video_encoder_output(self, kept: KeptSlots):
+        """The kept slots' features as the model takes them in ``mm_encoder_outputs["video"]``: by default
+        ``pooler_output`` (1, K, D) in the model's dtype."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        return BaseModelOutputWithPooling(pooler_output=values[None])
+        return BaseModelOutputWithPooling(pooler_output=kept.values.to(self.dtype)[None])
 
     @torch.inference_mode()
-    def prefill(self, llm_inputs: LLMInputs) -> torch.Tensor:
-        """Run the LLM once over the prompt (the prefill) and return the last position's logits.
+    def prefill(self, llm_inputs: LLMInputs, keep_cache: bool = True) -> Prefill:
+        """Run the LLM once over the prompt (the prefill).
+
+        Parameters
+        ----------
+        llm_inputs : LLMInputs
+            From :meth:`build_inputs` (or text only: ``input_ids`` and ``attention_mask``).
+        keep_cache : bool
+            Keep the prompt's cache, to decode or answer questions from (default); False runs without one.
 
         Returns
         -------
-        torch.Tensor
-            (V,) float32 logits of the next token.
+        Prefill
+            The last position's logits, (V,) float32, and the cache.
         """
-        out = self.model(**llm_inputs.kwargs, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1].float()
+        out = self.model(**llm_inputs.kwargs, use_cache=keep_cache, logits_to_keep=1)
+        return Prefill(out.logits[0, -1].float(), out.cache if keep_cache else None)
 
     @torch.inference_mode()
-    def generate(self, llm_inputs: LLMInputs, max_new_tokens: int) -> torch.Tensor:
+    def generate(self, llm_inputs: LLMInputs, max_new_tokens: int, cache=None, streamer=None) -> torch.Tensor:
         """Greedy decoding from the prompt, whatever the checkpoint's generation config asks.
 
+        Parameters
+        ----------
+        llm_inputs : LLMInputs
+            The whole prompt.
+        max_new_tokens : int
+        cache : transformers.Cache, optional
+            The cache of a prefix of the prompt (:meth:`prefill`): only the rest is prefilled, and the
+            multimodal features (already in the cache) are not passed again. It is left as it was
+            found (:meth:`rewind_cache`), so the next question starts from the same prefix.
+        streamer : optional
+            transformers' streamer (``put`` / ``end``), e.g. to note the first token's time.
+
         Returns
         -------
         torch.Tensor
-            (T,) int64 new token ids.
+            (T,) int64 new token ids, on the CPU.
         """
-        out = self.model.generate(**llm_inputs.kwargs, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
+        kwargs = dict(llm_inputs.kwargs)
+        prefix = 0
+        if cache is not None:
+            kwargs.pop("mm_encoder_outputs", None)  # the video is in the cache
+            prefix = cache.get_seq_length()
+            kwargs["cache"] = cache
+        try:
+            out = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
+        finally:
+            if cache is not None:
+                self.rewind_cache(cache, prefix)
         return out[0, llm_inputs.length :].cpu()
+
+    def rewind_cache(self, cache, length: int) -> None:
+        """Bring ``cache`` back to its first ``length`` tokens after a question decoded on it (a KV cache is cropped)."""
+        extra = cache.get_seq_length() - length
+        if extra > 0:
+            cache.crop(-extra)  # transformers 5 crops by a count of tokens to drop
 
     def generate_kwargs(self, max_new_tokens: int, prompt_length: int) -> dict:
         """``generation_config`` (greedy) and, where the penalty skips the prompt, its ``logits_processor``."""
@@ -463,6 +567,16 @@ class ModelAdapter(abc.ABC):
         """Text of the generated token ids, special tokens dropped."""
         return self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip()
 
+    def decode_answer(self, token_ids: torch.Tensor) -> tuple[str, str | None]:
+        """(answer, reasoning) of the generated token ids: a model that reasons before it answers
+        (a Thinking checkpoint) returns its reasoning apart; None for the others."""
+        return self.decode(token_ids), None
+
+    @property
+    def default_max_new_tokens(self) -> int:
+        """Longest answer when none is asked for, in tokens (a model that reasons first needs more)."""
+        return 128
+
     def init_settings(self, overrides: SettingsOverrides | None, notes: list[str] | tuple = ()) -> None:
         """Set :attr:`settings`: the family's paper settings, greedy decoding from the checkpoint's
         generation config, then the user's ``overrides``; ``notes`` say where the checkpoint differs."""
@@ -478,8 +592,11 @@ class ModelAdapter(abc.ABC):
         return self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id)
 
     def full_prompt(self, question: str) -> str:
-        """The whole prompt text with one video placeholder (LLaVA: the paper's ``qwen_1_5``)."""
-        return self.chat_prompt(question, self.media_token)
+        """The whole prompt text with one video placeholder: the checkpoint's chat template with the
+        settings' system turn (none when ``system_prompt`` is None), the video, then the question."""
+        system = [{"role": "system", "content": self.settings.system_prompt}] if self.settings.system_prompt is not None else []
+        user = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(system + user, add_generation_prompt=True)
 
     def prompt_parts(self, question: str) -> tuple[str, str]:
         """The prompt split right after the video: (prefix, suffix).
@@ -512,15 +629,6 @@ class ModelAdapter(abc.ABC):
         """
         suffix = self.prompt_parts(question)[1]
         return torch.tensor(self.processor.tokenizer(suffix, add_special_tokens=False)["input_ids"], dtype=torch.long)
-
-    def chat_prompt(self, question: str, media_token: str) -> str:
-        """The prompt of LLaVA-NeXT's ``qwen_1_5`` conversation template, as the paper's LLaVA runs built it.
-
-        ``<|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{media}\\n{question}<|im_end|>\\n``
-        ``<|im_start|>assistant\\n``; without a system prompt the system turn is left out.
-        """
-        system = f"<|im_start|>system\n{self.settings.system_prompt}<|im_end|>\n" if self.settings.system_prompt else ""
-        return f"{system}<|im_start|>user\n{media_token}\n{question}<|im_end|>\n<|im_start|>assistant\n"
 
     def llm_geometry(self):
         """The LLM's geometry for analytic FLOPs (see :mod:`fastvid_cli.flops`)."""

@@ -182,10 +182,9 @@ def video_geometry(geometry: ModelGeometry, info, settings) -> tuple[ModelGeomet
     frames = settings.sampling.count(info.total_frames, info.fps)
     if settings.pixels is None:
         return replace(geometry, frames=frames), frames
-    from .settings import QWEN_FACTOR
-
     height, width = settings.pixels.frame_size(info.height, info.width, frames)
-    return replace(geometry, frames=frames, tokens_per_frame=(height // QWEN_FACTOR) * (width // QWEN_FACTOR)), frames
+    factor = settings.pixels.factor
+    return replace(geometry, frames=frames, tokens_per_frame=(height // factor) * (width // factor)), frames
 
 
 def model_geometry(name: str) -> ModelGeometry:

@@ -9,15 +9,44 @@ from SigLIP's re-attached head (:mod:`fastvid_cli.siglip_head`) on the same visi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
-from .base import ModelAdapter, VideoFeatures
+from ..pruning import PruneResult
+from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
 from .geometry import ModelGeometry
+from .recipe import TinyRecipe
+from .registry import LAYOUT_KEY
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
+
+
+def wants_grid_layout(config: dict) -> bool:
+    """Whether a llava_onevision config asks for LLaVA-Video's grid layout: ``fastvid_layout`` says
+    so, or (with no layout asked for) its ``mm_newline_position`` is ``grid``."""
+    if config.get(LAYOUT_KEY) in ("grid", "onevision"):
+        return config[LAYOUT_KEY] == "grid"
+    return config.get("mm_newline_position") == "grid"
+
+
+@dataclass
+class NewlineState(EncoderState):
+    """LLaVA's ``image_newline`` embedding, (1, D) in the model's dtype: what fills the newline slots."""
+
+    newline: torch.Tensor
+
+
+TO_LLAVA_HF = (
+    (r"^model\.language_model\.", "language_model.model."),
+    (r"^lm_head\.", "language_model.lm_head."),
+    (r"^model\.vision_tower\.", "vision_tower.vision_model."),
+    (r"^model\.multi_modal_projector\.", "multi_modal_projector."),
+    (r"^model\.image_newline$", "image_newline"),
+)
+"""transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
 
 
 class LlavaOnevisionAdapter(ModelAdapter):
@@ -43,6 +72,20 @@ class LlavaOnevisionAdapter(ModelAdapter):
     paper = RunSettings(family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14",
                         newlines="one after the video")
     penalize_prompt = False  # LLaVA-NeXT's generate gave transformers inputs_embeds only
+    tiny_recipe = TinyRecipe(
+        display_name="LLaVA-OneVision",
+        model_class="LlavaOnevisionForConditionalGeneration",
+        layout_fields=(
+            ("config.json", "vision_config.image_size"), ("config.json", "vision_config.patch_size"),
+            ("config.json", "vision_config.vision_use_head"), ("config.json", "vision_feature_layer"),
+            ("config.json", "vision_feature_select_strategy"), ("config.json", "vision_aspect_ratio"),
+            ("config.json", "image_grid_pinpoints"), ("config.json", "use_image_newline_parameter"),
+            ("config.json", "tie_word_embeddings"), ("processor_config.json", "num_image_tokens"),
+            ("processor_config.json", "vision_feature_select_strategy"),
+        ),
+        checkpoint_format=lambda config: "llava_hf",
+        renames=TO_LLAVA_HF,
+    )
 
     def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str,
                  overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False) -> None:
@@ -68,13 +111,10 @@ class LlavaOnevisionAdapter(ModelAdapter):
         return cls(model, processor, head, model_id, overrides, tiny_random=is_tiny_random(path))
 
     @classmethod
-    def claims(cls, config: dict, layout: str = "auto") -> bool:
-        """transformers' ``llava_onevision`` checkpoints, unless their config or ``layout`` asks for the grid layout."""
-        from .llava_video import wants_grid_layout
-
-        if config.get("model_type") != "llava_onevision":
-            return False
-        return layout == "onevision" or (layout == "auto" and not wants_grid_layout(config))
+    def claims(cls, config: dict) -> bool:
+        """transformers' ``llava_onevision`` checkpoints, unless their config (or the layout asked for,
+        ``fastvid_layout``) asks for the grid layout."""
+        return config.get("model_type") == "llava_onevision" and not wants_grid_layout(config)
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
@@ -149,5 +189,28 @@ class LlavaOnevisionAdapter(ModelAdapter):
             saliency=saliency,
             grid=grid,
             extra_slots=self.extra_slots(num_frames, grid),
-            state={"newline": pooled[-1:]},
+            state=NewlineState(pooled[-1:]),
         )
+
+    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> KeptSlots:
+        """The kept tokens at their own slots, then the one ``image_newline`` after all frames (always kept)."""
+        total = features.num_frames * features.tokens_per_frame
+        tokens = features.video_tokens.reshape(total, -1) if kept is None else kept.tokens
+        slots = torch.arange(total, device=tokens.device) if kept is None else kept.indices.to(tokens.device)
+        newline = features.state.newline.to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
+        extra = torch.arange(total, total + features.extra_slots, device=tokens.device)
+        return KeptSlots(torch.cat([slots, extra]), torch.cat([tokens, newline]))
+
+    def full_prompt(self, question: str) -> str:
+        """The paper's ``qwen_1_5`` prompt with one video placeholder (see :meth:`chat_prompt`)."""
+        return self.chat_prompt(question, self.media_token)
+
+    def chat_prompt(self, question: str, media_token: str) -> str:
+        """The prompt of LLaVA-NeXT's ``qwen_1_5`` conversation template, as the paper's LLaVA runs built it.
+
+        ``<|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{media}\\n{question}<|im_end|>\\n``
+        ``<|im_start|>assistant\\n``; without a system prompt the system turn is left out.
+        """
+        system = f"<|im_start|>system\n{self.settings.system_prompt}<|im_end|>\n" if self.settings.system_prompt else ""
+        return f"{system}<|im_start|>user\n{media_token}\n{question}<|im_end|>\n<|im_start|>assistant\n"
+

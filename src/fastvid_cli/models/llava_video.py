@@ -30,10 +30,11 @@ import torch
 from ..errors import ModelError
 from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
-from .base import VideoFeatures
+from .base import KeptSlots, VideoFeatures
 from .geometry import ModelGeometry
-from .llava_onevision import LlavaOnevisionAdapter
-from .registry import read_config
+from .llava_onevision import LlavaOnevisionAdapter, NewlineState, wants_grid_layout
+from .recipe import TinyRecipe
+from .registry import LAYOUT_KEY, read_config
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
@@ -46,6 +47,15 @@ LLAVA_NEXT_KEY_MAPPING = {
     r"^model\.mm_projector\.2\.": "model.multi_modal_projector.linear_2.",
 }
 """LLaVA-NeXT tensor names (regex) -> transformers LlavaOnevisionForConditionalGeneration names."""
+
+TO_LLAVA_NEXT = (
+    (r"^model\.language_model\.", "model."),
+    (r"^model\.vision_tower\.", "model.vision_tower.vision_tower.vision_model."),
+    (r"^model\.multi_modal_projector\.linear_1\.", "model.mm_projector.0."),
+    (r"^model\.multi_modal_projector\.linear_2\.", "model.mm_projector.2."),
+)
+"""transformers names -> LLaVA-NeXT names (the inverse of LLaVA-Video's load-time key mapping)."""
+
 
 SO400M_VISION = {
     "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
@@ -90,11 +100,6 @@ def is_llava_next(config: dict) -> bool:
     return "LlavaQwenForCausalLM" in (config.get("architectures") or []) or (
         "mm_vision_tower" in config and config.get("model_type") in ("llava", "llava_qwen", "qwen2")
     )
-
-
-def wants_grid_layout(config: dict) -> bool:
-    """Whether a transformers-format config asks for LLaVA-Video's grid layout."""
-    return config.get("fastvid_layout") == "grid" or config.get("mm_newline_position") == "grid"
 
 
 PAPER_LAYOUT = GridLayout("average", 2)
@@ -210,7 +215,7 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
         text_config=text.to_dict(), vision_config=vision, image_token_id=image_id, video_token_id=video_id,
         vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
     )
-    config.fastvid_layout = "grid"
+    setattr(config, LAYOUT_KEY, "grid")
     config.mm_spatial_pool_mode = source.get("mm_spatial_pool_mode", "average")
     config.mm_spatial_pool_stride = source.get("mm_spatial_pool_stride", 2)
     target.mkdir(parents=True, exist_ok=True)
@@ -246,6 +251,26 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     family = "llava_video"
     paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
                         newlines="one after each row")
+    tiny_recipe = TinyRecipe(
+        display_name="LLaVA-Video",
+        model_class="LlavaOnevisionForConditionalGeneration",
+        layout_fields=(
+            ("config.json", "mm_spatial_pool_mode"), ("config.json", "mm_spatial_pool_stride"),
+            ("config.json", "mm_newline_position"), ("config.json", "mm_patch_merge_type"),
+            ("config.json", "mm_vision_select_layer"), ("config.json", "mm_vision_select_feature"),
+            ("config.json", "mm_projector_type"), ("config.json", "mm_vision_tower"), ("config.json", "force_sample"),
+            ("config.json", "add_time_instruction"), ("config.json", "add_faster_video"),
+            ("config.json", "image_aspect_ratio"), ("config.json", "image_grid_pinpoints"),
+            ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
+            ("tokenizer_config.json", "chat_template"), ("tokenizer_config.json", "eos_token"),
+            ("tokenizer_config.json", "pad_token"), ("tokenizer_config.json", "model_max_length"),
+            ("generation_config.json", "do_sample"), ("generation_config.json", "temperature"),
+            ("generation_config.json", "top_k"), ("generation_config.json", "top_p"),
+            ("generation_config.json", "repetition_penalty"),
+        ),
+        checkpoint_format=lambda config: "llava_next" if is_llava_next(config) else "llava_hf",
+        renames=TO_LLAVA_NEXT,
+    )
 
     def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout = PAPER_LAYOUT,
                  overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False):
@@ -288,14 +313,10 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         return cls(model, processor, head, model_id, layout, overrides, notes, tiny_random=is_tiny_random(path))
 
     @classmethod
-    def claims(cls, config: dict, layout: str = "auto") -> bool:
-        """LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``), and ``llava_onevision`` ones whose config or
-        ``layout`` asks for the grid layout."""
-        if is_llava_next(config):
-            return True
-        if config.get("model_type") != "llava_onevision":
-            return False
-        return layout == "grid" or (layout == "auto" and wants_grid_layout(config))
+    def claims(cls, config: dict) -> bool:
+        """LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``), and ``llava_onevision`` ones whose config (or
+        the layout asked for, ``fastvid_layout``) asks for the grid layout."""
+        return is_llava_next(config) or (config.get("model_type") == "llava_onevision" and wants_grid_layout(config))
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
@@ -367,7 +388,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             saliency=saliency,
             grid=(pooled, pooled),
             extra_slots=self.extra_slots(num_frames, (pooled, pooled)),
-            state={"newline": self.model.model.image_newline[None]},
+            state=NewlineState(self.model.model.image_newline[None]),
         )
 
     def slot_indices(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,17 +413,15 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         newline_slots = (kept_rows // rows) * rows * (cols + 1) + (kept_rows % rows) * (cols + 1) + cols
         return token_slots, newline_slots
 
-    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> KeptSlots:
         """The kept tokens at their grid slots and the newline of every row that keeps a token (see :meth:`slot_indices`).
 
         Returns
         -------
-        slots : torch.LongTensor
-            (K + rows kept,) indices among the prompt's video slots.
-        values : torch.Tensor
-            (K + rows kept, D) the tokens, then ``image_newline`` for each kept row.
+        KeptSlots
+            (K + rows kept,) slots: the tokens, then ``image_newline`` for each kept row.
         """
         token_slots, newline_slots = self.slot_indices(features, kept)
         tokens = features.video_tokens.reshape(-1, features.video_tokens.shape[-1]) if kept is None else kept.tokens
-        newlines = features.state["newline"].expand(newline_slots.numel(), -1).to(tokens.dtype)
-        return torch.cat([token_slots, newline_slots]), torch.cat([tokens, newlines])
+        newlines = features.state.newline.expand(newline_slots.numel(), -1).to(tokens.dtype)
+        return KeptSlots(torch.cat([token_slots, newline_slots]), torch.cat([tokens, newlines]))

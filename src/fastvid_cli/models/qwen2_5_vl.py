@@ -23,15 +23,92 @@ from pathlib import Path
 
 import torch
 
-from .base import ModelAdapter, VideoFeatures
+from dataclasses import dataclass
+
+from ..video import FrameSampling
+from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
 from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
-from .settings import QWEN_SAMPLING, PixelBudget, RunSettings, SettingsOverrides
+from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_sections
+from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
 PAPER_POSITION_FPS = 2.0
 """Frame rate M-RoPE's temporal positions assume in the paper's runs (the processor's default)."""
 RELEASE_DEFAULTS = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
 """FastVID's Qwen2.5-VL release: R 0.27 (about 24.1 % kept after Qwen's sampling), tau 0.84, second threshold 0.95."""
+
+
+@dataclass(frozen=True)
+class QwenVLUtilsSampling(FrameSampling):
+    """qwen-vl-utils' frame count (``smart_nframes``: the library's own rule, not a copy): an even count,
+    at least 2; by time, 4 to min(768, n) frames; frame numbers ``linspace(0, n - 1, k).round()``."""
+
+    def count(self, total_frames: int, video_fps: float) -> int:
+        from qwen_vl_utils.vision_process import smart_nframes
+
+        if total_frames < 2:
+            return 2  # the one frame twice: Qwen needs a pair
+        if self.frames is not None:
+            even_total = total_frames - total_frames % 2
+            return min(smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0), even_total)
+        bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
+        return smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps)
+
+
+QWEN_SAMPLING = QwenVLUtilsSampling(fps=2.0, min_frames=4, max_frames=768, multiple=2, rounding="round")
+"""qwen-vl-utils: 2 fps, 4 to min(768, n) frames, an even count, ``linspace(...).round()``."""
+
+
+@dataclass
+class PatchGridState(EncoderState):
+    """Qwen's (t, h, w) patch grid of the video: t temporal patches of h x w patches of the vision tower."""
+
+    grid_thw: tuple[int, int, int]
+
+    def concat(self, parts: list["PatchGridState"]) -> "PatchGridState":
+        """The chunks' temporal patches added up."""
+        return PatchGridState((sum(p.grid_thw[0] for p in parts), *self.grid_thw[1:]))
+
+    @property
+    def patch_grid(self) -> tuple[int, int, int]:
+        return self.grid_thw
+
+
+TINY_VISION = {"depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}
+"""Test-size Qwen2.5-VL vision tower (4 blocks, so that windowed and full-attention blocks both remain)."""
+
+
+def map_full_attention(published: list[int], depth: int) -> list[int]:
+    """Full-attention blocks of a ``depth``-block tower, in the published pattern's spirit.
+
+    As many full blocks as published but at most half the blocks, evenly spaced and ending with the
+    last block, so both kinds of block remain.
+
+    >>> map_full_attention([7, 15, 23, 31], 4)
+    [1, 3]
+    """
+    if not published:
+        return []
+    count = max(1, min(len(published), depth // 2))
+    stride = depth // count
+    return [depth - 1 - stride * j for j in reversed(range(count))]
+
+
+def shrink_config(config: dict, vocab_size: int) -> dict:
+    """The published Qwen2.5-VL config (flat layout: text fields at the top) at test size: the LLM's
+    widths, depth and heads, M-RoPE sections in the same proportions (sum = head_dim / 2), a 4-block
+    vision tower whose full-attention blocks follow the published pattern."""
+    config = config | TINY_TEXT | {"vocab_size": vocab_size}
+    head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
+    rope = config.get("rope_scaling") or {}
+    if "mrope_section" in rope:
+        config["rope_scaling"] = rope | {"mrope_section": scale_sections(rope["mrope_section"], head_dim // 2)}
+    vision = config.get("vision_config", {})
+    config["vision_config"] = vision | TINY_VISION | {
+        "out_hidden_size": TINY_TEXT["hidden_size"],
+        "fullatt_block_indexes": map_full_attention(vision.get("fullatt_block_indexes", []), TINY_VISION["depth"]),
+    }
+    return config
 
 
 class Qwen2_5_VLAdapter(ModelAdapter):
@@ -51,6 +128,24 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     paper = RunSettings(family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge",
                         newlines="none")
     fastvid_defaults = RELEASE_DEFAULTS
+    fastvid_defaults_source = "FastVID's Qwen2.5-VL release"
+    tiny_recipe = TinyRecipe(
+        display_name="Qwen2.5-VL",
+        model_class="Qwen2_5_VLForConditionalGeneration",
+        layout_fields=(
+            ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
+            ("config.json", "vision_config.temporal_patch_size"), ("config.json", "vision_config.window_size"),
+            ("config.json", "vision_config.tokens_per_second"), ("config.json", "rope_scaling.type"),
+            ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
+            ("preprocessor_config.json", "min_pixels"), ("preprocessor_config.json", "max_pixels"),
+            ("preprocessor_config.json", "image_mean"), ("chat_template.json", "chat_template"),
+        ),
+        special_tokens=QWEN2_VL_TOKENS,
+        role_ids=QWEN_VL_ROLES,
+        media_tokens=QWEN_MEDIA_TOKENS,
+        renames=((r"^model\.language_model\.", "model."), (r"^model\.visual\.", "visual.")),
+        shrink=shrink_config,
+    )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
@@ -62,7 +157,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return cls(model, AutoProcessor.from_pretrained(str(path)), model_id, overrides, tiny_random=is_tiny_random(path))
 
     @classmethod
-    def claims(cls, config: dict, layout: str = "auto") -> bool:
+    def claims(cls, config: dict) -> bool:
         """transformers' ``qwen2_5_vl`` checkpoints."""
         return config.get("model_type") == "qwen2_5_vl"
 
@@ -87,7 +182,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return self.processor.video_token
 
     def full_prompt(self, question: str) -> str:
-        """The checkpoint's chat template with the system turn, the video, then the question."""
+        """The checkpoint's chat template with the system turn (an empty one without a system prompt: the
+        template would otherwise add its default), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt or ""}]
         conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
@@ -157,11 +253,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return {"pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
                 "video_grid_thw": out["video_grid_thw"].to(self.device)}
 
-    def concat_state(self, parts: list[VideoFeatures]) -> dict:
-        """The video's (t, h, w) patch grid: the chunks' temporal groups added up."""
-        t = sum(p.state["grid_thw"][0] for p in parts)
-        return {"grid_thw": (t, *parts[0].state["grid_thw"][1:])}
-
     def resize_frames(self, frames, size: tuple[int, int]):
         """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w).
 
@@ -218,7 +309,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             saliency=saliency.float(),
             grid=(rows, cols),
             extra_slots=self.extra_slots(t, (rows, cols)),
-            state={"grid_thw": (t, h, w)},
+            state=PatchGridState((t, h, w)),
         )
 
     def prompt_positions(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,11 +321,11 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         length = inputs["input_ids"].shape[1]
         return position_ids, torch.tensor([length, following, following, following], device=position_ids.device).view(4, 1, 1)
 
-    def video_encoder_output(self, values: torch.Tensor):
+    def video_encoder_output(self, kept: KeptSlots):
         """Qwen2.5-VL takes the video's merged tokens as a tuple, one entry per video."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        return BaseModelOutputWithPooling(pooler_output=(values,))
+        return BaseModelOutputWithPooling(pooler_output=(kept.values.to(self.dtype),))
 
     def position_ids(self, inputs: dict) -> torch.Tensor:
         """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""
@@ -254,8 +345,9 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
 
     Parameters
     ----------
-    attn : Qwen2_5_VLVisionAttention
-        The block's attention (its ``qkv`` weights and head count).
+    attn : Qwen2_5_VLVisionAttention or Qwen3VLVisionAttention
+        The block's attention (its ``qkv`` weights, head count and scaling); the rotary embedding is
+        applied by its own modeling file's ``apply_rotary_pos_emb_vision``.
     captured : dict
         The block's inputs: ``hidden`` (P, C) normed hidden states, ``cu_seqlens``, ``position_embeddings``.
 
@@ -264,8 +356,9 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
     torch.Tensor
         (P,) float32, in the order of the block's input (window order).
     """
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+    import sys
 
+    apply_rotary_pos_emb_vision = sys.modules[type(attn).__module__].apply_rotary_pos_emb_vision
     hidden = captured["hidden"]
     length = hidden.shape[0]
     q, k, _ = attn.qkv(hidden).reshape(length, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)

@@ -85,6 +85,11 @@ def read_config(path: Path) -> dict:
         raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
 
 
+LAYOUT_KEY = "fastvid_layout"
+"""Config key that carries the video layout asked for (``--layout``) to ``ModelAdapter.claims``; LLaVA-Video's
+converter writes it too (``grid``)."""
+
+
 def family_of_config(config: dict, layout: str = "auto") -> str | None:
     """The family whose adapter claims a checkpoint's ``config.json`` (see ``ModelAdapter.claims``), or None.
 
@@ -93,17 +98,20 @@ def family_of_config(config: dict, layout: str = "auto") -> str | None:
     config : dict
         The parsed ``config.json``.
     layout : str
-        ``auto``, ``onevision`` or ``grid`` (LLaVA checkpoints: which video layout to run).
+        ``auto`` (as the config says) or a layout name, passed to the adapters as ``config[LAYOUT_KEY]``
+        (LLaVA checkpoints: ``onevision`` or ``grid``).
 
     Raises
     ------
     RuntimeError
         If two adapters claim the same config (a bug in the registry).
     """
-    claimed = [name for name, family in FAMILIES.items() if family.adapter_class().claims(config, layout)]
+    if layout != "auto":
+        config = {**config, LAYOUT_KEY: layout}
+    claimed = [name for name, family in FAMILIES.items() if family.adapter_class().claims(config)]
     if len(claimed) > 1:
         raise RuntimeError(f"families {', '.join(claimed)} all claim model_type {config.get('model_type')!r}")
     return claimed[0] if claimed else None
 
 
-__all__ = ["FAMILIES", "Family", "SUPPORTED_FAMILIES", "adapter_class", "family_of_config", "read_config"]
+__all__ = ["FAMILIES", "LAYOUT_KEY", "Family", "SUPPORTED_FAMILIES", "adapter_class", "family_of_config", "read_config"]

@@ -68,6 +68,11 @@ class PixelBudget:
         if not 0 < self.min_pixels <= self.total_pixels:
             raise ValueError(f"need 0 < min pixels <= total pixels, got {self.min_pixels} and {self.total_pixels}")
 
+    @property
+    def factor(self) -> int:
+        """Side in pixels of one LLM token (a merged patch): frame sides are multiples of it."""
+        return QWEN_FACTOR
+
     def frame_pixels(self, frames: int) -> int:
         """Most pixels one of ``frames`` frames may have."""
         return max(int(self.total_pixels / frames * 2), int(self.min_pixels * 1.05))
@@ -175,7 +180,7 @@ class RunSettings:
         pixels = self.pixels
         if overrides.video_pixels is not None:
             if pixels is None:
-                raise ValueError(f"a video pixel budget applies to Qwen2.5-VL, not to {self.family}")
+                raise ValueError(f"a video pixel budget applies to the Qwen models, not to {self.family}")
             pixels = replace(pixels, total_pixels=overrides.video_pixels)
         prompt = self.system_prompt if overrides.system_prompt is None else (overrides.system_prompt or None)
         decoding = self.decoding
@@ -262,8 +267,6 @@ POOL_MODES = ("average", "max", "bilinear")
 
 LLAVA_SAMPLING = FrameSampling(frames=32, rounding="floor")
 """LLaVA evaluation scripts: ``np.linspace(0, n - 1, F, dtype=int)``."""
-QWEN_SAMPLING = FrameSampling(fps=2.0, min_frames=4, max_frames=768, multiple=2, rounding="round")
-"""qwen-vl-utils: 2 fps, 4 to min(768, n) frames, an even count, ``linspace(...).round()``."""
 
 def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
