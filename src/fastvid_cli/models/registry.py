@@ -53,6 +53,7 @@ FAMILIES = {
         Family("llava_video", "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
                ".llava_video", "LlavaVideoAdapter"),
         Family("qwen2_5_vl", "Qwen2.5-VL (transformers qwen2_5_vl)", ".qwen2_5_vl", "Qwen2_5_VLAdapter"),
+        Family("qwen3_vl", "Qwen3-VL, dense and MoE (transformers qwen3_vl, qwen3_vl_moe)", ".qwen3_vl", "Qwen3VLAdapter"),
     )
 }
 """Supported families, by name."""
