@@ -348,3 +348,14 @@ def test_flops_command_prints_the_split(capsys, monkeypatch):
     assert run(["flops", "-r", "0.1"]) == 0
     out = capsys.readouterr().out
     assert "Gated DeltaNet" in out and "46.37" in out and "q_proj x2" in out
+
+
+def test_ask_table_caption_gives_the_saving_by_layer_type():
+    from fastvid_cli.report import saving_by_layer_type
+
+    g = geometry("Qwen3.5-9B")
+    line = saving_by_layer_type(flops_report(g, 6272, 608, 6272, 608).split, g)
+    assert line == ("Saving by layer type: Table 5: full attention 12%, Gated DeltaNet 23%, MLP / MoE 65%; "
+                    "causal: full attention 10%, Gated DeltaNet 23%, MLP / MoE 67%")
+    ov7b = LLMGeometry(hidden=3584, kv_dim=512, intermediate=18944, layers=28, vocab=152064)
+    assert "Gated DeltaNet" not in saving_by_layer_type(flops_report(ov7b, 6272, 608, 6320, 656).split, ov7b)

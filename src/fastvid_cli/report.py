@@ -73,11 +73,10 @@ def split_parts(geometry: LLMGeometry) -> list[str]:
 
 
 def saving_by_layer_type(split: FlopsSplit, geometry: LLMGeometry) -> str:
-    """One line: each layer type's share of the saving, in both conventions."""
+    """One line: each layer type's share of the saving, in both conventions (the LM head, one position, saves nothing)."""
     def shares(key: str) -> str:
         parts = split.convention(key).parts()
-        return ", ".join(f"{PART_LABELS[p]} {parts[p].share_of_saving:.0%}" for p in split_parts(geometry)
-                         if key == CAUSAL_2MAC or p != "lm_head")
+        return ", ".join(f"{PART_LABELS[p]} {parts[p].share_of_saving:.0%}" for p in split_parts(geometry) if p != "lm_head")
     return f"Saving by layer type: Table 5: {shares(TABLE5)}; causal: {shares(CAUSAL_2MAC)}"
 
 
