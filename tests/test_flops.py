@@ -44,7 +44,7 @@ def test_report_ratios_and_conventions():
 def test_report_json_keeps_its_keys():
     """``--json``'s ``flops`` object: the keys (and their order) of the dict it replaced."""
     report = flops_report(OV7B, 6272, 608, 6320, 656).to_dict()
-    assert list(report) == ["unit", "conventions", "table5", "causal_2mac", "geometry"]
+    assert list(report) == ["unit", "conventions", "table5", "causal_2mac", "geometry", "split"]  # split: appended
     for key in ("table5", "causal_2mac"):
         assert list(report[key]) == ["before", "after", "ratio"]
     assert report["geometry"] == OV7B.to_dict() and report["conventions"] == CONVENTIONS

@@ -354,12 +354,12 @@ def flops(
 ) -> None:
     """Analytic LLM prefill FLOPs, vanilla vs FastVID, from the model's config alone (no weights, offline for the supported models).
 
-    Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots.
+    Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots; then both split by layer type (full attention, Gated DeltaNet, MLP / MoE, LM head) with each one's share of the saving.
     """
-    from .flops import CONVENTIONS, flops_rows
+    from .flops import CONVENTIONS, flops_rows, flops_split_rows
     from .models.geometry import model_geometry, video_geometry
     from .pruning.config import check_retention
-    from .report import flops_rows_table
+    from .report import flops_rows_table, flops_split_table
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
     with _user_input():
@@ -374,13 +374,15 @@ def flops(
             settings = paper_settings(geometry.family).with_overrides(_settings(frames))
         geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
-    rows = flops_rows(geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames),
-                      retentions, geometry.newlines_per_frame)
+    budget = (geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames), retentions,
+              geometry.newlines_per_frame)
+    rows, split = flops_rows(*budget), flops_split_rows(*budget)
     if as_json:
         print(json.dumps({"model": geometry.to_dict(), "frames": frames, "token_frames": geometry.token_frames(frames),
-                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": [row.to_dict() for row in rows]}))
+                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": [row.to_dict() for row in rows],
+                          "split": [row.to_dict() for row in split]}))
     else:
-        make_console(stderr=False).print(flops_rows_table(geometry, frames, rows))
+        make_console(stderr=False).print(flops_rows_table(geometry, frames, rows), flops_split_table(geometry, split))
 
 
 @app.command(cls=MultiValueCommand)

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from .bench import BenchResult, SweepResult, TTFTRow
 from .compare import CompareResult
-from .flops import CAUSAL_2MAC, TABLE5, FlopsRow
+from .flops import CAUSAL_2MAC, PARTS, TABLE5, FlopsRow, FlopsSplit, FlopsSplitRow, LLMGeometry
 from .pipeline import STAGES, AskResult
 
 STAGE_LABELS = {
@@ -59,7 +59,25 @@ def flops_table(result: AskResult) -> Table:
     for key in (TABLE5, CAUSAL_2MAC):
         row = f.convention(key)
         table.add_row(labels[key], format_tflops(row.before), format_tflops(row.after), f"{row.ratio:.1%}")
+    table.caption = saving_by_layer_type(f.split, f.geometry)
     return table
+
+
+PART_LABELS = {"full_attention": "full attention", "linear_attention": "Gated DeltaNet", "mlp": "MLP / MoE",
+               "lm_head": "LM head"}
+
+
+def split_parts(geometry: LLMGeometry) -> list[str]:
+    """The layer types a table shows: :data:`fastvid_cli.flops.PARTS`, less linear attention for a model without it."""
+    return [p for p in PARTS if p != "linear_attention" or geometry.linear_layers]
+
+
+def saving_by_layer_type(split: FlopsSplit, geometry: LLMGeometry) -> str:
+    """One line: each layer type's share of the saving, in both conventions (the LM head, one position, saves nothing)."""
+    def shares(key: str) -> str:
+        parts = split.convention(key).parts()
+        return ", ".join(f"{PART_LABELS[p]} {parts[p].share_of_saving:.0%}" for p in split_parts(geometry) if p != "lm_head")
+    return f"Saving by layer type: Table 5: {shares(TABLE5)}; causal: {shares(CAUSAL_2MAC)}"
 
 
 def speed_table(result: AskResult) -> Table:
@@ -190,9 +208,41 @@ def flops_rows_table(geometry, frames: int, rows: list[FlopsRow]) -> Table:
             f"{row.causal_2mac_ratio:.1%}",
         )
     table.caption = (
-        f"LLM: D {llm.hidden}, D_kv {llm.kv_dim}, MLP {llm.intermediate}, {llm.layers} layers. Table 5: per layer "
-        "2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm (FastVID, arXiv 2503.11187). Kept tokens: F * max(1, floor(N * R))."
+        f"LLM: {llm.describe()}. Table 5: per layer 2nD^2 + 2nD*D_kv + 2n^2*D + 3nDm for Qwen2 (FastVID, "
+        "arXiv 2503.11187), each projection from its real shape otherwise (see fastvid_cli.flops). "
+        "Kept tokens: F * max(1, floor(N * R))."
     )
+    return table
+
+
+def flops_split_table(geometry, rows: list[FlopsSplitRow]) -> Table:
+    """The ``fastvid flops`` split: per retention ratio and convention, TFLOPs of each layer type and its share."""
+    parts = split_parts(geometry.llm)
+    table = Table(title=f"{geometry.name}: prefill FLOPs by layer type", title_justify="left")
+    table.add_column("R", justify="right")
+    table.add_column("convention")
+    for part in parts:
+        table.add_column(f"{PART_LABELS[part]}\nTFLOPs (share)", justify="right")
+    for row in rows:
+        vanilla = row.retention == 1.0 and row is rows[0]
+        for key, label in ((TABLE5, "Table 5"), (CAUSAL_2MAC, "2 x MACs, causal")):
+            counts = row.split.convention(key).parts()
+            cells = []
+            for part in parts:
+                c = counts[part]
+                if key == TABLE5 and part == "lm_head":
+                    cells.append("-")
+                    continue
+                value = c.before if vanilla else c.after
+                share = c.share_before if vanilla else c.share_of_saving
+                cells.append(f"{format_tflops(value)} ({share:.0%})")
+            first = key == TABLE5
+            table.add_row(("vanilla" if vanilla else f"{row.retention:g}") if first else "", label, *cells,
+                          end_section=not first)
+    table.caption = ("share: of vanilla's FLOPs on the vanilla rows, of the saving against vanilla on the others. "
+                     "MLP / MoE: every layer's MLP, or its router, active experts and shared expert. "
+                     + ("Gated DeltaNet: projections, conv1d and the chunked delta rule (chunks of 64), linear in n."
+                        if geometry.llm.linear_layers else "No linear-attention layers."))
     return table
 
 
