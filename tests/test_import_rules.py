@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-BUILDER = {"fastvid_cli.tiny", "fastvid_cli.tiny_config"}
+BUILDER = {"fastvid_cli.tiny", "fastvid_cli.tiny_config", "fastvid_cli.tiny_models"}
 ALLOWED = {
     ("fastvid_cli.cli", "tiny_model"),  # the tiny-model command
     ("fastvid_cli.cli", "_tiny_from_config"),  # its --config path

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TASK_DIR = ROOT / "tests" / "lmms_eval_task"
 TASK = "fastvid_local_mcq"
 FRAMES = 4
-TINY_FAMILIES = {"tiny-random": "llava_onevision", "tiny-random-llava-video": "llava_video", "tiny-random-qwen2.5-vl": "qwen2_5_vl"}
+TINY_FAMILIES = {"tiny-random": "llava_onevision", "tiny-random-llava-video": "llava_video", "tiny-random-qwen2.5-vl": "qwen2_5_vl",
+                 "tiny-random-qwen3-vl": "qwen3_vl"}
 
 
 def read_docs() -> list[dict]:

@@ -594,55 +594,57 @@ def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: i
 
 
 def build_llm(geometry: ModelGeometry, layers: int, device, dtype):
-    """A Qwen2 decoder of the model's geometry with random weights and ``layers`` layers (no embeddings needed)."""
-    from transformers import Qwen2Config, Qwen2Model
+    """A random-weight decoder of the model's LLM with ``layers`` layers (no embeddings needed).
+
+    transformers' own text model of the geometry's LLM config (``AutoModel`` of its ``model_type``:
+    Qwen2, Qwen2.5-VL's, Qwen3-VL's dense or MoE ...), so head_dim, q/k norms and experts are the
+    real ones; a geometry known only by its shape gets a Qwen2 decoder of that shape.
+    """
+    from transformers import AutoConfig, AutoModel, Qwen2Config
 
     llm = geometry.llm
-    config = Qwen2Config(
-        hidden_size=llm.hidden,
-        intermediate_size=llm.intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=geometry.heads,
-        num_key_value_heads=llm.kv_dim // (llm.hidden // geometry.heads),
-        vocab_size=16,
-        max_position_embeddings=32768,
-    )
+    if geometry.text_config is not None:
+        fields = dict(geometry.text_config) | {"num_hidden_layers": layers, "vocab_size": 16}
+        if fields.get("layer_types"):
+            fields["layer_types"] = fields["layer_types"][:layers]
+        for key in ("architectures", "transformers_version", "dtype", "torch_dtype"):
+            fields.pop(key, None)
+        fields |= {key: None for key in fields if key.endswith("_token_id")}  # ids of the real vocabulary
+        config = AutoConfig.for_model(fields.pop("model_type"), **fields)
+    else:
+        config = Qwen2Config(
+            hidden_size=llm.hidden,
+            intermediate_size=llm.intermediate,
+            num_hidden_layers=layers,
+            num_attention_heads=geometry.heads,
+            num_key_value_heads=llm.kv_dim // (llm.hidden // geometry.heads),
+            vocab_size=16,
+            max_position_embeddings=32768,
+        )
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2Model(config).to(dtype).eval()
+        model = AutoModel.from_config(config).to(dtype).eval()
     return model
 
 
-SIGLIP_LAYERS = 26
-"""The LLaVA families' vision tower is SigLIP-so400m (``models.llava_video.SO400M_VISION``) with its
-last layer dropped: 26 layers."""
-
-
 def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: BenchSettings, notify) -> float | None:
-    """Median ms of SigLIP-so400m (random weights) on ``frames`` 384 x 384 frames, scaled to its 26 layers.
+    """Median ms of the model's vision tower (random weights, the family's ``vision_benchmark``) on
+    ``frames`` frames, scaled to its full depth.
 
-    It runs 26 / ``scale`` layers (at least one), the share of the LLM's layers the benchmark runs,
-    and scales the time back by the same factor. None for Qwen2.5-VL, whose encoder is not built here.
+    It runs its depth / ``scale`` layers (at least one), the share of the LLM's layers the benchmark
+    runs, and scales the time back by the same factor. None for a family that builds no tower here.
     """
-    if geometry.family not in ("llava_onevision", "llava_video"):
-        return None
-    from transformers import SiglipVisionConfig, SiglipVisionModel
-
-    from .models.llava_video import SO400M_VISION
+    from .models import adapter_class
 
     device, dtype = settings.device, settings.dtype
-    layers = settings.vision_layers or max(1, round(SIGLIP_LAYERS / scale))
-    config = SiglipVisionConfig(**SO400M_VISION, num_hidden_layers=layers, vision_use_head=False)
-    config._attn_implementation = "sdpa"
-    notify(f"vision encoder: {layers} of 26 SigLIP layers on {frames} frames")
-    torch.manual_seed(0)
-    with torch.device(device):
-        vision = SiglipVisionModel(config).to(dtype).eval()
-    pixels = torch.randn(frames, 3, 384, 384, device=device, dtype=dtype)
+    tower = adapter_class(geometry.family).vision_benchmark(frames, settings.vision_layers, scale, device, dtype)
+    if tower is None:
+        return None
+    notify(f"vision encoder: {tower.description}")
     with torch.inference_mode():
-        times = measure_ms(lambda: vision(pixel_values=pixels), device, settings.repeats, settings.warmup)
-    return statistics.median(times) * SIGLIP_LAYERS / layers
+        times = measure_ms(tower.run, device, settings.repeats, settings.warmup)
+    return statistics.median(times) * tower.total_layers / tower.layers
 
 
 def run_bench(

@@ -601,7 +601,7 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl (built from Qwen3-VL-8B-Instruct's published files).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
     full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
@@ -617,7 +617,7 @@ def tiny_model(
         return
     if full_size:
         raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
-    from .tiny import ARCHITECTURES, build_tiny
+    from .tiny_models import ARCHITECTURES, build_tiny
 
     arch = arch or "llava-onevision"
     if arch not in ARCHITECTURES:

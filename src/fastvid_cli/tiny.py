@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from .models.llava_video import TO_LLAVA_NEXT
-from .models.tiny_names import TINY_MODELS as TINY_ARCHITECTURES
-from .models.tiny_names import TINY_RANDOM, is_tiny_random  # noqa: F401 (is_tiny_random: re-exported)
+from .models.tiny_names import is_tiny_random  # noqa: F401 (is_tiny_random: re-exported)
 from .siglip_head import SIGLIP_HEAD_DIR
 
 FORMAT_VERSION = 1
@@ -344,40 +343,3 @@ def write_siglip_head(out_dir: Path, vision_config, seed: int) -> None:
     config = vision_config.to_dict()
     config["model_type"] = "siglip_vision_model"
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
-ARCHITECTURES = {"llava-onevision": "build_llava_onevision", "llava-video": "build_llava_video", "qwen2.5-vl": "build_qwen2_5_vl"}
-"""``fastvid tiny-model --arch`` choices: architecture -> builder."""
-TINY_MODELS = {name: (arch, ARCHITECTURES[arch]) for name, arch in TINY_ARCHITECTURES.items()}
-"""``--model`` names of the offline tiny models (:mod:`.models.tiny_names`): (architecture, builder)."""
-
-
-def build_tiny(arch: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write the tiny random checkpoint of ``arch`` (see :data:`ARCHITECTURES`) to ``out_dir``."""
-    return globals()[ARCHITECTURES[arch]](out_dir, seed=seed)
-
-
-def tiny_random_dir(name: str = TINY_RANDOM, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cached checkpoint folder of a tiny model (:data:`TINY_MODELS`), built on first use.
-
-    Parameters
-    ----------
-    name : str
-        ``tiny-random`` (LLaVA-OneVision), ``tiny-random-llava-video``, ...
-    cache_dir : str or PathLike, optional
-        Where to keep it; default ``$FASTVID_CACHE`` or ``~/.cache/fastvid``.
-    """
-    arch, _ = TINY_MODELS[name]
-    base = Path(cache_dir or os.environ.get("FASTVID_CACHE") or Path.home() / ".cache" / "fastvid")
-    target = base / f"tiny-random-{arch}-v{FORMAT_VERSION}"
-    if (target / "fastvid.json").exists():
-        return target
-    staging = base / f".{target.name}.{os.getpid()}"
-    build_tiny(arch, staging)
-    try:
-        staging.rename(target)
-    except OSError:  # another process built it first
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-    return target

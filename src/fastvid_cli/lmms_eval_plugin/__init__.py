@@ -11,9 +11,13 @@ lmms-eval finds the model through the entry point group ``lmms_eval.models`` (se
 
 A task picks its prompt by the ``--model`` string, so ``--model fastvid`` gets a task's default
 prompt. :data:`PAPER_TASKS` names, per model family and benchmark, the task that builds the prompt
-the paper's lmms-eval wrapper of that family got: the benchmark itself where the two agree, or a
-group of :func:`tasks_dir` that re-lists it with the wrapper's prompt (``videomme_llava_vid``).
-The tests check each entry against the installed task configs.
+the family's own lmms-eval wrapper gets (the paper's wrapper for the paper's families;
+``ModelAdapter.lmms_eval_model``): the benchmark itself where the two agree, or a group of
+:func:`tasks_dir` that re-lists it with the wrapper's prompt (``videomme_llava_vid``; a family's
+``ModelAdapter.lmms_eval_tasks``). The tests check each entry against the installed task configs.
+
+:data:`PAPER_WRAPPERS` and :data:`PAPER_TASKS` are read from the model registry when first used, so
+that importing this module (lmms-eval's plugin discovery) imports no adapter and no torch.
 """
 
 from __future__ import annotations
@@ -26,14 +30,6 @@ MODEL_NAME = "fastvid"
 MODEL_CLASS = "fastvid_cli.lmms_eval_plugin.model.FastVIDLMM"
 """Import path of the lmms-eval model class."""
 
-PAPER_WRAPPERS = {
-    "llava_onevision": "llava_onevision",
-    "llava_video": "llava_vid",
-    "qwen2_5_vl": "qwen2_5_vl",
-}
-"""Model family (``ModelAdapter.family``) -> the lmms-eval model the authors' fork ran it with
-(github.com/LunarShen/FastVID, ``scripts/eval.sh`` of each family)."""
-
 BENCHMARKS = {
     "mvbench": "mvbench",
     "longvideobench": "longvideobench_val_v",
@@ -43,14 +39,32 @@ BENCHMARKS = {
 """The paper's four benchmarks (Table 1) -> their task in lmms-eval 0.7.3 (MVBench is a group of 20
 tasks; LongVideoBench's validation set with video input; MLVU's dev set; VideoMME without subtitles)."""
 
-PAPER_TASKS = {
-    family: {bench: task for bench, task in BENCHMARKS.items()} for family in PAPER_WRAPPERS
-}
-PAPER_TASKS["llava_video"]["videomme"] = "videomme_llava_vid"
-"""Family -> benchmark -> the task to run with ``--model fastvid`` for the paper's prompt.
+def _wrappers() -> dict[str, str]:
+    """Model family -> the lmms-eval model whose prompts its tasks give (``ModelAdapter.lmms_eval_model``)."""
+    from ..models.registry import FAMILIES
 
-Only VideoMME has a prompt of its own for one of the paper's wrappers (``llava_vid``: "The best
-answer is:"); every other (family, benchmark) pair gets the task's default prompt either way."""
+    return {name: family.adapter_class().lmms_eval_model for name, family in FAMILIES.items()
+            if family.adapter_class().lmms_eval_model}
+
+
+def _tasks() -> dict[str, dict[str, str]]:
+    """Family -> benchmark -> the task to run with ``--model fastvid`` for its wrapper's prompt."""
+    from ..models.registry import FAMILIES
+
+    return {name: BENCHMARKS | FAMILIES[name].adapter_class().lmms_eval_tasks for name in _wrappers()}
+
+
+def __getattr__(name: str):
+    """:data:`PAPER_WRAPPERS` (family -> lmms-eval model the authors' fork, or the family's own wrapper,
+    ran it with) and :data:`PAPER_TASKS` (family -> benchmark -> task), from the registry on first use.
+
+    Only VideoMME has a prompt of its own for one of these wrappers (``llava_vid``: "The best
+    answer is:"); every other (family, benchmark) pair gets the task's default prompt either way."""
+    if name == "PAPER_WRAPPERS":
+        return _wrappers()
+    if name == "PAPER_TASKS":
+        return _tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tasks_dir() -> Path:
@@ -64,7 +78,7 @@ def paper_task(family: str, benchmark: str) -> str:
     Parameters
     ----------
     family : str
-        ``llava_onevision``, ``llava_video`` or ``qwen2_5_vl``.
+        A family of the registry (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``, ``qwen3_vl`` ...).
     benchmark : str
         ``mvbench``, ``longvideobench``, ``mlvu`` or ``videomme``.
 
@@ -73,11 +87,12 @@ def paper_task(family: str, benchmark: str) -> str:
     ValueError
         Unknown family or benchmark.
     """
-    if family not in PAPER_TASKS:
-        raise ValueError(f"unknown model family {family!r}; choose from {', '.join(PAPER_TASKS)}")
+    tasks = _tasks()
+    if family not in tasks:
+        raise ValueError(f"unknown model family {family!r}; choose from {', '.join(tasks)}")
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; choose from {', '.join(BENCHMARKS)}")
-    return PAPER_TASKS[family][benchmark]
+    return tasks[family][benchmark]
 
 
 def manifest():

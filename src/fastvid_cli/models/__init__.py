@@ -88,7 +88,7 @@ def tiny_model_dir(name: str) -> Path:
     KeyError
         If ``name`` is not a tiny model's.
     """
-    from ..tiny import tiny_random_dir
+    from ..tiny_models import tiny_random_dir
 
     return tiny_random_dir(name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -96,6 +97,26 @@ class KeptSlots:
         """The same slots in ascending order (the prompt's order), every tensor reordered alike."""
         order = self.slots.argsort(stable=True)
         return KeptSlots(self.slots[order], self.values[order], tuple(level[order] for level in self.levels))
+
+
+@dataclass
+class VisionBench:
+    """A random-weight copy of a family's vision tower, ready to time (``fastvid bench``).
+
+    Attributes
+    ----------
+    run : callable
+        One forward over the frames, no arguments.
+    layers, total_layers : int
+        Layers built, and the real tower's (the time is scaled by their ratio).
+    description : str
+        For progress lines, e.g. ``3 of 26 SigLIP layers on 32 frames``.
+    """
+
+    run: Callable[[], object]
+    layers: int
+    total_layers: int
+    description: str
 
 
 @dataclass
@@ -224,6 +245,11 @@ class ModelAdapter(abc.ABC):
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
     tiny_recipe: ClassVar["TinyRecipe"]
     """How ``fastvid tiny-model --config`` builds this family's random-weight checkpoints (:mod:`.recipe`)."""
+    lmms_eval_model: ClassVar[str | None] = None
+    """The lmms-eval model that runs this family (the authors' fork's wrapper for the paper's families):
+    ``--model fastvid`` evaluations use the tasks that give its prompts (see :mod:`fastvid_cli.lmms_eval_plugin`)."""
+    lmms_eval_tasks: ClassVar[dict] = {}
+    """Benchmark -> task, where the wrapper's prompt needs a task of its own (LLaVA-Video's VideoMME)."""
     fastvid_defaults_source: ClassVar[str] = "the paper's"
     """Where :attr:`fastvid_defaults` come from, for ``--help`` and reports (a family beyond the paper says so)."""
     model_id: str = ""
@@ -297,6 +323,21 @@ class ModelAdapter(abc.ABC):
         ModelError
             If the config lacks what the geometry needs.
         """
+
+    @classmethod
+    def vision_benchmark(cls, frames: int, layers: int | None, scale: float, device, dtype) -> VisionBench | None:
+        """The family's vision tower with random weights for a benchmark, or None where none is built here.
+
+        Parameters
+        ----------
+        frames : int
+            Frames of one video.
+        layers : int or None
+            Layers to build; None: the full depth / ``scale`` (at least one).
+        scale : float
+            The LLM's layers over those the benchmark builds.
+        """
+        return None
 
     @property
     @abc.abstractmethod

@@ -9,7 +9,7 @@ and go through the same adapter.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
@@ -39,6 +39,9 @@ class ModelGeometry:
     frames_per_group : int
         Sampled frames per token frame (Qwen2.5-VL's temporal patch: 2; its tokens per group are
         given at :data:`QWEN_REFERENCE_PIXELS`, since they depend on the video's resolution).
+    text_config : dict or None
+        The LLM's transformers config (``to_dict()``), for building a random-weight copy of it (a
+        benchmark); None when only the shape is known. Not part of :meth:`to_dict`.
     """
 
     name: str
@@ -50,13 +53,16 @@ class ModelGeometry:
     extra_slots: int
     newlines_per_frame: int = 0
     frames_per_group: int = 1
+    text_config: dict | None = field(default=None, compare=False, repr=False)
 
     def token_frames(self, frames: int) -> int:
         """Frames as the LLM sees them: sampled frames / frames_per_group (rounded up)."""
         return -(-frames // self.frames_per_group)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("text_config")
+        return out
 
     @classmethod
     def of_llm(cls, name: str, family: str, text_config, **video) -> "ModelGeometry":
@@ -65,7 +71,7 @@ class ModelGeometry:
         ``video`` gives the video token layout fields (``tokens_per_frame``, ``frames``, ``extra_slots``, ...).
         """
         return cls(name=name, family=family, llm=LLMGeometry.from_config(text_config),
-                   heads=text_config.num_attention_heads, **video)
+                   heads=text_config.num_attention_heads, text_config=text_config.to_dict(), **video)
 
 
 QWEN_REFERENCE_PIXELS = 448

@@ -16,7 +16,7 @@ import torch
 
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from ..pruning import PruneResult
-from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
+from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
 from .geometry import ModelGeometry
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY
@@ -49,6 +49,15 @@ TO_LLAVA_HF = (
 """transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
 
 
+SO400M_VISION = {
+    "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
+    "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
+}
+"""google/siglip-so400m-patch14-384's vision tower, the LLaVA families' (its depth is read from the checkpoint)."""
+SIGLIP_LAYERS = 26
+"""The LLaVA checkpoints drop SigLIP-so400m's last layer: 26 of its 27 layers."""
+
+
 class LlavaOnevisionAdapter(ModelAdapter):
     """FastVID on LLaVA-OneVision (llava-hf/llava-onevision-qwen2-{0.5b,7b,72b}-ov-hf).
 
@@ -72,6 +81,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
     paper = RunSettings(family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14",
                         newlines="one after the video")
     penalize_prompt = False  # LLaVA-NeXT's generate gave transformers inputs_embeds only
+    lmms_eval_model = "llava_onevision"  # fastvid_llavaonevision/scripts/eval.sh
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-OneVision",
         model_class="LlavaOnevisionForConditionalGeneration",
@@ -131,6 +141,22 @@ class LlavaOnevisionAdapter(ModelAdapter):
     @property
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
+
+    @classmethod
+    def vision_benchmark(cls, frames: int, layers: int | None, scale: float, device, dtype) -> VisionBench:
+        """SigLIP-so400m (:data:`SO400M_VISION`, its last layer dropped: 26 layers) on ``frames`` 384 x 384 frames."""
+        from transformers import SiglipVisionConfig, SiglipVisionModel
+
+        total = SIGLIP_LAYERS
+        layers = layers or max(1, round(total / scale))
+        config = SiglipVisionConfig(**SO400M_VISION, num_hidden_layers=layers, vision_use_head=False)
+        config._attn_implementation = "sdpa"
+        torch.manual_seed(0)
+        with torch.device(device):
+            vision = SiglipVisionModel(config).to(dtype).eval()
+        pixels = torch.randn(frames, 3, 384, 384, device=device, dtype=dtype)
+        return VisionBench(lambda: vision(pixel_values=pixels), layers, total,
+                           f"{layers} of {total} SigLIP layers on {frames} frames")
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question) with F x 196 + 1

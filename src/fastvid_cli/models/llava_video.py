@@ -32,7 +32,7 @@ from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
 from .base import KeptSlots, VideoFeatures
 from .geometry import ModelGeometry
-from .llava_onevision import LlavaOnevisionAdapter, NewlineState, wants_grid_layout
+from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, wants_grid_layout
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY, read_config
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
@@ -57,11 +57,6 @@ TO_LLAVA_NEXT = (
 """transformers names -> LLaVA-NeXT names (the inverse of LLaVA-Video's load-time key mapping)."""
 
 
-SO400M_VISION = {
-    "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
-    "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
-}
-"""google/siglip-so400m-patch14-384's vision tower (its depth is read from the checkpoint)."""
 CONVERTER_VERSION = 2
 """Bumped when the converted config or processor changes, so stale cached conversions are redone."""
 
@@ -251,6 +246,8 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     family = "llava_video"
     paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
                         newlines="one after each row")
+    lmms_eval_model = "llava_vid"  # fastvid_llavavideo/scripts/eval.sh
+    lmms_eval_tasks = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-Video",
         model_class="LlavaOnevisionForConditionalGeneration",

@@ -217,6 +217,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     """Not a paper's run: the model's own sampling, sizing and chat template (no system turn)."""
     fastvid_defaults = RELEASE_DEFAULTS
     fastvid_defaults_source = "not the paper's: FastVID's Qwen2.5-VL release values"
+    lmms_eval_model = "qwen3_vl"  # lmms-eval's own Qwen3-VL wrapper (no paper run)
+    lmms_eval_tasks = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
     tiny_recipe = TinyRecipe(
         display_name="Qwen3-VL",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],

@@ -20,6 +20,7 @@ TINY_MODELS = {
     TINY_RANDOM: "llava-onevision",
     "tiny-random-llava-video": "llava-video",
     "tiny-random-qwen2.5-vl": "qwen2.5-vl",
+    "tiny-random-qwen3-vl": "qwen3-vl",
 }
 """``--model`` names of the offline tiny models -> their architecture (``fastvid tiny-model --arch``)."""
 MARKER = "fastvid.json"
