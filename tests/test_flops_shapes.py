@@ -359,3 +359,17 @@ def test_ask_table_caption_gives_the_saving_by_layer_type():
                     "causal: full attention 10%, Gated DeltaNet 23%, MLP / MoE 67%")
     ov7b = LLMGeometry(hidden=3584, kv_dim=512, intermediate=18944, layers=28, vocab=152064)
     assert "Gated DeltaNet" not in saving_by_layer_type(flops_report(ov7b, 6272, 608, 6320, 656).split, ov7b)
+
+
+@pytest.mark.parametrize("name", list(BY_HAND))
+def test_flops_command_on_the_published_config_equals_the_hand_count(capsys, name):
+    """``fastvid flops --model REAL_DIR``: the family's adapter reads the config (16 temporal patches of
+    (448 / 32)^2 = 196 tokens at 32 frames) and the counts are the hand count's."""
+    from fastvid_cli.cli import run
+
+    assert run(["flops", "--model", str(REALCFG / name), "-r", "0.1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    vanilla, pruned = data["rows"]
+    assert (vanilla["video_tokens"], pruned["video_tokens"]) == (16 * 196, 16 * 19)
+    assert vanilla["table5"] == pytest.approx(BY_HAND[name](16 * 196)[0] / 1e12, rel=1e-12)
+    assert pruned["table5"] == pytest.approx(BY_HAND[name](16 * 19)[0] / 1e12, rel=1e-12)

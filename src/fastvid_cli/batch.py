@@ -423,7 +423,7 @@ def run_job(
     layout: str = "auto",
     settings: SettingsOverrides | None = None,
     fastvid: dict | None = None,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     baseline: bool = False,
     vision_batch: int | None = None,
     resume: bool = False,

@@ -101,34 +101,35 @@ def _quiet_libraries() -> None:
 
 ModelOpt = Annotated[
     str,
-    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl] (offline, noise)."),
+    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."),
 ]
 FramesOpt = Annotated[
-    Optional[int], typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL samples 2 fps].", min=1)
+    Optional[int], typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
 ]
-FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="Sample by time instead: frames per second of video [default: Qwen2.5-VL 2, the paper's].", min=0.001)]
+FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
 MaxFramesOpt = Annotated[Optional[int], typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
-SystemPromptOpt = Annotated[Optional[str], typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."].')]
-VideoPixelsOpt = Annotated[Optional[int], typer.Option(help="Qwen2.5-VL: pixels for the whole video, shared by its frames [default: the paper's 16384 x 28 x 28].", min=1)]
+SystemPromptOpt = Annotated[Optional[str], typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
+VideoPixelsOpt = Annotated[Optional[int], typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
 PoolModeOpt = Annotated[Optional[PoolMode], typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
 RepetitionPenaltyOpt = Annotated[Optional[float], typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
 LayoutOpt = Annotated[
     Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
 ]
-MaxNewTokensOpt = Annotated[int, typer.Option(help="Longest answer, in tokens.", min=1)]
+MaxNewTokensOpt = Annotated[Optional[int], typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
+ThinkingOpt = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
 AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
 RetentionOpt = Annotated[
-    Optional[float], typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen2.5-VL 0.27].")
+    Optional[float], typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
 ]
 COpt = Annotated[Optional[int], typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
-TauOpt = Annotated[Optional[float], typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen2.5-VL 0.84].")]
+TauOpt = Annotated[Optional[float], typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
 DOpt = Annotated[Optional[float], typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
 POpt = Annotated[Optional[int], typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
 BetaOpt = Annotated[Optional[float], typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
 SplitTauOpt = Annotated[
-    Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen2.5-VL 0.95].")
+    Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
 ]
 MaxSegmentOpt = Annotated[
     Optional[int], typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
@@ -156,14 +157,14 @@ def _user_input():
 
 
 def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
-              repetition_penalty=None):
+              repetition_penalty=None, thinking=None):
     """What the user changed of the paper's run settings (checked now)."""
     from .models.settings import SettingsOverrides
 
     with _user_input():
         return SettingsOverrides(frames=frames, fps=fps, max_frames=max_frames, system_prompt=system_prompt,
                                  video_pixels=video_pixels, pool_mode=pool_mode.value if pool_mode else None,
-                                 repetition_penalty=repetition_penalty)
+                                 repetition_penalty=repetition_penalty, thinking=thinking)
 
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None, max_segment=None) -> dict:
@@ -211,7 +212,7 @@ def ask(
     fps: FpsOpt = None,
     max_frames: MaxFramesOpt = None,
     retention: RetentionOpt = None,
-    max_new_tokens: MaxNewTokensOpt = 128,
+    max_new_tokens: MaxNewTokensOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
@@ -228,6 +229,7 @@ def ask(
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    thinking: ThinkingOpt = None,
     baseline: Annotated[Optional[bool], typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
     vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
@@ -240,7 +242,7 @@ def ask(
     from .report import render_ask, render_questions
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
-    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     asked = list(question or []) + _read_questions(questions)
     if not asked:
         raise InputError("give a question (or --questions FILE)")
@@ -307,6 +309,7 @@ def compare(
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    thinking: ThinkingOpt = None,
     vision_batch: VisionBatchOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
 ) -> None:
@@ -326,7 +329,7 @@ def compare(
         for spec in methods:
             for r in retentions:
                 make_method(spec, r, **defaults)
-    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
@@ -467,7 +470,7 @@ def batch(
     fps: FpsOpt = None,
     max_frames: MaxFramesOpt = None,
     retention: RetentionOpt = None,
-    max_new_tokens: MaxNewTokensOpt = 128,
+    max_new_tokens: MaxNewTokensOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
@@ -483,6 +486,7 @@ def batch(
     video_pixels: VideoPixelsOpt = None,
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
+    thinking: ThinkingOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
     vision_batch: Annotated[Optional[int], typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
 ) -> None:
@@ -493,7 +497,7 @@ def batch(
     from .batch import collect_items, run_job
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
-    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty)
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     items = collect_items(paths or [], question, questions, sys.stdin if "-" in (paths or []) else ())
     progress = _batch_progress(quiet)
     task = progress.add_task(f"loading {model}...", total=None, failed=0)

@@ -93,7 +93,7 @@ def compare(
     methods: list[str],
     retentions: list[float],
     frames: int | None = None,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     method_defaults: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
     vision_batch: int | None = None,

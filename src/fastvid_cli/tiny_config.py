@@ -671,6 +671,9 @@ def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
         if plan.tokenizer.chat_template and "chat_template" not in saved:
             saved["chat_template"] = plan.tokenizer.chat_template
         template.unlink(missing_ok=True)  # the template sits in the published files (tokenizer_config / chat_template.json)
+    published = plan.real_dir / "chat_template.jinja"
+    if plan.checkpoint_format == "transformers" and published.exists():  # verbatim, where the processor reads it
+        template.write_text(published.read_text())
     config_path.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -24,6 +24,7 @@ ARCHITECTURES = {
     "llava-video": tiny.build_llava_video,
     "qwen2.5-vl": tiny.build_qwen2_5_vl,
     "qwen3-vl": PUBLISHED / "Qwen3-VL-8B-Instruct",
+    "qwen3.5": PUBLISHED / "Qwen3.5-0.8B",
 }
 """``fastvid tiny-model --arch`` choices: architecture -> its builder, or the published files it is built from."""
 
@@ -48,7 +49,8 @@ def tiny_random_dir(name: str = TINY_RANDOM, cache_dir: str | os.PathLike | None
     Parameters
     ----------
     name : str
-        ``tiny-random`` (LLaVA-OneVision), ``tiny-random-llava-video``, ``tiny-random-qwen2.5-vl``, ``tiny-random-qwen3-vl``.
+        ``tiny-random`` (LLaVA-OneVision), ``tiny-random-llava-video``, ``tiny-random-qwen2.5-vl``, ``tiny-random-qwen3-vl``,
+        ``tiny-random-qwen3.5``.
     cache_dir : str or PathLike, optional
         Where to keep it; default ``$FASTVID_CACHE`` or ``~/.cache/fastvid``.
 

@@ -563,17 +563,22 @@ class ModelAdapter(abc.ABC):
             (T,) int64 new token ids, on the CPU.
         """
         kwargs = dict(llm_inputs.kwargs)
-        prefix = 0
+        prefix, working = 0, None
         if cache is not None:
             kwargs.pop("mm_encoder_outputs", None)  # the video is in the cache
             prefix = cache.get_seq_length()
-            kwargs["cache"] = cache
+            working = kwargs["cache"] = self.question_cache(cache)
         try:
             out = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
         finally:
-            if cache is not None:
+            if working is not None and working is cache:
                 self.rewind_cache(cache, prefix)
         return out[0, llm_inputs.length :].cpu()
+
+    def question_cache(self, cache):
+        """The cache a question decodes on, given the prefix's: the prefix's own (cropped back afterwards by
+        :meth:`rewind_cache`) by default; a family whose cache cannot be cropped returns a copy."""
+        return cache
 
     def rewind_cache(self, cache, length: int) -> None:
         """Bring ``cache`` back to its first ``length`` tokens after a question decoded on it (a KV cache is cropped)."""
@@ -637,7 +642,11 @@ class ModelAdapter(abc.ABC):
         settings' system turn (none when ``system_prompt`` is None), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt}] if self.settings.system_prompt is not None else []
         user = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(system + user, add_generation_prompt=True)
+        return self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs())
+
+    def chat_template_kwargs(self) -> dict:
+        """Switches the chat template takes besides the conversation (Qwen3.5's ``enable_thinking``); none by default."""
+        return {}
 
     def prompt_parts(self, question: str) -> tuple[str, str]:
         """The prompt split right after the video: (prefix, suffix).

@@ -211,6 +211,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     """
 
     family = "qwen3_vl"
+    model_types = MODEL_TYPES
+    """The family's transformers model types -> model class."""
     paper = RunSettings(family="qwen3_vl", sampling=QWEN3_SAMPLING, pixels=Qwen3VLPixels(), pooling="2x2 patch merge",
                         newlines="none; a timestamp and start/end tokens around every temporal patch",
                         system_prompt=None)
@@ -252,7 +254,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         from .registry import read_config
 
         model_type = read_config(Path(path))["model_type"]
-        model = getattr(transformers, MODEL_TYPES[model_type]).from_pretrained(str(path), **load_kwargs).eval()
+        model = getattr(transformers, cls.model_types[model_type]).from_pretrained(str(path), **load_kwargs).eval()
         processor = AutoProcessor.from_pretrained(str(path))
         adapter = cls(model, processor, model_id, overrides, tiny_random=is_tiny_random(path))
         own = Qwen3VLPixels.of_processor(processor.video_processor)
@@ -386,7 +388,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         tokens = out.pooler_output.view(t, rows * cols, -1)
         received = received_attention(visual.blocks[-1].attn, captured)  # (P,), merge blocks in raster order
         saliency = received.view(-1, merge * merge).mean(-1).view(t, rows * cols)
-        levels = tuple(level.view(t, rows * cols, -1) for level in out.deepstack_features)
+        levels = tuple(level.view(t, rows * cols, -1) for level in getattr(out, "deepstack_features", None) or ())
         return VideoFeatures(
             video_tokens=tokens,
             frame_features=tokens.float().mean(1),
@@ -408,9 +410,12 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         return KeptSlots(slots.slots, slots.values, rows)
 
     def video_encoder_output(self, kept: KeptSlots):
-        """The kept tokens and their DeepStack rows as the model takes them (one tuple entry per video)."""
+        """The kept tokens and their DeepStack rows as the model takes them (one tuple entry per video);
+        a tower without DeepStack (Qwen3.5's) takes the tokens alone."""
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
+        if not kept.levels:
+            return super().video_encoder_output(kept)
         return BaseModelOutputWithDeepstackFeatures(
             pooler_output=(kept.values.to(self.dtype),),
             deepstack_features=[(level.to(self.dtype),) for level in kept.levels],

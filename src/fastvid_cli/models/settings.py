@@ -142,6 +142,9 @@ class RunSettings:
     system_prompt : str or None
         The system turn; None for none.
     decoding : Decoding
+    thinking : bool or None
+        Whether the model reasons before it answers, for a model whose chat template has that switch
+        (Qwen3.5's ``enable_thinking``: off by default); None for a model without one.
     notes : tuple of str
         Where the checkpoint's own files differ from what runs (one line each).
     """
@@ -153,6 +156,7 @@ class RunSettings:
     newlines: str = ""
     system_prompt: str | None = SYSTEM_PROMPT
     decoding: Decoding = field(default_factory=Decoding)
+    thinking: bool | None = None
     notes: tuple[str, ...] = ()
 
     def with_overrides(self, overrides: "SettingsOverrides | None") -> "RunSettings":
@@ -186,7 +190,12 @@ class RunSettings:
         decoding = self.decoding
         if overrides.repetition_penalty is not None:
             decoding = replace(decoding, repetition_penalty=overrides.repetition_penalty, source="given")
-        return replace(self, sampling=sampling, pixels=pixels, system_prompt=prompt, decoding=decoding)
+        thinking = self.thinking
+        if overrides.thinking is not None:
+            if thinking is None:
+                raise ValueError(f"a thinking switch applies to models whose chat template has one (Qwen3.5), not to {self.family}")
+            thinking = overrides.thinking
+        return replace(self, sampling=sampling, pixels=pixels, system_prompt=prompt, decoding=decoding, thinking=thinking)
 
     def describe(self) -> str:
         """One line for the table title: frames, pixels, layout, system prompt, decoding."""
@@ -195,6 +204,8 @@ class RunSettings:
             parts.append(self.pixels.describe())
         parts += [p for p in (self.pooling, self.newlines) if p]
         parts.append(f"system {self.system_prompt!r}" if self.system_prompt else "no system prompt")
+        if self.thinking is not None:
+            parts.append("thinking on" if self.thinking else "thinking off")
         parts.append(self.decoding.describe())
         return "; ".join(parts)
 
@@ -210,6 +221,7 @@ class RunSettings:
             "system_prompt": self.system_prompt,
             "decoding": {"greedy": True, "repetition_penalty": self.decoding.repetition_penalty,
                          "rule": self.decoding.describe()},
+            "thinking": self.thinking,
             "notes": list(self.notes),
         }
 
@@ -232,6 +244,8 @@ class SettingsOverrides:
         LLaVA-Video's pooling of the patch grid: ``average`` (the paper's), ``max`` or ``bilinear``.
     repetition_penalty : float or None
         Instead of the checkpoint's (1.0 turns it off).
+    thinking : bool or None
+        Turn the chat template's thinking switch on or off (Qwen3.5).
 
     Raises
     ------
@@ -246,6 +260,7 @@ class SettingsOverrides:
     video_pixels: int | None = None
     pool_mode: str | None = None
     repetition_penalty: float | None = None
+    thinking: bool | None = None
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.fps is not None:

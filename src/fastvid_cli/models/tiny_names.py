@@ -21,6 +21,7 @@ TINY_MODELS = {
     "tiny-random-llava-video": "llava-video",
     "tiny-random-qwen2.5-vl": "qwen2.5-vl",
     "tiny-random-qwen3-vl": "qwen3-vl",
+    "tiny-random-qwen3.5": "qwen3.5",
 }
 """``--model`` names of the offline tiny models -> their architecture (``fastvid tiny-model --arch``)."""
 MARKER = "fastvid.json"

@@ -1,0 +1,165 @@
+"""Qwen3.5 (hybrid Gated DeltaNet + attention; dense and MoE) on tiny checkpoints built from the published
+configs in tests/realcfg: transformers' own forward at R = 1, several questions on a hybrid cache, the
+thinking switch, and detection from the config alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastvid_cli.models import load_model
+from fastvid_cli.pipeline import AskOptions, ask_many
+from fastvid_cli.pruning import FastVIDConfig
+from fastvid_cli.video import read_video
+
+REALCFG = Path(__file__).parent / "realcfg"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_videos"
+PUBLISHED = {"dense": "Qwen3.5-0.8B", "moe": "Qwen3.5-35B-A3B"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from fastvid_cli.cli import run
+
+    out = {}
+    for kind, name in PUBLISHED.items():
+        target = tmp_path_factory.mktemp("qwen3_5") / name
+        assert run(["tiny-model", str(target), "--config", str(REALCFG / name)]) == 0
+        out[kind] = target
+    return out
+
+
+@pytest.fixture(scope="module", params=list(PUBLISHED))
+def model(request, built):
+    return load_model(str(built[request.param]), device="cpu", dtype="float32")
+
+
+def test_family_layer_types_and_no_deepstack(model):
+    text = model.model.config.text_config
+    assert model.family == "qwen3_5"
+    assert text.layer_types == ["linear_attention"] * 3 + ["full_attention"]  # the published pattern, 4 layers
+    assert model.model.config.vision_config.deepstack_visual_indexes == []
+    assert model.settings.thinking is False
+    assert any("Gated DeltaNet" in note for note in model.settings.notes)
+
+
+def test_nothing_pruned_gives_transformers_logits_and_answer(model):
+    from transformers.video_utils import VideoMetadata
+
+    video = read_video(SAMPLES / "carphone.mp4", model.settings.sampling)
+    inputs = model.prepare(video, "What happens?")
+    features = model.encode(inputs)
+    assert features.state.levels == ()
+    kept = FastVIDConfig(retention_ratio=1.0)(features.video_tokens, features.frame_features, features.saliency)
+    ours = model.build_inputs(inputs, features, kept)
+    text = model.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What happens?"}]}],
+        add_generation_prompt=True, enable_thinking=False)
+    metadata = VideoMetadata(total_num_frames=video.total_frames, fps=video.fps, frames_indices=video.indices.tolist())
+    reference = model.processor(text=[text], videos=[video.frames], video_metadata=[metadata], do_sample_frames=False,
+                                videos_kwargs={"cap_pixels_per_frame": True}, return_tensors="pt")
+    assert torch.equal(inputs["input_ids"], reference["input_ids"])
+    with torch.inference_mode():
+        model.model.model.rope_deltas = None
+        logits = model.model(**reference).logits[0, -1]
+        model.model.model.rope_deltas = None
+        answer = model.model.generate(**reference, max_new_tokens=6, do_sample=False)
+    torch.testing.assert_close(model.prefill(ours).logits, logits.float(), atol=1e-5, rtol=1e-5)
+    assert model.generate(ours, 6).tolist() == answer[0, reference["input_ids"].shape[1]:].tolist()
+
+
+def test_questions_in_any_order_equal_fresh_runs(model):
+    """Each question decodes on an exact copy of the prefix's hybrid cache: the order does not matter,
+    and each answer equals a fresh single-question run."""
+    options = AskOptions(max_new_tokens=6, baseline=False)
+    video = SAMPLES / "carphone.mp4"
+    questions = ["What happens?", "Who is there?", "Where is it?"]
+    forward = {r.question: r.answer for r in ask_many(model, video, questions, options)}
+    backward = {r.question: r.answer for r in ask_many(model, video, questions[::-1], options)}
+    assert forward == backward
+    for question in questions:
+        assert ask_many(model, video, [question], options)[0].answer == forward[question]
+
+
+def test_the_prefix_cache_is_left_as_it_was(model):
+    from fastvid_cli.pipeline import VideoSession
+
+    session = VideoSession.open(model, SAMPLES / "carphone.mp4")
+    pruned = session.prune(FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95))
+    pruned.prefill()
+    before = copy.deepcopy(pruned.cache)
+    pruned.answer("What happens?", 4)
+    compared = {"keys": 0, "recurrent_states": 0, "conv_states": 0}
+    for old, new in zip(before.layers, pruned.cache.layers):
+        for name in ("keys", "values"):
+            if getattr(old, name, None) is not None:
+                assert torch.equal(getattr(old, name), getattr(new, name))
+                compared["keys"] += name == "keys"
+        for name in ("recurrent_states", "conv_states"):
+            for index, state in (getattr(old, name, None) or {}).items():
+                if state is not None:
+                    assert torch.equal(state, getattr(new, name)[index]), (name, index)
+                    compared[name] += 1
+    assert all(compared.values()), compared  # KV, recurrent and convolution states were all there to compare
+    assert pruned.cache.get_seq_length() == before.get_seq_length()
+
+
+def test_thinking_switch(capsys, built):
+    from fastvid_cli.cli import run
+
+    dense = load_model(str(built["dense"]), device="cpu", dtype="float32")
+    assert dense.full_prompt("Q").endswith("<think>\n\n</think>\n\n")  # off: an empty think block
+    code = run(["ask", str(SAMPLES / "carphone.mp4"), "What happens?", "--model", str(built["dense"]), "--json",
+                "--max-new-tokens", "4", "--no-baseline", "--thinking"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    assert data["settings"]["thinking"] is True and "thinking on" in data["settings"]["rule"]
+    assert data["reasoning"] is not None  # the tiny model never closes </think>: all it wrote is reasoning
+    code = run(["ask", str(SAMPLES / "carphone.mp4"), "q", "--model", "tiny-random-qwen3-vl", "--thinking"])
+    err = capsys.readouterr().err
+    assert code == 2 and "thinking switch" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ask_json_several_questions_and_compare_at_full_retention(capsys, built):
+    from fastvid_cli.cli import run
+
+    for kind in PUBLISHED:
+        code = run(["ask", str(SAMPLES / "bikes.mp4"), "What happens?", "Who rides?", "--model", str(built[kind]),
+                    "--json", "--max-new-tokens", "3"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        first, second = json.loads(out.out)
+        assert first["model"]["family"] == "qwen3_5" and first["frames"] == 20 and first["reasoning"] is None
+        assert first["tokens"]["video_after"] == 10 * math.floor(160 * 0.27)
+        assert second["tokens"]["prefill_tokens"] < first["tokens"]["prefill_tokens"]
+        code = run(["compare", str(SAMPLES / "bikes.mp4"), "What happens?", "--model", str(built[kind]), "--retention",
+                    "1.0", "--method", "fastvid", "--json", "--max-new-tokens", "5"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        rows = json.loads(out.out)["rows"]
+        assert rows[0]["answer"] == rows[1]["answer"]
+
+
+def test_detection_and_geometry_come_from_the_config(tmp_path):
+    """A checkpoint of the same architecture under another name, with another layer pattern, runs as its
+    config says: no list of repo names."""
+    from fastvid_cli.models import detect_family
+    from fastvid_cli.models.geometry import geometry_from_folder
+
+    folder = tmp_path / "my-finetune"
+    shutil.copytree(REALCFG / "Qwen3.5-9B", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["layer_types"] = ["linear_attention", "full_attention"] * 16
+    config["text_config"]["full_attention_interval"] = 2
+    (folder / "config.json").write_text(json.dumps(config))
+    assert detect_family(folder) == "qwen3_5"
+    llm = geometry_from_folder(folder).llm
+    assert (llm.full_attention_layers, llm.linear_layers) == (16, 16)
+    assert geometry_from_folder(REALCFG / "Qwen3.5-9B").llm.full_attention_layers == 8
