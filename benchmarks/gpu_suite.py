@@ -498,11 +498,16 @@ class Suite:
     ----------
     sizes : Sizes
     checks : list of Check
+        The checks to run (all of :data:`CHECKS`, or some).
     out_dir : Path
     budget_s : float
+    earlier : dict, optional
+        An earlier result file of this device: the entries of the checks not run now are kept from it
+        (marked ``earlier_run``), so a second device call can run what the first did not.
     """
 
-    def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float) -> None:
+    def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float,
+                 earlier: dict | None = None) -> None:
         from fastvid_cli.bench import device_slug
 
         self.sizes, self.checks, self.budget_s = sizes, checks, budget_s
@@ -511,7 +516,13 @@ class Suite:
         self.json_path, self.md_path = out_dir / f"{slug}.json", out_dir / f"{slug}.md"
         self.workdir = Path(tempfile.mkdtemp(prefix="fastvid-gpu-suite-"))
         self.cache: dict[str, Any] = {}
-        self.results: list[dict] = [{"name": c.name, "title": c.title, "status": "pending"} for c in checks]
+        kept = {r["name"]: r for r in (earlier or {}).get("checks", [])}
+        when = (earlier or {}).get("environment", {})
+        self.records = {c.name: {"name": c.name, "title": c.title, "status": "pending"} for c in checks}
+        self.results: list[dict] = [
+            self.records.get(c.name) or {**kept[c.name], "earlier_run": {k: when.get(k) for k in ("date", "commit")}}
+            for c in CHECKS if c.name in self.records or c.name in kept
+        ]
         self.environment = environment(sizes)
         preload()  # one-off import costs before the budget starts, not inside the first check's share
         whole = sum(c.share for c in CHECKS)
@@ -533,19 +544,20 @@ class Suite:
             self.write()
             for index, check in enumerate(self.checks):
                 if self._run_check(index, check):
-                    for later in self.results[index + 1:]:
-                        later.update(status="skipped", reason="the run was terminated (SIGTERM) before this check")
+                    for later in self.checks[index + 1:]:
+                        self.records[later.name].update(status="skipped",
+                                                        reason="the run was terminated (SIGTERM) before this check")
                     break
         finally:
             signal.signal(signal.SIGTERM, previous)
             self.write()
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.say(f"done in {self.budget.elapsed():.1f} s; {self.json_path} and {self.md_path}")
-        return 1 if any(r["status"] in ("failed", "stopped") for r in self.results) else 0
+        return 1 if any(r["status"] in ("failed", "stopped") for r in self.records.values()) else 0
 
     def _run_check(self, index: int, check: Check) -> bool:
         """Run one check under its allowance and record it; True if the run was terminated meanwhile."""
-        record = self.results[index]
+        record = self.records[check.name]
         allowance = self.budget.allowance(index)
         need = check.need_s[1 if self.sizes.smoke else 0]
         record.update(share_s=round(check.share * self.budget_s, 1), allowance_s=round(allowance, 1))
@@ -1021,6 +1033,9 @@ def markdown(report: dict) -> str:
     ]
     for r in report["checks"]:
         note = (r.get("reason") or "").replace("|", "/")
+        if r.get("earlier_run"):
+            earlier = r["earlier_run"]
+            note = f"from the run of {earlier.get('date')}, commit `{(earlier.get('commit') or '?')[:12]}`" + (f"; {note}" if note else "")
         lines.append(f"| {r['name']} | {r['status']} | {_ms(r.get('seconds'), 0)} | {note} |")
     data = {r["name"]: r.get("data") or {} for r in report["checks"]}
     for render in (_md_prefill, _md_ttft, _md_questions, _md_sweep, _md_long_ask, _md_qwen, _md_correctness, _md_targets):
@@ -1177,6 +1192,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder of the result files [benchmarks/results; smoke: $TMPDIR/fastvid-gpu-suite-smoke]")
     ap.add_argument("--device", default=None, help="cuda or cpu [cuda; smoke: cpu]")
     ap.add_argument("--checks", nargs="+", default=None, choices=[c.name for c in CHECKS], help="run only these checks")
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="an earlier result file of this device: the checks not run now keep its entries")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device or ("cpu" if args.smoke else "cuda"))
@@ -1189,7 +1206,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path(os.environ.get("TMPDIR", "/tmp")) / "fastvid-gpu-suite-smoke" if args.smoke else ROOT / "benchmarks" / "results")
     checks = [c for c in CHECKS if args.checks is None or c.name in args.checks]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded, whatever the machine
-    suite = Suite(sizes, checks, out, sizes.budget_s if args.budget_s is None else args.budget_s)
+    earlier = json.loads(args.merge.read_text()) if args.merge else None
+    suite = Suite(sizes, checks, out, sizes.budget_s if args.budget_s is None else args.budget_s, earlier)
     return suite.run()
 
 
