@@ -50,7 +50,6 @@ import importlib
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -59,7 +58,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -234,6 +233,7 @@ class Budget:
         self.start = time.monotonic()
 
     def elapsed(self) -> float:
+        """Seconds since the suite's start."""
         return time.monotonic() - self.start
 
     def allowance(self, index: int) -> float:
@@ -530,6 +530,7 @@ class Suite:
         self.budget = Budget(budget_s, [c.share * whole / part for c in checks])  # a subset shares what all would
 
     def say(self, message: str) -> None:
+        """A progress line on stderr, with the seconds since the start (the device call tees it to $OUT/log)."""
         print(f"[{self.budget.elapsed():6.1f} s] {message}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
@@ -628,6 +629,7 @@ class Suite:
         return self.cache["video_model"]
 
     def drop_video_model(self) -> None:
+        """Let the LLaVA-OneVision-7B model go (16 GB of GPU memory) once no check needs it."""
         self.cache.pop("video_model", None)
         self.free()
 
@@ -656,6 +658,7 @@ class Suite:
         return self.cache["long_clip"]
 
     def bench_settings(self, **changes):
+        """:class:`fastvid_cli.bench.BenchSettings` of these sizes (frames, R, methods, repeats, device, dtype), with ``changes``."""
         from fastvid_cli.bench import BenchSettings
 
         s = self.sizes
@@ -666,6 +669,7 @@ class Suite:
     # output ------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
+        """The result file: environment, settings (budget s, sizes, shares), elapsed s, the checks, the targets."""
         return {
             "suite": "benchmarks/gpu_suite.py", "smoke": self.sizes.smoke, "environment": self.environment,
             "settings": {"budget_s": self.budget_s, "sizes": {k: (str(v) if isinstance(v, (torch.device, torch.dtype)) else v)
