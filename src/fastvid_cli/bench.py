@@ -648,9 +648,15 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
 
 
 def run_bench(
-    geometry: ModelGeometry, settings: BenchSettings, on_stage: Callable[[str], None] | None = None
+    geometry: ModelGeometry, settings: BenchSettings, on_stage: Callable[[str], None] | None = None,
+    build: Callable[..., Any] | None = None,
 ) -> BenchResult:
     """Measure pruning and prefill on the model's geometry with random weights.
+
+    ``build(geometry, layers, device, dtype)`` makes the LLM whose prefill is timed (default
+    :func:`build_llm`, a Qwen2 decoder): a module taking ``inputs_embeds`` (1, L, D),
+    ``attention_mask`` (1, L) and ``use_cache`` (``benchmarks/gpu_suite.py`` passes Qwen3-VL's and
+    Qwen3.5's text models, and FlashAttention-2).
 
     Returns
     -------
@@ -676,7 +682,7 @@ def run_bench(
         pruning.append(time_pruning(spec, config, tokens, features, saliency, settings))
 
     notify(f"building a random {layers}-layer LLM of {geometry.name}")
-    llm = build_llm(geometry, layers, device, dtype)
+    llm = (build or build_llm)(geometry, layers, device, dtype)
     prefill = []
     lengths = [(1.0, frames * geometry.tokens_per_frame)] + [
         (r, frames * tokens_per_frame_kept(geometry.tokens_per_frame, r)) for r in settings.retentions

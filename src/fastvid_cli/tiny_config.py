@@ -262,10 +262,14 @@ def write_plan(
     seed: int = 0,
     device: str | torch.device | None = None,
     max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    weights: bool = True,
 ) -> Path:
     """Write ``plan`` (from :func:`plan_from_config`) with random weights to ``out_dir``.
 
-    See :func:`build_from_config` for what is written.
+    See :func:`build_from_config` for what is written. ``weights=False`` writes every file but the
+    model's weights (the SigLIP head is still written: 60 MB at full size), for a caller that builds
+    the model from ``plan.model_config`` in memory (``benchmarks/gpu_suite.py``: 16 GB of a 7B model
+    never touch the disk).
 
     Raises
     ------
@@ -277,10 +281,11 @@ def write_plan(
     out.mkdir(parents=True, exist_ok=True)
     target = torch.device(device) if device is not None else default_device(plan.full_size)
     generator = torch.Generator(device=target).manual_seed(seed)
-    state = _meta_state(plan)
-    tensors = ((name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std))
-               for name, meta in state.items())
-    _save_sharded(tensors, out, max_shard_bytes)
+    if weights:
+        state = _meta_state(plan)
+        tensors = ((name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std))
+                   for name, meta in state.items())
+        _save_sharded(tensors, out, max_shard_bytes)
     for name, content in plan.files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
     _write_tokenizer(plan, out)
