@@ -22,8 +22,8 @@ its results after every check:
    peak GPU memory.
 6. ``qwen3_vl_8b_prefill`` and ``qwen3_5_9b_prefill``: prefill vanilla against R = 0.1 and 0.25 on the
    text models of Qwen3-VL-8B and Qwen3.5-9B (transformers' own classes, from the published configs
-   in ``tests/realcfg``; the project's adapters for them are not merged yet), with the project's
-   token budget F * max(1, floor(N * R)).
+   in ``tests/realcfg``), at the token geometry of the project's adapters, with the project's token
+   budget F * max(1, floor(N * R)).
 7. ``fastvid_device_vs_cpu``: FastVID's kept indices on the GPU equal the CPU's on the same float32
    inputs, and the bfloat16 path runs.
 
@@ -349,29 +349,15 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
 
 
 def qwen_config(config_dir: Path, smoke: bool) -> dict:
-    """The published ``config.json`` of a Qwen3-VL / Qwen3.5 checkpoint, shrunk to test size for a smoke run.
-
-    Test size: tiny_config's Qwen2 shape (64 wide, MLP 128, 2 layers, 4 heads, 2 KV heads) with
-    head_dim 32, Qwen3.5's linear-attention heads shrunk alike, one layer of each kind, and M-RoPE
-    sections scaled to the rotary half-width (:func:`fastvid_cli.tiny_config.scale_sections`).
-    """
-    from fastvid_cli.tiny_config import TINY_TEXT, scale_sections
+    """The published ``config.json`` of a Qwen3-VL / Qwen3.5 checkpoint; for a smoke run, shrunk to test
+    size as ``fastvid tiny-model --config`` shrinks it (the family's ``tiny_recipe.shrink``: the published
+    layer pattern, head_dim and M-RoPE sections in proportion)."""
+    from fastvid_cli.models import adapter_class, detect_family
 
     config = json.loads((config_dir / "config.json").read_text())
     if not smoke:
         return config
-    text = config["text_config"]
-    text |= TINY_TEXT | {"head_dim": 32}
-    if "layer_types" in text:
-        text["layer_types"] = ["linear_attention", "full_attention"]
-        text |= {"linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 16,
-                 "linear_value_head_dim": 16}
-    for key in ("rope_scaling", "rope_parameters"):
-        rope = text.get(key)
-        if rope and "mrope_section" in rope:
-            rotary = int(text["head_dim"] * rope.get("partial_rotary_factor", text.get("partial_rotary_factor", 1.0)))
-            rope["mrope_section"] = scale_sections(rope["mrope_section"], rotary // 2)
-    return config
+    return adapter_class(detect_family(config_dir)).tiny_recipe.shrink(config, 512)
 
 
 def qwen_text_config(config: dict):
@@ -409,35 +395,18 @@ def qwen_text_class(model_type: str):
 
 
 def qwen_geometry(config: dict, name: str):
-    """The geometry of a Qwen3-VL / Qwen3.5 checkpoint: the project's adapter's once it has one, else this rule.
-
-    This rule (Qwen2.5-VL's in :mod:`fastvid_cli.models.qwen2_5_vl`): frames of 448 x 448 px
-    (:data:`~fastvid_cli.models.geometry.QWEN_REFERENCE_PIXELS`), tokens of patch x merge pixels
-    (16 x 2 = 32: 14 x 14 = 196 tokens per token frame), 2 sampled frames per token frame (the
-    temporal patch), the paper's 32 frames, no newline slots.
+    """The geometry of a Qwen3-VL / Qwen3.5 checkpoint, by its family's adapter (no weights read): 16
+    temporal patches of (448 / 32)^2 = 196 tokens at the paper's 32 frames.
 
     Returns
     -------
     geometry : ModelGeometry
     source : str
-        Which of the two gave it.
+        Where it came from, for the results.
     """
-    from fastvid_cli.errors import ModelError
-    from fastvid_cli.flops import LLMGeometry
-    from fastvid_cli.models.geometry import QWEN_REFERENCE_PIXELS, ModelGeometry, geometry_from_config
+    from fastvid_cli.models.geometry import geometry_from_config
 
-    try:
-        return geometry_from_config(config, name), "the project's adapter for " + config["model_type"]
-    except ModelError:
-        pass
-    text = qwen_text_config(config)
-    vision = config["vision_config"]
-    side = QWEN_REFERENCE_PIXELS // (vision["patch_size"] * vision["spatial_merge_size"])
-    geometry = ModelGeometry(name=name, family=config["model_type"], llm=LLMGeometry.from_config(text),
-                             heads=text.num_attention_heads, tokens_per_frame=side * side, frames=32, extra_slots=0,
-                             frames_per_group=vision["temporal_patch_size"])
-    return geometry, (f"gpu_suite's rule (no adapter for {config['model_type']} yet): {QWEN_REFERENCE_PIXELS} x "
-                      f"{QWEN_REFERENCE_PIXELS} px frames, {side * side} tokens per {vision['temporal_patch_size']} frames")
+    return geometry_from_config(config, name), "the project's adapter for " + config["model_type"]
 
 
 def text_model_builder(cls, text_config, attn: str = "sdpa") -> Callable:

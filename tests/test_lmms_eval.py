@@ -26,7 +26,7 @@ TASK_DIR = ROOT / "tests" / "lmms_eval_task"
 TASK = "fastvid_local_mcq"
 FRAMES = 4
 TINY_FAMILIES = {"tiny-random": "llava_onevision", "tiny-random-llava-video": "llava_video", "tiny-random-qwen2.5-vl": "qwen2_5_vl",
-                 "tiny-random-qwen3-vl": "qwen3_vl"}
+                 "tiny-random-qwen3-vl": "qwen3_vl", "tiny-random-qwen3.5": "qwen3_5"}
 
 
 def read_docs() -> list[dict]:
