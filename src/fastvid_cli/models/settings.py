@@ -309,7 +309,7 @@ def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tupl
     if getattr(generation_config, "do_sample", False):
         asked = ", ".join(f"{k} {getattr(generation_config, k):g}" for k in ("temperature", "top_k", "top_p")
                           if getattr(generation_config, k, None) is not None)
-        notes.append(f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as the paper's runs")
+        notes.append(f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as fastvid always does (and the paper's runs did)")
     return decoding, notes
 
 
