@@ -147,7 +147,8 @@ def row_of(model: str, frames: int, run: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["tiny-random", "ov-0.5b"], choices=["tiny-random", "ov-0.5b"])
+    ap.add_argument("--models", nargs="+", default=["tiny-random", "ov-0.5b"],
+                    choices=["tiny-random", "ov-0.5b", "tiny-random-qwen3-vl", "tiny-random-qwen3.5"])
     ap.add_argument("--frames", nargs="+", type=int, default=[32, 256, 1024])
     ap.add_argument("--retention", type=float, default=0.1)
     ap.add_argument("--vision-batch", type=int, default=None, help="frames per chunk of the streaming encode [fastvid's default]")
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = make_long_clip(args.work / "long_clip.mp4", frames=max(2400, max(args.frames)))
     rows, targets = [], []
     for name in args.models:
-        model = "tiny-random" if name == "tiny-random" else str(build_ov_05b(args.work / f"ov-0.5b-{args.vision_layers}v{args.llm_layers}l",
+        model = name if name.startswith("tiny-random") else str(build_ov_05b(args.work / f"ov-0.5b-{args.vision_layers}v{args.llm_layers}l",
                                                                                args.vision_layers, args.llm_layers))
         runs = {}
         for frames in args.frames:
