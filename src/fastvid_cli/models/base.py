@@ -250,8 +250,6 @@ class ModelAdapter(abc.ABC):
     ``--model fastvid`` evaluations use the tasks that give its prompts (see :mod:`fastvid_cli.lmms_eval_plugin`)."""
     lmms_eval_tasks: ClassVar[dict] = {}
     """Benchmark -> task, where the wrapper's prompt needs a task of its own (LLaVA-Video's VideoMME)."""
-    fastvid_defaults_source: ClassVar[str] = "the paper's"
-    """Where :attr:`fastvid_defaults` come from, for ``--help`` and reports (a family beyond the paper says so)."""
     model_id: str = ""
     model = None
     processor = None

@@ -128,7 +128,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     paper = RunSettings(family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge",
                         newlines="none")
     fastvid_defaults = RELEASE_DEFAULTS
-    fastvid_defaults_source = "FastVID's Qwen2.5-VL release"
     lmms_eval_model = "qwen2_5_vl"  # fastvid_qwen25vl's eval script
     tiny_recipe = TinyRecipe(
         display_name="Qwen2.5-VL",

@@ -218,7 +218,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
                         system_prompt=None)
     """Not a paper's run: the model's own sampling, sizing and chat template (no system turn)."""
     fastvid_defaults = RELEASE_DEFAULTS
-    fastvid_defaults_source = "not the paper's: FastVID's Qwen2.5-VL release values"
+    """Not the paper's (it has no Qwen3 run): the FastVID release's Qwen2.5-VL values."""
     lmms_eval_model = "qwen3_vl"  # lmms-eval's own Qwen3-VL wrapper (no paper run)
     lmms_eval_tasks = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
     tiny_recipe = TinyRecipe(
@@ -263,6 +263,13 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
             adapter.settings = replace(adapter.settings, pixels=own)
         return adapter
+
+    def init_settings(self, overrides, notes=()) -> None:
+        """The model's own settings, with a note that FastVID's defaults here are not the paper's."""
+        defaults = ", ".join(f"{key.removesuffix('_ratio')} {value:g}" for key, value in self.fastvid_defaults.items())
+        note = (f"FastVID's defaults for {self.family} are not the paper's (it has none for this family): the release's "
+                f"Qwen2.5-VL values ({defaults}); `fastvid compare --retention ...` shows what another R changes")
+        super().init_settings(overrides, (*notes, note))
 
     @classmethod
     def claims(cls, config: dict) -> bool:
