@@ -116,6 +116,7 @@ LayoutOpt = Annotated[
     Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
 ]
 MaxNewTokensOpt = Annotated[Optional[int], typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
+CompareMaxNewTokensOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", help="Longest answer, in tokens [default: 64; 4096 for a model that thinks first].", min=1)]
 ThinkingOpt = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
@@ -293,7 +294,7 @@ def compare(
     frames: FramesOpt = None,
     fps: FpsOpt = None,
     max_frames: MaxFramesOpt = None,
-    max_new_tokens: MaxNewTokensOpt = 64,
+    max_new_tokens: CompareMaxNewTokensOpt = None,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
     attn_implementation: AttnOpt = Attention.sdpa,
@@ -605,14 +606,14 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl (built from Qwen3-VL-8B-Instruct's published files).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
     full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write a tiny random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
 
-    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE). With --config REAL_DIR every layout, prompt and decoding field is the real checkpoint's, and only widths, depths and the vocabulary shrink (none with --full-size). Its answers are noise.
+    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE; Qwen3-VL: 16 px patches, timestamps, DeepStack; Qwen3.5: Gated DeltaNet layers). With --config REAL_DIR every layout, prompt and decoding field is the real checkpoint's, and only widths, depths and the vocabulary shrink (none with --full-size). Its answers are noise.
     """
     if config is not None:
         if arch is not None:

@@ -86,6 +86,10 @@ class CompareResult:
         return {**asdict(self), "settings": self.settings.to_dict()}
 
 
+COMPARE_MAX_NEW_TOKENS = 64
+"""Longest answer of a ``compare`` row by default: short, so the table stays readable."""
+
+
 def compare(
     model: ModelAdapter,
     video: str | SampledVideo,
@@ -110,7 +114,10 @@ def compare(
         ``fastvid:segmentation=fixed`` (see :func:`fastvid_cli.pruning.make_method`).
     retentions : list of float
         Retention ratios in (0, 1].
-    frames, max_new_tokens : int
+    frames : int, optional
+    max_new_tokens : int, optional
+        Longest answer per row; default :data:`COMPARE_MAX_NEW_TOKENS`, or the model's own default for a
+        model that reasons before it answers.
     method_defaults : dict, optional
         Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta).
     on_stage : callable, optional
@@ -147,7 +154,7 @@ def compare(
         notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
         pruned = session.prune(method)
         pruned.prefill()
-        answer = pruned.answer(question, max_new_tokens)
+        answer = pruned.answer(question, max_new_tokens or (model.default_max_new_tokens if model.thinking else COMPARE_MAX_NEW_TOKENS))
         prefill_ms = pruned.prefill_ms + answer.prefill_ms
         kept = pruned.kept
         video_tokens = int(kept.indices.numel()) if kept is not None else video_before

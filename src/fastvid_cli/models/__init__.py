@@ -266,11 +266,14 @@ def load_model(
 def model_family(name: str, layout: str = "auto") -> str | None:
     """The family of a model named as ``--model`` takes it, found without loading or downloading
     anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
-    from .geometry import KNOWN_CONFIGS
+    from .geometry import KNOWN_CONFIGS, known_geometry
 
-    known = KNOWN_CONFIGS.get(ALIASES.get(name, name))
-    if known is not None:
-        return family_of(known, Path(name), layout)
+    repo_id = ALIASES.get(name, name)
+    if repo_id in KNOWN_CONFIGS:
+        return family_of(KNOWN_CONFIGS[repo_id], Path(name), layout)
+    shipped = known_geometry(repo_id)
+    if shipped is not None:
+        return shipped.family
     local = Path(name).expanduser()
     if name in TINY_MODELS or local.is_dir():
         return detect_family(resolve_model(name).path, layout)

@@ -621,6 +621,11 @@ class ModelAdapter(abc.ABC):
         """Longest answer when none is asked for, in tokens (a model that reasons first needs more)."""
         return 128
 
+    @property
+    def thinking(self) -> bool:
+        """Whether the model reasons before it answers (a Thinking checkpoint, or a switch turned on); no by default."""
+        return False
+
     def init_settings(self, overrides: SettingsOverrides | None, notes: list[str] | tuple = ()) -> None:
         """Set :attr:`settings`: the family's paper settings, greedy decoding from the checkpoint's
         generation config, then the user's ``overrides``; ``notes`` say where the checkpoint differs."""

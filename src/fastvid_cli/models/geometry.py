@@ -145,11 +145,21 @@ def geometry_from_config(config: dict, name: str, path: Path | None = None, layo
     return adapter_class(family).geometry_from_config(config, name, path)
 
 
+PUBLISHED = Path(__file__).resolve().parent / "published"
+"""Published checkpoint files shipped with the package (see its README.md): their ``config.json`` gives
+the geometry of those repo ids with no download."""
+
+
 def known_geometry(repo_id: str) -> ModelGeometry | None:
-    """The geometry of a shipped repo id (:data:`KNOWN_CONFIGS`), or None."""
-    if repo_id not in KNOWN_CONFIGS:
-        return None
-    return geometry_from_config(KNOWN_CONFIGS[repo_id], repo_id)
+    """The geometry of a shipped repo id (:data:`KNOWN_CONFIGS`, or a ``config.json`` under :data:`PUBLISHED`), or None."""
+    if repo_id in KNOWN_CONFIGS:
+        return geometry_from_config(KNOWN_CONFIGS[repo_id], repo_id)
+    published = PUBLISHED / repo_id.rpartition("/")[2] / "config.json"
+    if repo_id.startswith("Qwen/") and published.exists():
+        import json
+
+        return geometry_from_config(json.loads(published.read_text()), repo_id, published.parent)
+    return None
 
 
 def geometry_from_folder(path: Path, name: str | None = None) -> ModelGeometry:

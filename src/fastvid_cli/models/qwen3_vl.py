@@ -261,14 +261,16 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         if own != cls.paper.pixels and (overrides is None or overrides.video_pixels is None):
             from dataclasses import replace
 
-            adapter.settings = replace(adapter.settings, pixels=own)
+            note = (f"the checkpoint's video processor sets its own pixel limits ({own.describe()}), not "
+                    f"Qwen3-VL-8B-Instruct's published ones ({cls.paper.pixels.describe()}): running the checkpoint's")
+            adapter.settings = replace(adapter.settings, pixels=own, notes=(*adapter.settings.notes, note))
         return adapter
 
     def init_settings(self, overrides, notes=()) -> None:
         """The model's own settings, with a note that FastVID's defaults here are not the paper's."""
         defaults = ", ".join(f"{key.removesuffix('_ratio')} {value:g}" for key, value in self.fastvid_defaults.items())
         note = (f"FastVID's defaults for {self.family} are not the paper's (it has none for this family): the release's "
-                f"Qwen2.5-VL values ({defaults}); `fastvid compare --retention ...` shows what another R changes")
+                f"Qwen2.5-VL values ({defaults}); comparing retention ratios (the compare command) shows what another R changes")
         super().init_settings(overrides, (*notes, note))
 
     @classmethod
