@@ -31,7 +31,7 @@ its results after every check:
 ``tests/test_gpu_suite.py``), so the suite cannot rot between GPU sessions.
 
 Results: ``OUT/<device-slug>.json`` (``-smoke`` added for a smoke run) and ``OUT/<device-slug>.md``,
-a markdown table the README's results section includes as it is. ``benchmarks/README.md`` gives
+a markdown table docs/benchmarks.md's results include as it is. ``benchmarks/README.md`` gives
 the device call, ready to paste.
 
 Usage::
@@ -991,7 +991,7 @@ def _ms(value, digits: int = 1) -> str:
 def markdown(report: dict) -> str:
     """The results as markdown: one line on the run, the checks' status, then a table per check that ran.
 
-    Written for the README's results section to include as it is.
+    Written for docs/benchmarks.md's results to include as it is.
     """
     env = report["environment"]
     commit = (env.get("commit") or "unknown")[:12] + (" (dirty)" if env.get("dirty") else "")

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(report: dict) -> str:
-    """The README's long-video table."""
+    """The long-video table of docs/long-videos.md."""
     lines = ["| model | frames | video tokens (kept / all) | TFLOPs, this model | TFLOPs, 7B geometry (vanilla) | peak RSS | decode | preprocess | vision | pruning | prefill | TTFT |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:

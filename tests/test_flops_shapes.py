@@ -124,7 +124,7 @@ def test_counts_equal_the_hand_count(name, n):
     assert causal_prefill_tflops(n, g) == pytest.approx(2 * causal / 1e12, rel=1e-12)
 
 
-# TFLOPs at the paper's 32 x 196 = 6272 video tokens and R = 0.1 (608), as the README gives them.
+# TFLOPs at the paper's 32 x 196 = 6272 video tokens and R = 0.1 (608), as docs/method.md gives them.
 PUBLISHED = {
     "Qwen3-VL-8B-Instruct": (55.17, 4.33, 98.73, 8.56),
     "Qwen3-VL-30B-A3B-Instruct": (32.59, 1.81, 49.72, 3.47),
