@@ -370,7 +370,7 @@ class PrunedVideo:
             warm_up(self.model)
             out, self.prefill_ms = timed(lambda: self.model.model(**self.inputs.kwargs, use_cache=True, logits_to_keep=1),
                                          self.model.device)
-            self.cache = out.past_key_values
+            self.cache = out.cache
         return self.prefill_ms
 
     @torch.inference_mode()
@@ -394,7 +394,7 @@ class PrunedVideo:
         synchronize(self.model.device)
         start = time.perf_counter()
         text_only = {k: v for k, v in whole.kwargs.items() if k != "mm_encoder_outputs"}  # the video is in the cache
-        out = self.model.model.generate(**text_only, past_key_values=self.cache, streamer=clock,
+        out = self.model.model.generate(**text_only, cache=self.cache, streamer=clock,
                                         **self.model.generate_kwargs(max_new_tokens, whole.length))
         synchronize(self.model.device)
         end = time.perf_counter()
