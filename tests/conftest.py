@@ -3,12 +3,72 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+import fastvid_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_videos"
+PACKAGE = str(Path(fastvid_cli.__file__).resolve().parent) + os.sep
+
+
+def fastvid_caller(frame) -> str | None:
+    """``file:line`` of the innermost fastvid_cli frame at or above ``frame``; None when there is none, or
+    when an import stands between (a library's import-time warning is the library's, not a call of ours)."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(PACKAGE):
+            return f"{name}:{frame.f_lineno}"
+        if name.startswith("<frozen importlib"):
+            return None
+        frame = frame.f_back
+    return None
+
+
+@contextmanager
+def deprecations_through_fastvid_are_errors():
+    """pyproject's ``filterwarnings`` fails a FutureWarning or DeprecationWarning attributed to fastvid_cli.
+    One raised deeper down a call that fastvid_cli made is attributed to the library's wrapper instead
+    (transformers' ``past_key_values`` on a model's forward pointed at transformers/utils/generic.py):
+    this fails those too. It wraps the function that pytest's warning capture records with, so a warning
+    that a test expects (``pytest.warns``, ``recwarn``) or a filter ignores never gets here."""
+    record = warnings._showwarnmsg_impl
+
+    def show(message: warnings.WarningMessage) -> None:
+        if issubclass(message.category, (FutureWarning, DeprecationWarning)):
+            caller = fastvid_caller(sys._getframe(1))
+            if caller:
+                raise message.category(f"{message.message} (raised through fastvid_cli at {caller})")
+        record(message)
+
+    warnings._showwarnmsg_impl = show
+    try:
+        yield
+    finally:
+        warnings._showwarnmsg_impl = record
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with deprecations_through_fastvid_are_errors():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with deprecations_through_fastvid_are_errors():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    with deprecations_through_fastvid_are_errors():
+        return (yield)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def test_ask_json_end_to_end(tiny_dir, sample_video):
         capture_output=True, text=True, timeout=300, env=os.environ | {"HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr
+    assert not re.search(r"^\S+:\d+: \w*Warning: ", proc.stderr, re.M), proc.stderr  # no Python warning
     data = json.loads(proc.stdout)  # nothing else on stdout
     assert isinstance(data["answer"], str) and data["answer"]
     assert data["model"]["id"] == "tiny-random" and data["model"]["tiny_random"] is True

@@ -245,12 +245,12 @@ def test_greedy_under_a_sampling_generation_config(tmp_path, sample_video):
             seen.append(token)
             if token in eos:
                 break
-            cache = step.past_key_values
+            cache = step.cache
             position = positions[:, -1:] + 1
             positions = torch.cat([positions, position], dim=1)
             mask = torch.ones(1, positions.shape[1], dtype=torch.long)
             step = model.model(input_ids=torch.tensor([[token]]), position_ids=position, attention_mask=mask,
-                               past_key_values=cache, use_cache=True)
+                               cache=cache, use_cache=True)
     assert answers[0] == out
 
 

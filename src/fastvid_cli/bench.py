@@ -754,15 +754,15 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
 
         def first():
             out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
-            llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=out.past_key_values, use_cache=True)
-            out.past_key_values.crop(-QUESTION_TOKENS)
-            return out.past_key_values
+            llm(inputs_embeds=question, attention_mask=whole_mask, cache=out.cache, use_cache=True)
+            out.cache.crop(-QUESTION_TOKENS)
+            return out.cache
 
         first_ms = measure_ms(first, device, settings.repeats, 0)
         cache = first()
 
         def further():
-            llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=cache, use_cache=True)
+            llm(inputs_embeds=question, attention_mask=whole_mask, cache=cache, use_cache=True)
             cache.crop(-QUESTION_TOKENS)
 
         further_ms = measure_ms(further, device, settings.questions - 1, 0)
