@@ -248,7 +248,7 @@ def test_attention_width_differs_from_the_hidden_size():
 def test_every_config_layout_gives_the_same_geometry():
     from transformers import AutoConfig
 
-    from fastvid_cli.models.geometry import KNOWN_CONFIGS, transformers_config
+    from fastvid_cli.models.geometry_base import KNOWN_CONFIGS, transformers_config
 
     for name in BY_HAND:
         published = json.loads((REALCFG / name / "config.json").read_text())
@@ -331,7 +331,7 @@ def test_split_json_keys_and_a_model_without_linear_layers():
 def test_flops_command_prints_the_split(capsys, monkeypatch):
     from fastvid_cli.cli import run
     from fastvid_cli.models import geometry as geometry_module
-    from fastvid_cli.models.geometry import ModelGeometry
+    from fastvid_cli.models.geometry_base import ModelGeometry
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert run(["flops", "-r", "0.1", "--json"]) == 0

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastvid_cli.models.settings import PixelBudget, paper_settings
+from fastvid_cli.models.registry import paper_settings
+from fastvid_cli.models.settings import PixelBudget
 from fastvid_cli.video import FrameSampling, read_video
 
 SYSTEM = "You are a helpful assistant."

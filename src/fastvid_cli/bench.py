@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .errors import InputError
-from .models.geometry import ModelGeometry
+from .models.geometry_base import ModelGeometry
 from .pruning import make_method, method_label, tokens_per_frame_kept
 from .timing import measure_ms
 

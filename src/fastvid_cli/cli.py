@@ -370,7 +370,7 @@ def flops(
             check_retention(r)
     geometry = model_geometry(model)
     if video is not None:
-        from .models.settings import paper_settings
+        from .models.registry import paper_settings
         from .video import probe_video
 
         with _user_input():

@@ -31,8 +31,9 @@ import torch
 
 from .errors import InputError, ModelError
 from .models.llava_onevision import TO_LLAVA_HF
-from .models.llava_video import TO_LLAVA_NEXT
+from .models.llava_video import SO400M_VISION, TO_LLAVA_NEXT, llava_next_text_config
 from .models.recipe import QWEN2_CHAT_TOKENS, TINY_TEXT, TinyRecipe
+from .models.registry import adapter_class, detect_family
 from .tiny import CHAT_TEMPLATE, FORMAT_VERSION, SIGLIP_HEAD_DIR, SPECIAL_TOKENS, build_tokenizer
 
 TINY_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
@@ -159,8 +160,6 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
         No readable ``config.json``, an unsupported family, or a published file this module cannot map
         (a token id of unknown role, a LLaVA-NeXT vision tower other than SigLIP so400m).
     """
-    from .models import adapter_class, detect_family
-
     real = Path(real_dir)
     if not real.is_dir():
         raise InputError(f"no such folder: {real}")
@@ -344,8 +343,6 @@ def _short(value) -> str:
 def _plan_llava_next(family: str, recipe: TinyRecipe, real: Path, source: dict, full_size: bool) -> TinyPlan:
     """LLaVA-Video in the LLaVA-NeXT format (LlavaQwenForCausalLM, model_type llava)."""
     from transformers import LlavaOnevisionConfig
-
-    from .models.llava_video import SO400M_VISION, llava_next_text_config
 
     tower = source.get("mm_vision_tower", "")
     if "siglip-so400m-patch14-384" not in str(tower):

@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 
 from ..errors import DeviceError, ModelError
+from ..gpu import cuda_status, unusable_gpu
 from ..hub import hub_offline, hub_unreachable
 from .base import LLMInputs, ModelAdapter, VideoFeatures
-from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, family_of_config, read_config
-from .settings import RunSettings, SettingsOverrides, paper_settings
+from .geometry_base import KNOWN_CONFIGS
+from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
+from .settings import RunSettings, SettingsOverrides
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -123,36 +125,6 @@ def _unreachable(repo_id: str, why: str) -> str:
     )
 
 
-def detect_family(path: Path, layout: str = "auto") -> str:
-    """The model family of a checkpoint folder, from its ``config.json`` (and ``layout``).
-
-    LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``) and llava_onevision checkpoints whose config
-    or ``layout`` says ``grid`` are LLaVA-Video; other llava_onevision ones are LLaVA-OneVision.
-    Each family's adapter says which configs it claims (:func:`.registry.family_of_config`).
-
-    Raises
-    ------
-    ModelError
-        If the config cannot be read, or the architecture is not supported (the message lists the supported ones).
-    """
-    return family_of(read_config(path), path, layout)
-
-
-def family_of(config: dict, path: Path, layout: str = "auto") -> str:
-    """The family of a parsed ``config.json`` (``path`` names it in messages); see :func:`detect_family`.
-
-    Raises
-    ------
-    ModelError
-        If no registered family claims it.
-    """
-    family = family_of_config(config, layout)
-    if family is None:
-        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
-        raise ModelError(f"unsupported architecture {config.get('model_type', '?')!r} in {path}; supported: {supported}")
-    return family
-
-
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> the first CUDA GPU if there is one, else the CPU.
 
@@ -166,8 +138,6 @@ def resolve_device(device: str) -> torch.device:
         If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
         is not a device.
     """
-    from ..gpu import cuda_status, unusable_gpu
-
     if device == "auto":
         available, torch_says = cuda_status()
         if available:
@@ -266,8 +236,6 @@ def load_model(
 def model_family(name: str, layout: str = "auto") -> str | None:
     """The family of a model named as ``--model`` takes it, found without loading or downloading
     anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
-    from .geometry import KNOWN_CONFIGS
-
     known = KNOWN_CONFIGS.get(ALIASES.get(name, name))
     if known is not None:
         return family_of(known, Path(name), layout)

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from ..errors import ModelError
+from ..flops import LLMGeometry
 from ..pruning import PruneResult
 from .settings import RunSettings, SettingsOverrides, checkpoint_decoding
 
 if TYPE_CHECKING:
-    from .geometry import ModelGeometry
+    from .geometry_base import ModelGeometry
     from .recipe import TinyRecipe
 
 
@@ -659,8 +661,6 @@ class ModelAdapter(abc.ABC):
         ModelError
             If the template puts text of the question before the video.
         """
-        from ..errors import ModelError
-
         text = self.full_prompt(question)
         end = text.rindex(self.media_token) + len(self.media_token)
         if question and text.find(question) < end:
@@ -682,6 +682,4 @@ class ModelAdapter(abc.ABC):
 
     def llm_geometry(self):
         """The LLM's geometry for analytic FLOPs (see :mod:`fastvid_cli.flops`)."""
-        from ..flops import LLMGeometry
-
         return LLMGeometry.from_config(self.model.config)

@@ -17,7 +17,7 @@ import torch
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from ..pruning import PruneResult
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
-from .geometry import ModelGeometry
+from .geometry_base import ModelGeometry, transformers_config
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
@@ -130,8 +130,6 @@ class LlavaOnevisionAdapter(ModelAdapter):
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
         """SigLIP's patch grid pooled bilinearly to ceil(side / 2) per side (27 -> 14: 196 tokens per
         frame) and one newline after the video; the paper's 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         side = parsed.vision_config.image_size // parsed.vision_config.patch_size
         pooled = -(-side // 2)  # bilinear pooling to ceil(27 / 2) = 14 per side

@@ -29,9 +29,9 @@ import torch
 
 from ..errors import ModelError
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
 from .base import KeptSlots, VideoFeatures
-from .geometry import ModelGeometry
+from .geometry_base import ModelGeometry, transformers_config
 from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, wants_grid_layout
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY, read_config
@@ -288,8 +288,6 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         """
         from transformers import AutoProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-        from ..siglip_head import head_cache_dir
-
         path = Path(path)
         source = read_config(path)
         if is_llava_next(source):
@@ -324,8 +322,6 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             vision = config.get("vision_config") or {"image_size": SO400M_VISION["image_size"], "patch_size": SO400M_VISION["patch_size"]}
             side = vision["image_size"] // vision["patch_size"]
         else:
-            from .geometry import transformers_config
-
             parsed = transformers_config(config, path)
             text = parsed.text_config
             side = parsed.vision_config.image_size // parsed.vision_config.patch_size

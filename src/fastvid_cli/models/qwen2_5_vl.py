@@ -25,9 +25,10 @@ import torch
 
 from dataclasses import dataclass
 
+from ..errors import ModelError
 from ..video import FrameSampling
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
-from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
+from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_sections
 from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
@@ -164,10 +165,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal group of 2 frames at :data:`~.geometry.QWEN_REFERENCE_PIXELS` px
+        """Tokens per temporal group of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
         ((448 / 28)^2 = 256: 14 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
@@ -199,8 +198,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         ModelError
             Without a pixel budget in the settings (the paper's runs always had one).
         """
-        from ..errors import ModelError
-
         if self.settings.pixels is None:
             raise ModelError("Qwen2.5-VL runs need a pixel budget (settings.pixels)")
         return self.settings.pixels.frame_size(video.height, video.width, self.padded_frames(video))

@@ -44,8 +44,9 @@ import torch
 from ..pruning import PruneResult
 from ..video import FrameSampling
 from .base import KeptSlots, VideoFeatures
-from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
+from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention
+from .registry import read_config
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
 from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
@@ -251,8 +252,6 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         import transformers
         from transformers import AutoProcessor
 
-        from .registry import read_config
-
         model_type = read_config(Path(path))["model_type"]
         model = getattr(transformers, cls.model_types[model_type]).from_pretrained(str(path), **load_kwargs).eval()
         processor = AutoProcessor.from_pretrained(str(path))
@@ -271,10 +270,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal patch of 2 frames at :data:`~.geometry.QWEN_REFERENCE_PIXELS` px
+        """Tokens per temporal patch of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
         ((448 / 32)^2 = 196: 16 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)

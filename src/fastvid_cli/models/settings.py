@@ -311,17 +311,3 @@ def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tupl
                           if getattr(generation_config, k, None) is not None)
         notes.append(f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as the paper's runs")
     return decoding, notes
-
-
-def paper_settings(family: str) -> RunSettings:
-    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``):
-    its adapter's ``paper`` (see :mod:`.registry`).
-
-    Raises
-    ------
-    KeyError
-        For a family not in the registry.
-    """
-    from .registry import adapter_class
-
-    return adapter_class(family).paper
