@@ -72,8 +72,7 @@ def histograms(clip: Path, frames: int) -> tuple[torch.Tensor, torch.Tensor, int
 
 
 def study(clip: Path, frames: int, c: int, tau: float) -> dict:
-    from fastvid_cli.pruning import FastVIDConfig
-    from fastvid_cli.pruning.config import FrameBudget
+    from fastvid_cli.pruning import FastVIDConfig, FrameBudget
     from fastvid_cli.pruning.segmentation import dyseg
 
     g, indices, total = histograms(clip, frames)

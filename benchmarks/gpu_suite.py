@@ -751,12 +751,12 @@ def check_questions(suite: Suite, data: dict) -> None:
     further over first), ``prompt_tokens`` (the first question's prefill), ``stages_ms``.
     """
     from fastvid_cli.pipeline import AskOptions, ask_many
-    from fastvid_cli.pruning import FastVIDConfig
+    from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
     questions = list(QUESTIONS[: suite.sizes.questions])
     for retention in (1.0, 0.1):
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, "retention_ratio": retention})
+        config = method_for_family(adapter.fastvid_defaults, retention_ratio=retention)
         options = AskOptions(frames=suite.sizes.frames, config=config, max_new_tokens=suite.sizes.max_new_tokens, baseline=False)
         results = ask_many(adapter, str(SAMPLE_CLIP), questions, options)
         ttfts = [r.timing.ttft_ms for r in results]
@@ -793,7 +793,7 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     """
     from fastvid_cli.bench import memory_in_use_mib, peak_memory_mib, reset_peak
     from fastvid_cli.pipeline import AskOptions, ask_many
-    from fastvid_cli.pruning import FastVIDConfig
+    from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
     clip, how = suite.long_clip()
@@ -802,7 +802,7 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     suite.free()
     before = memory_in_use_mib(device)
     reset_peak(device)
-    config = FastVIDConfig(**{**adapter.fastvid_defaults, "retention_ratio": 0.1})
+    config = method_for_family(adapter.fastvid_defaults, retention_ratio=0.1)
     options = AskOptions(frames=suite.sizes.long_ask_frames, config=config, max_new_tokens=suite.sizes.max_new_tokens)
     result = ask_many(adapter, str(clip), [QUESTION], options)[0]
     peak = peak_memory_mib(device)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .errors import FastVIDError, InputError, describe
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, load_model
 from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video, read_for
+from .pruning import method_for_family
 
 if TYPE_CHECKING:
     from .models.settings import SettingsOverrides
@@ -494,8 +495,6 @@ def run_job(
         What made this process fail (loading the model, say), once every process has reported;
         the other processes raise :class:`FastVIDError` naming it.
     """
-    from .pruning import FastVIDConfig
-
     state = process_state(device)
     rank, world = state.process_index, state.num_processes
     if output.exists() and output.stat().st_size and not (resume or overwrite):
@@ -513,11 +512,9 @@ def run_job(
     summary, error, adapter = BatchSummary(output=str(output)), None, None
     try:
         (on_stage or (lambda stage: None))("loading")
-        from .models import load_model
-
         adapter = load_model(model, device=process_device(state, device), dtype=dtype,
                              attn_implementation=attn_implementation, layout=layout, overrides=settings)
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, **(fastvid or {})})
+        config = method_for_family(adapter.fastvid_defaults, fastvid)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         (on_stage or (lambda stage: None))("answering")
         if on_start:

@@ -22,7 +22,9 @@ import torch
 from . import __version__
 from .errors import InputError
 from .models.geometry_base import ModelGeometry
-from .pruning import make_method, method_label, tokens_per_frame_kept
+from .models.registry import adapter_class
+from .pipeline import VideoSession
+from .pruning import make_method, method_for_family, method_label, tokens_per_frame_kept
 from .timing import measure_ms
 
 TEXT_TOKENS = 24
@@ -635,8 +637,6 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
     It runs its depth / ``scale`` layers (at least one), the share of the LLM's layers the benchmark
     runs, and scales the time back by the same factor. None for a family that builds no tower here.
     """
-    from .models import adapter_class
-
     device, dtype = settings.device, settings.dtype
     tower = adapter_class(geometry.family).vision_benchmark(frames, settings.vision_layers, scale, device, dtype)
     if tower is None:
@@ -926,12 +926,9 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
         Vanilla first, then per retention: median ms of each stage, ``ttft_ms`` (measured, first
         question) and ``further_ttft_ms`` (median over the further questions; None with one question).
     """
-    from .pipeline import VideoSession
-    from .pruning import FastVIDConfig
-
     rows = []
     for retention in [1.0, *retentions]:
-        method = None if retention >= 1.0 else FastVIDConfig(**{**model.fastvid_defaults, "retention_ratio": retention})
+        method = None if retention >= 1.0 else method_for_family(model.fastvid_defaults, retention_ratio=retention)
         runs = []
         for i in range(repeats + 1):  # the first run warms up
             session = VideoSession.open(model, video_path, frames)

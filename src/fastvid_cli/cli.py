@@ -179,13 +179,6 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     return overrides
 
 
-def _fastvid_config(adapter, overrides: dict):
-    """FastVID's config: the model family's release defaults, then what the user gave."""
-    from .pruning import FastVIDConfig
-
-    return FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
-
-
 def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn: Attention, layout: Layout, settings):
     """Read the video first where the model's frame sampling is known without loading it, so bad
     input fails before a model loads; then load the model (else the other way round)."""
@@ -239,6 +232,7 @@ def ask(
     The answer goes to stdout (several questions: one line each, "k<TAB>answer"); tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr. The video is decoded, encoded, pruned and prefilled once; each question then prefills only its own tokens.
     """
     from .pipeline import AskOptions, ask_many
+    from .pruning import method_for_family
     from .report import render_ask, render_questions
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
@@ -250,7 +244,7 @@ def ask(
         raise InputError("a question is empty")
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
-        config = _fastvid_config(adapter, overrides)
+        config = method_for_family(adapter.fastvid_defaults, overrides)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         results = ask_many(adapter, sampled, asked, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
@@ -322,19 +316,18 @@ def compare(
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     from .pruning import make_method
 
+    overrides = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     with _user_input():  # validate before reading anything
         for spec in methods:
             for r in retentions:
-                make_method(spec, r, **defaults)
+                make_method(spec, r, **overrides)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
-        model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
         result = run_compare(adapter, sampled, question, methods, retentions, max_new_tokens=max_new_tokens,
-                             method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."),
+                             method_overrides=overrides, on_stage=lambda s: status.update(f"{s}..."),
                              vision_batch=vision_batch)
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -361,7 +354,7 @@ def flops(
     """
     from .flops import CONVENTIONS, flops_rows, flops_split_rows
     from .models.geometry import model_geometry, video_geometry
-    from .pruning.config import check_retention
+    from .pruning import check_retention
     from .report import flops_rows_table, flops_split_table
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
@@ -412,7 +405,7 @@ def bench(
     from .bench import BenchSettings, VideoTTFT, device_slug, run_bench, run_pruning_sweep, ttft_on_video
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
-    from .pruning.config import check_retention
+    from .pruning import check_retention
     from .report import bench_tables, sweep_tables
 
     retentions = retention or [0.1, 0.25]
@@ -559,6 +552,7 @@ def show(
     pool_mode: PoolModeOpt = None,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
+    from .pruning import method_for_family
     from .show import show as draw
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
@@ -567,7 +561,7 @@ def show(
     with err_console.status(f"reading {video}...") as status:
         settings = _settings(frames, video_pixels=video_pixels, pool_mode=pool_mode)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, Attention.sdpa, layout, settings)
-        config = _fastvid_config(adapter, overrides)
+        config = method_for_family(adapter.fastvid_defaults, overrides)
         status.update("encoding and pruning...")
         path, kept = draw(adapter, sampled, out, config, width=width, columns=columns)
     err_console.print(

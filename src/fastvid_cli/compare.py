@@ -14,7 +14,7 @@ from .flops import causal_prefill_tflops, table5_tflops
 from .models.base import ModelAdapter
 from .models.settings import RunSettings
 from .pipeline import ModelInfo, VideoSession, VideoSource, model_info, video_info
-from .pruning import make_method, method_label
+from .pruning import method_for_family, method_label
 from .video import SampledVideo
 
 
@@ -94,7 +94,7 @@ def compare(
     retentions: list[float],
     frames: int | None = None,
     max_new_tokens: int | None = None,
-    method_defaults: dict | None = None,
+    method_overrides: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
     vision_batch: int | None = None,
 ) -> CompareResult:
@@ -111,8 +111,10 @@ def compare(
     retentions : list of float
         Retention ratios in (0, 1].
     frames, max_new_tokens : int
-    method_defaults : dict, optional
-        Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta).
+    method_overrides : dict, optional
+        Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta); the model
+        family's defaults (``model.fastvid_defaults``) fill the rest, and a spec's own pairs win
+        (see :func:`fastvid_cli.pruning.method_for_family`).
     on_stage : callable, optional
         Called with a description of each step as it starts.
     vision_batch : int, optional
@@ -129,7 +131,7 @@ def compare(
     """
     notify = on_stage or (lambda stage: None)
     try:  # check every spec before any model work
-        configs = [make_method(spec, r, **(method_defaults or {})) for spec in methods for r in retentions]
+        configs = [method_for_family(model.fastvid_defaults, method_overrides, spec, r) for spec in methods for r in retentions]
     except ValueError as err:
         raise InputError(str(err)) from None
     if not configs:

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .pruning.base import tokens_per_frame_kept
+
 TABLE5 = "table5"
 CAUSAL_2MAC = "causal_2mac"
 CONVENTIONS = {
@@ -572,8 +574,6 @@ class FlopsSplitRow:
 def _budgets(tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float],
              newlines_per_frame: int) -> list[tuple[float, int, int]]:
     """(R, video tokens, video slots) for vanilla, then each retention ratio."""
-    from .pruning.config import tokens_per_frame_kept
-
     slots = extra_slots + frames * newlines_per_frame
     out = []
     for r in [1.0, *retentions]:

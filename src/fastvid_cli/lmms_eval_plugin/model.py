@@ -61,8 +61,10 @@ class FastVIDLMM(lmms):
         R in (0, 1]; 1 is the vanilla model (nothing pruned). Default: the family's (0.1; Qwen2.5-VL 0.27).
     frames : int, optional
         Frames sampled per video. Default: the model's.
-    c, tau, d, p, beta, split_tau, segmentation : optional
-        Method hyperparameters (default: the family's release values); ``split_tau=none`` turns it off.
+    c, tau, d, p, beta, split_tau, segmentation, max_segment, dominant_share, window : optional
+        Method hyperparameters, the fields of the method dataclasses
+        (:data:`~fastvid_cli.lmms_eval_plugin.settings.HYPERPARAMETERS`; default: the family's
+        release values); ``split_tau=none`` turns it off.
     device, dtype, attn_implementation, layout : str
         As for ``fastvid ask``. Under a multi-process launch, ``device=auto`` is this process's GPU.
     max_new_tokens : int
