@@ -2,6 +2,11 @@
 
 The answer (or ``--json``) goes to stdout; tables, notes, progress and errors go to stderr.
 Exit status: 0 success, 1 runtime failure, 2 bad usage or input.
+
+The library (torch, transformers, the models) is imported inside each command, never at module
+level: ``fastvid --help`` and a usage error load only typer, rich and :mod:`.errors` (about 0.2 s).
+Each such import says so (``# deferred``); ``tests/test_import_rules.py`` holds every other
+function-level import of the package to the same rule.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from rich.console import Console
 
 from . import __version__
 from .cli_types import MultiValueCommand
-from .errors import InputError
+from .errors import InputError, describe
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
@@ -140,6 +145,7 @@ VisionBatchOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models import load_model
 
     device = device.value if isinstance(device, Device) else device
@@ -159,6 +165,7 @@ def _user_input():
 def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
               repetition_penalty=None, thinking=None):
     """What the user changed of the paper's run settings (checked now)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models.settings import SettingsOverrides
 
     with _user_input():
@@ -169,6 +176,7 @@ def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None, max_segment=None) -> dict:
     """The FastVID settings the user gave (checked now); the model's defaults fill the rest after loading."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pruning import FastVIDConfig
 
     given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
@@ -182,6 +190,7 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
 def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn: Attention, layout: Layout, settings):
     """Read the video first where the model's frame sampling is known without loading it, so bad
     input fails before a model loads; then load the model (else the other way round)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models import planned_settings
     from .video import read_video
 
@@ -231,6 +240,7 @@ def ask(
 
     The answer goes to stdout (several questions: one line each, "k<TAB>answer"); tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr. The video is decoded, encoded, pruned and prefilled once; each question then prefills only its own tokens.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pipeline import AskOptions, ask_many
     from .pruning import method_for_family
     from .report import render_ask, render_questions
@@ -311,13 +321,13 @@ def compare(
 
     The model and the video are loaded and encoded once. One table (stderr): video tokens kept, prefill TFLOPs and ratio, pruning and prefill time, speedup over vanilla, and each answer, marked where it differs from the vanilla one.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .compare import compare as run_compare
+    from .pruning import make_method
     from .report import compare_table
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    from .pruning import make_method
-
     overrides = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     with _user_input():  # validate before reading anything
         for spec in methods:
@@ -352,6 +362,7 @@ def flops(
 
     Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots; then both split by layer type (full attention, Gated DeltaNet, MLP / MoE, LM head) with each one's share of the saving.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .flops import CONVENTIONS, flops_rows, flops_split_rows
     from .models.geometry import model_geometry, video_geometry
     from .pruning import check_retention
@@ -363,6 +374,7 @@ def flops(
             check_retention(r)
     geometry = model_geometry(model)
     if video is not None:
+        # deferred: `fastvid --help` imports none of the library (see the module docstring)
         from .models.registry import paper_settings
         from .video import probe_video
 
@@ -402,6 +414,7 @@ def bench(
 
     The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .bench import BenchSettings, VideoTTFT, device_slug, run_bench, run_pruning_sweep, ttft_on_video
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
@@ -487,6 +500,7 @@ def batch(
 
     Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .batch import collect_items, run_job
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
@@ -552,6 +566,7 @@ def show(
     pool_mode: PoolModeOpt = None,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pruning import method_for_family
     from .show import show as draw
 
@@ -615,6 +630,7 @@ def tiny_model(
         return
     if full_size:
         raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .tiny_models import ARCHITECTURES, build_tiny
 
     arch = arch or "llava-onevision"
@@ -628,6 +644,7 @@ def tiny_model(
 
 def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
     """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config`)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .tiny_config import default_device, plan_from_config, summary_lines, write_plan
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -664,8 +681,6 @@ REPORTED_AS_IS = ("FastVIDError", "ClickException", "KeyboardInterrupt", "Abort"
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback),
     by the table of :mod:`fastvid_cli.errors`."""
-    from .errors import describe
-
     command = typer.main.get_command(app)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -25,6 +25,7 @@ def is_number(word: str) -> bool:
 
 def is_method_spec(word: str) -> bool:
     """A pruning method spec ``NAME[:FIELD=VALUE,...]`` with a known NAME (fields are checked later)."""
+    # deferred: this module loads with `fastvid --help`, which must not import torch
     from .pruning import METHODS
 
     return word.partition(":")[0] in METHODS

@@ -91,6 +91,7 @@ def tiny_model_dir(name: str) -> Path:
     KeyError
         If ``name`` is not a tiny model's.
     """
+    # deferred: the test-model builder loads only when a tiny model is asked for (tests/test_import_rules.py)
     from ..tiny_models import tiny_random_dir
 
     return tiny_random_dir(name)
