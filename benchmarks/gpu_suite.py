@@ -96,7 +96,7 @@ GPU_TARGETS = {"fastvid_pruning_ms": 1.0, "prefill_speedup_at_0.1": 9.0, "ttft_s
 """../shared/GPU_CHECKS.md's targets: FastVID pruning of 32 x 196 x 3584 at most 1 ms (paper: 6.1 ms
 on an A100), prefill speedup at R = 0.1 at least 9x (paper: 7.1x), TTFT speedup at R = 0.1 at least 3x
 (FlashVID's authors measured FastVID's at 1.8x on an A100). ``fastvid bench``'s own, read by
-:func:`fastvid_cli.bench.targets`, are 2 ms and 8x; both are written."""
+:func:`fastvid_cli.bench_results.targets`, are 2 ms and 8x; both are written."""
 
 
 class Skip(Exception):
@@ -130,7 +130,7 @@ class Sizes:
     dtype : torch.dtype
         Compute dtype (bfloat16 on the GPU, float32 on the CPU).
     full_size : bool
-        Build LLaVA-OneVision-7B at its published widths (else tiny_config's test size: Qwen2 64 wide,
+        Build LLaVA-OneVision-7B at its published widths (else tiny_config_plan's test size: Qwen2 64 wide,
         2 layers; SigLIP 32 wide; the real token layout, 196 tokens per frame).
     frames : int
         Frames of checks 1 to 3 (the paper's 32).
@@ -297,7 +297,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     """A supported Video LLM with random weights, built in memory and loaded by ``fastvid``'s own ``load_model``.
 
     The checkpoint folder is the one ``fastvid tiny-model DIR --config REAL_DIR [--full-size]`` writes
-    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny_config.write_plan`)
+    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny_config_write.write_plan`)
     less its weights: the model is built straight on ``device`` from the same config (transformers'
     initialisation: N(0, initializer_range), norms 1, biases 0), and the family's adapter loads it
     through its own ``from_pretrained`` (:func:`prebuilt`). A 7B model's 16 GB never touch the disk.
@@ -307,7 +307,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     real_dir : Path
         Published files of the real checkpoint (``tests/realcfg/...``).
     full_size : bool
-        Every width as published (else tiny_config's test size).
+        Every width as published (else tiny_config_plan's test size).
     device : torch.device
     dtype : torch.dtype
     attn : str
@@ -325,7 +325,8 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
 
     from fastvid_cli.models import load_model
     from fastvid_cli.timing import synchronize
-    from fastvid_cli.tiny_config import plan_from_config, write_plan
+    from fastvid_cli.tiny_config_plan import plan_from_config
+    from fastvid_cli.tiny_config_write import write_plan
 
     start = time.perf_counter()
     plan = plan_from_config(real_dir, full_size)
@@ -457,7 +458,7 @@ def preload() -> None:
 
     import fastvid_cli.bench  # noqa: F401
     import fastvid_cli.pipeline  # noqa: F401
-    import fastvid_cli.tiny_config  # noqa: F401
+    import fastvid_cli.tiny_config_write  # noqa: F401
 
 
 class Suite:
@@ -477,7 +478,7 @@ class Suite:
 
     def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float,
                  earlier: dict | None = None) -> None:
-        from fastvid_cli.bench import device_slug
+        from fastvid_cli.bench_device import device_slug
 
         self.sizes, self.checks, self.budget_s = sizes, checks, budget_s
         self.out_dir = out_dir
@@ -605,7 +606,7 @@ class Suite:
     def llava_geometry(self):
         """LLaVA-OneVision-7B's geometry (its test size in a smoke run), through its adapter."""
         from fastvid_cli.models.geometry import geometry_from_config
-        from fastvid_cli.tiny_config import plan_from_config
+        from fastvid_cli.tiny_config_plan import plan_from_config
 
         if "llava_geometry" not in self.cache:
             plan = plan_from_config(LLAVA_DIR, self.sizes.full_size)
@@ -791,7 +792,7 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     (weights and whatever is held), ``peak_mib`` (GPU: ``max_memory_allocated``; CPU: the process's
     peak resident set), ``peak_above_before_mib``, ``notes``.
     """
-    from fastvid_cli.bench import memory_in_use_mib, peak_memory_mib, reset_peak
+    from fastvid_cli.bench_device import memory_in_use_mib, peak_memory_mib, reset_peak
     from fastvid_cli.pipeline import AskOptions, ask_many
     from fastvid_cli.pruning import method_for_family
 
@@ -894,8 +895,8 @@ CHECKS = [
 
 
 def collect_targets(results: list[dict]) -> list[dict]:
-    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench.targets`,
-    :func:`~fastvid_cli.bench.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
+    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench_results.targets`,
+    :func:`~fastvid_cli.bench_results.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
     out = []
     by_name = {r["name"]: r.get("data") or {} for r in results}
 
@@ -955,7 +956,7 @@ def commit_info() -> dict:
 
 def environment(sizes: Sizes) -> dict:
     """Device, driver, versions and commit, for the result file."""
-    from fastvid_cli.bench import environment as bench_environment
+    from fastvid_cli.bench_device import environment as bench_environment
     from fastvid_cli.gpu import nvidia_driver
 
     env = bench_environment(sizes.device, sizes.dtype).to_dict()

@@ -1,6 +1,6 @@
 """Rules on the imports of ``src/``, checked on the source with ``ast`` (module level and inside any function).
 
-- Product code does not import the test-model builder (``fastvid_cli.tiny``, ``fastvid_cli.tiny_config``):
+- Product code does not import the test-model builder (``fastvid_cli.tiny``, ``fastvid_cli.tiny_config_*``):
   only the ``tiny-model`` command and the loader of tiny models may.
 - No import circle: the graph of the package's modules, every import counted (module level, inside
   functions, under ``TYPE_CHECKING``), has no cycle. What two modules both need lives in the lower one.
@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-BUILDER = {"fastvid_cli.tiny", "fastvid_cli.tiny_config", "fastvid_cli.tiny_models"}
+BUILDER = {"fastvid_cli.tiny", "fastvid_cli.tiny_config_plan", "fastvid_cli.tiny_config_write", "fastvid_cli.tiny_models"}
 ALLOWED = {
     ("fastvid_cli.cli", "tiny_model"),  # the tiny-model command
     ("fastvid_cli.cli", "_tiny_from_config"),  # its --config path
@@ -89,7 +89,7 @@ def test_the_walk_catches_a_relative_import(tmp_path, monkeypatch):
     package.mkdir(parents=True)
     (package / "extra.py").write_text("def f():\n    from ..tiny import TINY_NOTE\n")
     (package / "__init__.py").write_text("from .. import tiny\n")
-    (tmp_path / "fastvid_cli" / "report.py").write_text("import fastvid_cli.tiny_config\n")
+    (tmp_path / "fastvid_cli" / "report.py").write_text("import fastvid_cli.tiny_config_plan\n")
     monkeypatch.setitem(globals(), "SRC", tmp_path)
     assert len(violations()) == 3
 

@@ -415,7 +415,9 @@ def bench(
     The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .bench import BenchSettings, VideoTTFT, device_slug, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench_device import device_slug
+    from .bench_results import VideoTTFT
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
     from .pruning import check_retention
@@ -643,9 +645,10 @@ def tiny_model(
 
 
 def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
-    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config`)."""
+    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config_plan`)."""
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .tiny_config import default_device, plan_from_config, summary_lines, write_plan
+    from .tiny_config_plan import plan_from_config, summary_lines
+    from .tiny_config_write import default_device, write_plan
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir} exists and is not empty")

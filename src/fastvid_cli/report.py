@@ -6,7 +6,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .bench import BenchResult, SweepResult, TTFTRow
+from .bench_results import BenchResult, SweepResult, TTFTRow
 from .compare import CompareResult
 from .flops import CAUSAL_2MAC, PARTS, TABLE5, FlopsRow, FlopsSplit, FlopsSplitRow, LLMGeometry
 from .pipeline import STAGES, AskResult

@@ -1,6 +1,6 @@
 """How a family's random-weight checkpoint is built from its published files: data each adapter declares.
 
-``fastvid tiny-model DIR --config REAL_DIR`` (:mod:`fastvid_cli.tiny_config`) writes a checkpoint with
+``fastvid tiny-model DIR --config REAL_DIR`` (:mod:`fastvid_cli.tiny_config_plan`, :mod:`~fastvid_cli.tiny_config_write`) writes a checkpoint with
 random weights from a real checkpoint's published ``config.json``, processor files and chat template.
 What differs between families is declared here, on the adapter (``ModelAdapter.tiny_recipe``): the
 transformers class, the published fields that decide the layout, the special tokens of the real
