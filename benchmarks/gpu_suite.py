@@ -58,9 +58,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -218,7 +219,7 @@ class Check:
     title: str
     share: float
     need_s: tuple[float, float]
-    run: Callable[["Suite", dict], None]
+    run: Callable[[Suite, dict], None]
 
 
 class Budget:
@@ -456,8 +457,8 @@ def preload() -> None:
     import transformers  # noqa: F401
     from transformers import LlavaOnevisionForConditionalGeneration, Qwen2Model  # noqa: F401
 
-    import fastvid_cli.bench  # noqa: F401
-    import fastvid_cli.pipeline  # noqa: F401
+    import fastvid_cli.bench
+    import fastvid_cli.pipeline
     import fastvid_cli.tiny_config_write  # noqa: F401
 
 
@@ -551,7 +552,7 @@ class Suite:
         except (OverShare, Terminated) as why:
             record.update(status="stopped", reason=str(why))
             terminated = isinstance(why, Terminated)
-        except Exception as err:  # one check's failure must not cost the others' figures
+        except Exception as err:  # noqa: BLE001 - one check's failure must not cost the others' figures
             record.update(status="failed", reason=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc().splitlines()[-24:])
         finally:
@@ -940,9 +941,9 @@ def collect_targets(results: list[dict]) -> list[dict]:
 def commit_info() -> dict:
     """The commit measured: ``git`` in the checkout, else :data:`COMMIT_FILE` (the device's copy has no .git)."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
+                                capture_output=True, text=True, timeout=10, check=False)
         if head.returncode == 0:
             return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()), "from": "git"}
     except (OSError, subprocess.SubprocessError):
@@ -981,7 +982,7 @@ def _version(module: str) -> str | None:
         return None
     try:
         return str(getattr(importlib.import_module(module), "__version__", "?"))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a version report, whatever the import raises
         return f"import fails: {type(err).__name__}"
 
 
@@ -1002,8 +1003,8 @@ def markdown(report: dict) -> str:
         if report["smoke"] else "random weights at the real geometries, bf16"
     lines = [
         "<!-- written by benchmarks/gpu_suite.py; do not edit by hand -->",
-        f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
-        f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used.",
+        (f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
+         f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used."),
         "",
         "| check | status | s | note |",
         "|---|---|---|---|",
@@ -1038,8 +1039,8 @@ def _md_prefill(data: dict, report: dict) -> list[str]:
     if not bench:
         return []
     s = bench["settings"]
-    out = [f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, sdpa "
-           f"(median of {s['repeats']}):", "",
+    out = [(f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, "
+            f"sdpa (median of {s['repeats']}):"), "",
            "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |", "|---|---|---|---|---|---|",
            *_prefill_rows(bench)]
     rates = d.get("tflops_per_s") or {}
@@ -1106,10 +1107,10 @@ def _md_long_ask(data: dict, report: dict) -> list[str]:
     if "timing" not in d:
         return []
     t, tok = d["timing"], d["tokens"]
-    return [f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
-            f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
-            f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
-            f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before)."]
+    return [(f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
+             f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
+             f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
+             f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before).")]
 
 
 def _md_qwen(data: dict, report: dict) -> list[str]:

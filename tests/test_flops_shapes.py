@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from fastvid_cli.flops import (PARTS, LLMGeometry, causal_prefill_tflops, delta_rule_macs, flops_report,
-                               flops_split_rows, prefill_macs, table5_tflops)
+from fastvid_cli.flops import (
+    PARTS,
+    LLMGeometry,
+    causal_prefill_tflops,
+    delta_rule_macs,
+    flops_report,
+    flops_split_rows,
+    prefill_macs,
+    table5_tflops,
+)
 
 REALCFG = Path(__file__).parent / "realcfg"
 
@@ -297,10 +305,10 @@ def test_split_adds_up_to_the_totals(name):
 def test_split_of_a_hybrid_model_by_hand():
     """Qwen3.5-9B, 6272 -> 608 video tokens: each layer type's Table 5 MACs from the hand count's terms."""
     n0, n1 = 6272, 608
-    full = lambda n: 8 * (n * (4096 * 8192 + 2 * 4096 * 1024 + 4096 * 4096) + 2 * n * n * 4096)  # noqa: E731
-    linear = lambda n: 24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4)  # noqa: E731
+    full = lambda n: 8 * (n * (4096 * 8192 + 2 * 4096 * 1024 + 4096 * 4096) + 2 * n * n * 4096)
+    linear = lambda n: 24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4)
                              + 32 * ceil_div(n, 64) * DELTA_CHUNK_128)
-    mlp = lambda n: 32 * n * 3 * 4096 * 12288  # noqa: E731
+    mlp = lambda n: 32 * n * 3 * 4096 * 12288
     split = flops_report(geometry("Qwen3.5-9B"), n0, n1, n0, n1).split.table5
     saved = sum(f(n0) - f(n1) for f in (full, linear, mlp))
     for part, f in (("full_attention", full), ("linear_attention", linear), ("mlp", mlp)):

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -132,22 +134,36 @@ def import_targets(node: ast.AST, module: str, package: bool, known: set[str]) -
     return found
 
 
+def import_statements(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, str | None, int]]:
+    """Every import statement of a parsed module, with its enclosing function (None at module level) and the
+    line of the first statement of its run of consecutive imports."""
+    stack: list[tuple[ast.AST, str | None]] = [(tree, None)]
+    while stack:
+        node, function = stack.pop()
+        inner = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list) and value and all(isinstance(v, ast.stmt) for v in value):
+                first = None
+                for statement in value:
+                    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                        first = first or statement.lineno
+                        yield statement, inner, first
+                    else:
+                        first = None
+            children = value if isinstance(value, list) else [value]
+            stack.extend((child, inner) for child in children if isinstance(child, ast.AST))
+
+
 def import_graph(src: Path) -> dict[str, dict[str, tuple[str | None, int]]]:
     """Module -> {imported module: (enclosing function or None, line of the first such import)}."""
     known = modules(src)
     graph: dict[str, dict[str, tuple[str | None, int]]] = {}
     for module, (path, package) in known.items():
         edges: dict[str, tuple[str | None, int]] = {}
-
-        def visit(node: ast.AST, function: str | None) -> None:
-            for child in ast.iter_child_nodes(node):
-                inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
-                for target in import_targets(child, module, package, set(known)):
-                    if target != module:
-                        edges.setdefault(target, (function, child.lineno))
-                visit(child, inner)
-
-        visit(ast.parse(path.read_text(), str(path)), None)
+        for statement, function, _ in import_statements(ast.parse(path.read_text(), str(path))):
+            for target in import_targets(statement, module, package, set(known)):
+                if target != module and (target not in edges or statement.lineno < edges[target][1]):
+                    edges[target] = (function, statement.lineno)
         graph[module] = edges
     return graph
 
@@ -192,7 +208,7 @@ def cycles(graph: dict[str, dict[str, tuple[str | None, int]]]) -> list[list[str
 
 def describe_cycle(graph: dict[str, dict[str, tuple[str | None, int]]], cycle: list[str]) -> str:
     steps = []
-    for a, b in zip(cycle, cycle[1:]):
+    for a, b in itertools.pairwise(cycle):
         function, line = graph[a][b]
         steps.append(f"{a}:{line} ({function or 'module level'}) imports {b}")
     return " -> ".join(steps)
@@ -252,34 +268,18 @@ def test_a_circle_through_a_package_init_and_type_checking_is_caught(tmp_path):
 
 
 def undeclared_deferrals(src: Path) -> list[str]:
-    """Function-level imports of the package not under a ``# deferred`` comment (above their block of imports)."""
+    """Function-level imports of the package not under a ``# deferred`` comment (above their run of imports)."""
     known = modules(src)
     out = []
     for module, (path, package) in known.items():
         lines = path.read_text().splitlines()
-
-        def visit(node: ast.AST, in_function: bool) -> None:
-            for field in ("body", "orelse", "finalbody", "handlers"):
-                body = getattr(node, field, None)
-                if not isinstance(body, list):
-                    continue
-                start = None
-                for i, child in enumerate(body):
-                    is_import = isinstance(child, (ast.Import, ast.ImportFrom))
-                    start = (start if start is not None else i) if is_import else None
-                    if is_import and in_function and import_targets(child, module, package, set(known)):
-                        first = body[start].lineno
-                        said = "# deferred" in lines[child.lineno - 1] or lines[first - 2].strip().startswith("# deferred")
-                        if not said:
-                            targets = ", ".join(import_targets(child, module, package, set(known)))
-                            out.append(f"{path.relative_to(src)}:{child.lineno} imports {targets} inside a function "
-                                       "without a `# deferred` comment saying why")
-                for child in body:
-                    if isinstance(child, ast.AST):
-                        visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
-
-        visit(ast.parse(path.read_text(), str(path)), False)
-    return out
+        for statement, function, first in import_statements(ast.parse("\n".join(lines), str(path))):
+            targets = import_targets(statement, module, package, set(known))
+            said = "# deferred" in lines[statement.lineno - 1] or lines[first - 2].strip().startswith("# deferred")
+            if function is not None and targets and not said:
+                out.append(f"{path.relative_to(src)}:{statement.lineno} imports {', '.join(targets)} inside a function "
+                           "without a `# deferred` comment saying why")
+    return sorted(out)
 
 
 def test_every_function_level_import_of_the_package_says_it_is_deferred():

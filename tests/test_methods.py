@@ -196,7 +196,7 @@ def test_every_method_holds_its_ratio_and_check_in_the_one_base(cls):
     """R, its check, ``to_dict`` and ``name`` are the base's: a method declares only its own fields."""
     assert issubclass(cls, PruningMethod) and cls.__dataclass_params__.frozen
     assert not {"retention_ratio", "to_dict", "hyperparameters"} & set(vars(cls))  # none written again
-    assert list(cls.__dataclass_fields__)[0] == "retention_ratio" and "retention_ratio" not in cls.hyperparameters()
+    assert next(iter(cls.__dataclass_fields__)) == "retention_ratio" and "retention_ratio" not in cls.hyperparameters()
     assert cls().to_dict() == {"retention_ratio": 0.1, **{name: f.default for name, f in cls.hyperparameters().items()}}
     for bad in (0, 1.5, float("nan"), True, "0.1"):
         with pytest.raises(ValueError, match=r"retention ratio must be in \(0, 1\]"):

@@ -26,10 +26,11 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .errors import FastVIDError, InputError, describe
 from .models import DEFAULT_MODEL, load_model
@@ -228,7 +229,7 @@ def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: i
             if stream:
                 return group, read_for(model, group[0].video, frames, decode=False)
             return group, prepare_video(model, group[0].video, frames)
-        except Exception as err:  # reported as the error of each of the group's items
+        except Exception as err:  # noqa: BLE001 - reported as the error of each of the group's items
             return group, err
 
     if depth <= 0:
@@ -346,7 +347,7 @@ def run_batch(
                     done += 1
                     if stop.is_set():
                         break
-            except Exception as err:  # one bad video must not end the batch
+            except Exception as err:  # noqa: BLE001 - one bad video must not end the batch
                 for item in group[done:]:
                     write(item, None, err)
                 done = len(group)
@@ -522,7 +523,7 @@ def run_job(
         sink = output if world == 1 else part_path(output, rank, world)
         with stop_on_sigint(stop, on_stop) if catch_sigint else contextlib.nullcontext():
             summary = run_batch(adapter, mine, output, options, prefetch=prefetch, stop=stop, on_item=on_item, part=sink)
-    except Exception as err:  # reported to the others at the meeting below, then raised
+    except Exception as err:  # noqa: BLE001 - reported to the others at the meeting below, then raised
         error = err
     report = {"rank": rank, "summary": summary, "error": None if error is None else describe(error).message}
     reports = gather_reports(state, report)

@@ -13,8 +13,10 @@ name and memory are :mod:`fastvid_cli.bench_device`'s.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import torch
 
@@ -215,7 +217,7 @@ def run_bench(
             embeds = torch.randn(1, length, geometry.llm.hidden, device=device, dtype=dtype)
             mask = torch.ones(1, length, dtype=torch.long, device=device)
             reset_peak(device)
-            times = measure_ms(lambda: llm(inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
+            times = measure_ms(partial(llm, inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
                                settings.repeats, 0)
             median = statistics.median(times)
             prefill.append(PrefillTiming(
@@ -259,36 +261,40 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
     list of QuestionTiming
         Per prompt length of ``lengths`` (vanilla first).
     """
-    device, dtype, hidden = settings.device, settings.dtype, geometry.llm.hidden
     rows = []
     for retention, video_tokens in lengths:
         notify(f"questions: {'vanilla' if retention == 1.0 else f'R = {retention:g}'}, {settings.questions} questions")
-        prefix_length = video_tokens + extra - QUESTION_TOKENS
-        prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
-        question = torch.randn(1, QUESTION_TOKENS, hidden, device=device, dtype=dtype)
-        whole_mask = torch.ones(1, prefix_length + QUESTION_TOKENS, dtype=torch.long, device=device)
-
-        def first():
-            out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
-            llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=out.past_key_values, use_cache=True)
-            out.past_key_values.crop(-QUESTION_TOKENS)
-            return out.past_key_values
-
-        first_ms = measure_ms(first, device, settings.repeats, 0)
-        cache = first()
-
-        def further():
-            llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=cache, use_cache=True)
-            cache.crop(-QUESTION_TOKENS)
-
-        further_ms = measure_ms(further, device, settings.questions - 1, 0)
-        first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
-        rows.append(QuestionTiming(
-            retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
-            first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
-            further_runs_ms=[t * scale for t in further_ms],
-        ))
+        rows.append(_question_timing(llm, retention, video_tokens + extra - QUESTION_TOKENS, geometry.llm.hidden, settings, scale))
     return rows
+
+
+def _question_timing(llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float) -> QuestionTiming:
+    """The first and the further questions on one prompt of ``prefix_length`` tokens before the question (see :func:`_questions`)."""
+    device, dtype = settings.device, settings.dtype
+    prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
+    question = torch.randn(1, QUESTION_TOKENS, hidden, device=device, dtype=dtype)
+    whole_mask = torch.ones(1, prefix_length + QUESTION_TOKENS, dtype=torch.long, device=device)
+
+    def first():
+        out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
+        llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=out.past_key_values, use_cache=True)
+        out.past_key_values.crop(-QUESTION_TOKENS)
+        return out.past_key_values
+
+    first_ms = measure_ms(first, device, settings.repeats, 0)
+    cache = first()
+
+    def further():
+        llm(inputs_embeds=question, attention_mask=whole_mask, past_key_values=cache, use_cache=True)
+        cache.crop(-QUESTION_TOKENS)
+
+    further_ms = measure_ms(further, device, settings.questions - 1, 0)
+    first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
+    return QuestionTiming(
+        retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
+        first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
+        further_runs_ms=[t * scale for t in further_ms],
+    )
 
 
 def synthetic_inputs(scene_frames: int | None) -> str:

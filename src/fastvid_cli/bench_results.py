@@ -308,7 +308,7 @@ class TTFTRow(_Result):
     further_ttft_ms: float | None = None
 
     @classmethod
-    def median(cls, runs: list["TTFTRow"]) -> "TTFTRow":
+    def median(cls, runs: list[TTFTRow]) -> TTFTRow:
         """Field by field median of the ms of ``runs`` at one retention (None where every run has None)."""
         def med(name):
             values = [getattr(r, name) for r in runs if getattr(r, name) is not None]

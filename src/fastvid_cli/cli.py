@@ -17,7 +17,7 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -86,7 +86,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
 ) -> None:
     """Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025)."""
@@ -109,39 +109,39 @@ ModelOpt = Annotated[
     typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."),
 ]
 FramesOpt = Annotated[
-    Optional[int], typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
+    int | None, typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
 ]
-FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
-MaxFramesOpt = Annotated[Optional[int], typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
-SystemPromptOpt = Annotated[Optional[str], typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
-VideoPixelsOpt = Annotated[Optional[int], typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
-PoolModeOpt = Annotated[Optional[PoolMode], typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
-RepetitionPenaltyOpt = Annotated[Optional[float], typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
+MaxFramesOpt = Annotated[int | None, typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
+SystemPromptOpt = Annotated[str | None, typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
+VideoPixelsOpt = Annotated[int | None, typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
+PoolModeOpt = Annotated[PoolMode | None, typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
+RepetitionPenaltyOpt = Annotated[float | None, typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
 LayoutOpt = Annotated[
     Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
 ]
-MaxNewTokensOpt = Annotated[Optional[int], typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
-ThinkingOpt = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
+MaxNewTokensOpt = Annotated[int | None, typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
+ThinkingOpt = Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
 AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
 RetentionOpt = Annotated[
-    Optional[float], typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
+    float | None, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
 ]
-COpt = Annotated[Optional[int], typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
-TauOpt = Annotated[Optional[float], typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
-DOpt = Annotated[Optional[float], typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
-POpt = Annotated[Optional[int], typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
-BetaOpt = Annotated[Optional[float], typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
+COpt = Annotated[int | None, typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
+TauOpt = Annotated[float | None, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
+DOpt = Annotated[float | None, typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
+POpt = Annotated[int | None, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
+BetaOpt = Annotated[float | None, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
 SplitTauOpt = Annotated[
-    Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
+    float | None, typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
 ]
 MaxSegmentOpt = Annotated[
-    Optional[int], typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
+    int | None, typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
 ]
-SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
+SegmentationOpt = Annotated[str | None, typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
 VisionBatchOpt = Annotated[
-    Optional[int], typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
+    int | None, typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
@@ -207,8 +207,8 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
 @app.command(no_args_is_help=True)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
-    question: Annotated[Optional[list[str]], typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
-    questions: Annotated[Optional[Path], typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
+    question: Annotated[list[str] | None, typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
+    questions: Annotated[Path | None, typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
     fps: FpsOpt = None,
@@ -232,7 +232,7 @@ def ask(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
-    baseline: Annotated[Optional[bool], typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
+    baseline: Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
     vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -287,10 +287,10 @@ def compare(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
     retention: Annotated[
-        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated: --retention 0.1 0.25.")
+        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated: --retention 0.1 0.25.")
     ] = None,
     method: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -351,10 +351,10 @@ def compare(
 @app.command(cls=MultiValueCommand)
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[Optional[int], typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
-    video: Annotated[Optional[Path], typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
+    video: Annotated[Path | None, typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
     retention: Annotated[
-        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
+        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object.")] = False,
 ) -> None:
@@ -396,18 +396,18 @@ def flops(
 @app.command(cls=MultiValueCommand)
 def bench(
     model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
-    layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
-    frames: Annotated[Optional[list[int]], typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
-    scene_frames: Annotated[Optional[int], typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
-    retention: Annotated[Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
-    method: Annotated[Optional[list[str]], typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
+    frames: Annotated[list[int] | None, typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
+    scene_frames: Annotated[int | None, typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
+    retention: Annotated[list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
+    method: Annotated[list[str] | None, typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs; the median is reported.", min=1)] = 3,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    video: Annotated[Optional[Path], typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
+    video: Annotated[Path | None, typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
     questions: Annotated[int, typer.Option("--questions", help="Questions per video: the further ones prefill only their own tokens on the video's KV cache; their cost is timed against the first's (and with --video, their TTFT).", min=1)] = 1,
-    output: Annotated[Optional[Path], typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout instead of the tables.")] = False,
 ) -> None:
     """Benchmark pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and (with --video) TTFT.
@@ -465,9 +465,9 @@ def bench(
 
 @app.command()
 def batch(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
-    question: Annotated[Optional[str], typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
-    questions: Annotated[Optional[Path], typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
+    question: Annotated[str | None, typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
+    questions: Annotated[Path | None, typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")] = Path("results.jsonl"),
     resume: Annotated[bool, typer.Option(help="Skip the items OUTPUT already holds and append the rest.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start OUTPUT afresh if it exists.")] = False,
@@ -496,7 +496,7 @@ def batch(
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
-    vision_batch: Annotated[Optional[int], typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
+    vision_batch: Annotated[int | None, typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
@@ -616,8 +616,8 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl (built from Qwen3-VL-8B-Instruct's published files).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl (built from Qwen3-VL-8B-Instruct's published files).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
     full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
@@ -692,7 +692,7 @@ def run(argv: list[str] | None = None) -> int:
             return status
     except typer.Exit as done:
         return done.exit_code
-    except BaseException as err:  # noqa: BLE001 - every error ends as one line
+    except BaseException as err:
         if type(err).__name__ == "NoArgsIsHelpError":
             err.show()
             return 0

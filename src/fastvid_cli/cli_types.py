@@ -9,7 +9,7 @@ click's parser takes the extra words from the parser's remaining arguments as it
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import typer.core
 

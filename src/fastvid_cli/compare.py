@@ -6,8 +6,8 @@ each row prunes the same features, prefills its own prefix once (timed) and answ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from .errors import InputError
 from .flops import causal_prefill_tflops, table5_tflops

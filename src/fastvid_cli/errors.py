@@ -8,9 +8,8 @@ setting's name into its option (``attn_implementation`` -> ``--attn-implementati
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
 
 SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
 """How a message names a setting: its Python name in backquotes."""

@@ -146,7 +146,7 @@ class LLMGeometry:
             object.__setattr__(self, "q_dim", self.hidden)
 
     @classmethod
-    def from_config(cls, config) -> "LLMGeometry":
+    def from_config(cls, config) -> LLMGeometry:
         """Geometry from a transformers config or a ``config.json`` dict: its ``text_config`` when it has one.
 
         Reads Qwen2 (flat, as LLaVA-Video's and Qwen2.5-VL's legacy configs, or a ``text_config``),
@@ -365,7 +365,7 @@ class BeforeAfter:
     ratio: float
 
     @classmethod
-    def of(cls, before: float, after: float) -> "BeforeAfter":
+    def of(cls, before: float, after: float) -> BeforeAfter:
         return cls(before, after, after / before if before else 1.0)
 
 
@@ -412,7 +412,7 @@ class LayerTypeSplit:
     lm_head: PartCounts
 
     @classmethod
-    def of(cls, before: PrefillMacs, after: PrefillMacs, scale: float) -> "LayerTypeSplit":
+    def of(cls, before: PrefillMacs, after: PrefillMacs, scale: float) -> LayerTypeSplit:
         """The split of two counts; ``scale`` turns MACs into the convention's TFLOPs (1e-12 or 2e-12)."""
         saved = before.total - after.total
         parts = {}
@@ -443,7 +443,7 @@ class FlopsSplit:
 
     @classmethod
     def of(cls, geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int,
-           prompt_after: int) -> "FlopsSplit":
+           prompt_after: int) -> FlopsSplit:
         return cls(
             table5=LayerTypeSplit.of(prefill_macs(video_before, geometry, False), prefill_macs(video_after, geometry, False), 1e-12),
             causal_2mac=LayerTypeSplit.of(prefill_macs(prompt_before, geometry, True), prefill_macs(prompt_after, geometry, True), 2e-12),

@@ -16,10 +16,10 @@ per method), ``bench --video`` (TTFT), ``batch`` (the questions of a video share
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable, Iterator
 
 import torch
 
@@ -360,7 +360,7 @@ class PrunedVideo:
     leaves the cache as it found it, so every question sees the same prefix.
     """
 
-    def __init__(self, session: "VideoSession", kept: PruneResult | None, pruning_ms: float) -> None:
+    def __init__(self, session: VideoSession, kept: PruneResult | None, pruning_ms: float) -> None:
         self.session = session
         self.model = session.model
         self.kept = kept
@@ -510,7 +510,7 @@ class VideoSession:
 
     @classmethod
     def open(cls, model: ModelAdapter, video: str | SampledVideo | PreparedVideo, frames: int | None = None,
-             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> "VideoSession":
+             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> VideoSession:
         """Decode, preprocess and encode a video, streaming it in chunks (:func:`encode_video`), timing each stage.
 
         Parameters
@@ -712,6 +712,21 @@ def video_info(video: SampledVideo) -> VideoSource:
                        frame_indices=video.indices.tolist())
 
 
-__all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
-           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video", "read_for", "ModelInfo",
-           "VideoSource"]
+__all__ = [
+    "AskOptions",
+    "AskResult",
+    "ModelInfo",
+    "PreparedVideo",
+    "PrunedVideo",
+    "Timing",
+    "TokenCounts",
+    "VideoSession",
+    "VideoSource",
+    "ask",
+    "ask_many",
+    "default_vision_batch",
+    "encode_video",
+    "iter_answers",
+    "prepare_video",
+    "read_for",
+]

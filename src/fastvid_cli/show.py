@@ -77,7 +77,7 @@ def figure_size_px(num_frames: int, width: int = 1600, columns: int = 8) -> tupl
     rows = math.ceil(num_frames / cols)
     tile = width / cols
     height = rows * tile * TILE_ASPECT + 2.5 * tile * CURVE_SHARE * max(1, cols / 4) + HEADER_PX
-    return width, int(round(height))
+    return width, round(height)
 
 
 def render(

@@ -4,7 +4,7 @@ stage), :func:`measure_ms` for repeated runs (benchmarks, CUDA events on a GPU).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -288,8 +288,8 @@ def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: d
     token_ids = _remap_ids(config, id_to_token, tokenizer, "config.json")
     files = {"config.json": config}
     notes = ["no chat template published here: the local one (llava-hf's layout: <video> before the text, no system turn)",
-             "no preprocessor configs published here: LlavaOnevision image and video processors with mean/std 0.5 "
-             "(the hub checkpoint's values)"]
+             ("no preprocessor configs published here: LlavaOnevision image and video processors with mean/std 0.5 "
+              "(the hub checkpoint's values)")]
     processor = _read_json(real / "processor_config.json")
     if processor is not None:
         files["processor_config.json"] = processor

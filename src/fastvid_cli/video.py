@@ -11,9 +11,10 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -67,11 +68,11 @@ class FrameSampling:
         if self.rounding not in ("floor", "round"):
             raise ValueError(f"rounding is floor or round, got {self.rounding!r}")
 
-    def with_frames(self, frames: int) -> "FrameSampling":
+    def with_frames(self, frames: int) -> FrameSampling:
         """The same rule with a fixed count instead (``--frames N``)."""
         return replace(self, frames=frames, fps=None)
 
-    def with_fps(self, fps: float, max_frames: int | None = None) -> "FrameSampling":
+    def with_fps(self, fps: float, max_frames: int | None = None) -> FrameSampling:
         """The same rule, time-based (``--fps X [--max-frames M]``)."""
         return replace(self, frames=None, fps=fps, max_frames=max_frames or self.max_frames,
                        min_frames=min(self.min_frames, max_frames or self.max_frames))
@@ -88,7 +89,7 @@ class FrameSampling:
             count = int(min(max(wanted, self.min_frames), self.max_frames, total_frames))
         return max(self.multiple, count - count % self.multiple)
 
-    def indices(self, total_frames: int, video_fps: float) -> "np.ndarray":
+    def indices(self, total_frames: int, video_fps: float) -> np.ndarray:
         """(count,) int64 frame numbers, ascending, first and last frame included."""
         count = self.count(total_frames, video_fps)
         if self.rounding == "round":  # qwen-vl-utils: torch.linspace (float32) rounded
@@ -157,7 +158,7 @@ class SampledVideo:
     @property
     def num_frames(self) -> int:
         """F, the number of sampled frames."""
-        return int(len(self.indices))
+        return len(self.indices)
 
     def frame_chunks(self, size: int) -> Iterator[np.ndarray]:
         """The sampled frames, ``size`` at a time, in order: (k, H, W, 3) uint8 arrays, k <= size.

@@ -118,7 +118,7 @@ def parse_model_args(
         raise ValueError(f"fastvid: {err}") from None
     for name, value in (("device", device), ("dtype", dtype), ("attn_implementation", attn_implementation), ("layout", layout)):
         if not isinstance(value, str):
-            raise ValueError(f"fastvid: {name} must be a name, got {value!r}")
+            raise ValueError(f"fastvid: {name} must be a name, got {value!r}")  # noqa: TRY004 - every bad model arg is a ValueError
     return EvalSettings(
         pretrained=pretrained.strip(), method=method, retention=retention, frames=frames, hyperparameters=hyper,
         device=device, dtype=dtype, attn_implementation=attn_implementation, layout=layout, max_new_tokens=max_new_tokens,

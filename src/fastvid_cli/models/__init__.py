@@ -103,7 +103,7 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
 
     try:  # a complete cached copy needs no network at all
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES, local_files_only=True))
-    except Exception:
+    except Exception:  # noqa: BLE001 - not (completely) cached: the network decides below
         if local_files_only or hub_offline():
             raise ModelError(_unreachable(repo_id, "offline mode")) from None
     why = hub_unreachable()  # fail at once rather than after the library's retries
@@ -115,7 +115,7 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
         raise ModelError(f"{repo_id} is gated: accept its license on huggingface.co and run `hf auth login`") from None
     except RepositoryNotFoundError:
         raise ModelError(f"unknown model {repo_id!r}: no such repository on the Hugging Face Hub") from None
-    except Exception as err:  # no network, proxy or TLS failure, Hub down
+    except Exception as err:  # noqa: BLE001 - no network, proxy or TLS failure, Hub down: one line
         raise ModelError(_unreachable(repo_id, f"{type(err).__name__}: no connection")) from None
 
 
@@ -272,11 +272,11 @@ __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
     "FAMILIES",
+    "SUPPORTED_FAMILIES",
     "LLMInputs",
     "ModelAdapter",
     "ResolvedModel",
     "RunSettings",
-    "SUPPORTED_FAMILIES",
     "SettingsOverrides",
     "VideoFeatures",
     "adapter_class",

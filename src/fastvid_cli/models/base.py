@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -28,7 +28,7 @@ class EncoderState:
     Per-frame tensors of a subclass are joined over the chunks of a streaming encode by :meth:`concat`.
     """
 
-    def concat(self, parts: list["EncoderState"]) -> "EncoderState":
+    def concat(self, parts: list[EncoderState]) -> EncoderState:
         """The state of the whole video from those of its consecutive chunks (this one is the first);
         by default the first chunk's."""
         return self
@@ -95,7 +95,7 @@ class KeptSlots:
     values: torch.Tensor
     levels: tuple[torch.Tensor, ...] = ()
 
-    def in_order(self) -> "KeptSlots":
+    def in_order(self) -> KeptSlots:
         """The same slots in ascending order (the prompt's order), every tensor reordered alike."""
         order = self.slots.argsort(stable=True)
         return KeptSlots(self.slots[order], self.values[order], tuple(level[order] for level in self.levels))
@@ -166,7 +166,7 @@ class LLMInputs:
         """L', the tokens actually fed to the LLM."""
         return int(self.kwargs["input_ids"].shape[1])
 
-    def then(self, ids: torch.Tensor) -> "LLMInputs":
+    def then(self, ids: torch.Tensor) -> LLMInputs:
         """The text ``ids`` (S,) that follow this prompt, at the positions that continue it.
 
         Returns
@@ -182,7 +182,7 @@ class LLMInputs:
         return LLMInputs({"input_ids": ids, "position_ids": positions, "attention_mask": mask},
                          original_length=self.original_length + ids.shape[1], next_position=self.next_position + ids.shape[1])
 
-    def join(self, after: "LLMInputs") -> "LLMInputs":
+    def join(self, after: LLMInputs) -> LLMInputs:
         """One prompt: this one followed by ``after`` (from :meth:`then`), for a forward without a cache."""
         kwargs = dict(self.kwargs)
         kwargs["input_ids"] = torch.cat([self.kwargs["input_ids"], after.kwargs["input_ids"]], dim=1)
@@ -245,7 +245,7 @@ class ModelAdapter(abc.ABC):
     """Whether the checkpoint's repetition penalty sees the prompt (the paper's LLaVA runs: no)."""
     fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
-    tiny_recipe: ClassVar["TinyRecipe"]
+    tiny_recipe: ClassVar[TinyRecipe]
     """How ``fastvid tiny-model --config`` builds this family's random-weight checkpoints (:mod:`.recipe`)."""
     lmms_eval_model: ClassVar[str | None] = None
     """The lmms-eval model that runs this family (the authors' fork's wrapper for the paper's families):
@@ -272,7 +272,7 @@ class ModelAdapter(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "ModelAdapter":
+                        **load_kwargs) -> ModelAdapter:
         """Load model, processor and whatever else the family needs from a checkpoint folder.
 
         Parameters
@@ -305,7 +305,7 @@ class ModelAdapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> "ModelGeometry":
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
         """The geometry ``fastvid ask`` runs this family's checkpoint with, from its ``config.json`` alone.
 
         The video layout and frame count are the paper's for the family (as the adapter runs them

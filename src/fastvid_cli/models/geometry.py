@@ -117,5 +117,5 @@ def _fetch_config(repo_id: str) -> Path:
         raise ModelError(f"no geometry for {repo_id}: its config.json is not cached and the Hub cannot be reached ({why})")
     try:
         return Path(hf_hub_download(repo_id, "config.json")).parent
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - whatever the Hub or the network does: one line
         raise ModelError(f"no geometry for {repo_id}: cannot fetch its config.json ({type(err).__name__})") from None

@@ -65,7 +65,7 @@ class ModelGeometry:
         return out
 
     @classmethod
-    def of_llm(cls, name: str, family: str, text_config, **video) -> "ModelGeometry":
+    def of_llm(cls, name: str, family: str, text_config, **video) -> ModelGeometry:
         """A geometry whose LLM shape and heads are read from a transformers text config (e.g. ``Qwen2Config``).
 
         ``video`` gives the video token layout fields (``tokens_per_frame``, ``frames``, ``extra_slots``, ...).

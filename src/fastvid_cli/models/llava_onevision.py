@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from ..pruning import PruneResult
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
 from .geometry_base import ModelGeometry, transformers_config
 from .recipe import TinyRecipe
@@ -105,7 +105,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "LlavaOnevisionAdapter":
+                        **load_kwargs) -> LlavaOnevisionAdapter:
         """Load model, processor and SigLIP head from a checkpoint folder.
 
         The head comes from ``path/siglip_head`` when the checkpoint ships one (tiny-random does),

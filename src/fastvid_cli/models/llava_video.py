@@ -24,6 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -125,7 +126,7 @@ def video_layout(config: dict, pool_mode: str | None = None) -> tuple[GridLayout
     notes = []
     if asked != layout:
         side = 27
-        slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)  # noqa: E731
+        slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)
         why = "as given" if pool_mode else "as the paper's runs"
         notes.append(f"the checkpoint's config asks for {asked.pool_mode} pooling, stride {asked.stride} ({slots(asked)} slots per "
                      f"frame); running {layout.pool_mode} pooling, stride {layout.stride} ({slots(layout)} slots per frame), {why}")
@@ -247,7 +248,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
                         newlines="one after each row")
     lmms_eval_model = "llava_vid"  # fastvid_llavavideo/scripts/eval.sh
-    lmms_eval_tasks = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
+    lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-Video",
         model_class="LlavaOnevisionForConditionalGeneration",
@@ -279,7 +280,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
 
     @classmethod
     def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "LlavaVideoAdapter":
+                        **load_kwargs) -> LlavaVideoAdapter:
         """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one.
 
         The layout is the paper's (average pooling, stride 2, a newline per row) whatever the

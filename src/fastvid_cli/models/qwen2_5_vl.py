@@ -19,11 +19,11 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
-from dataclasses import dataclass
 
 from ..errors import ModelError
 from ..video import FrameSampling
@@ -66,7 +66,7 @@ class PatchGridState(EncoderState):
 
     grid_thw: tuple[int, int, int]
 
-    def concat(self, parts: list["PatchGridState"]) -> "PatchGridState":
+    def concat(self, parts: list[PatchGridState]) -> PatchGridState:
         """The chunks' temporal patches added up."""
         return PatchGridState((sum(p.grid_thw[0] for p in parts), *self.grid_thw[1:]))
 
@@ -151,7 +151,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "Qwen2_5_VLAdapter":
+                        **load_kwargs) -> Qwen2_5_VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers)."""
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -365,7 +365,7 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
     q, k = q.transpose(0, 1).float(), k.transpose(0, 1).float()  # (H, P, d)
     bounds = captured["cu_seqlens"].tolist()
     received = []
-    for start, end in zip(bounds[:-1], bounds[1:]):  # one full-attention sequence per temporal group
+    for start, end in itertools.pairwise(bounds):  # one full-attention sequence per temporal group
         scores = (q[:, start:end] @ k[:, start:end].transpose(1, 2)) * attn.scaling
         received.append(scores.softmax(-1).mean(dim=(0, 1)))
     return torch.cat(received)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -46,8 +47,8 @@ from ..video import FrameSampling
 from .base import KeptSlots, VideoFeatures
 from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention
-from .registry import read_config
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
+from .registry import read_config
 from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
@@ -142,7 +143,7 @@ class Qwen3VLPixels(PixelBudget):
                 f"min {self.min_pixels:,} px (the checkpoint's video processor, per-frame cap)")
 
     @classmethod
-    def of_processor(cls, video_processor) -> "Qwen3VLPixels":
+    def of_processor(cls, video_processor) -> Qwen3VLPixels:
         """The limits a loaded ``Qwen3VLVideoProcessor`` (the checkpoint's ``video_preprocessor_config.json``) sets."""
         size = video_processor.size
         longest = size["longest_edge"] if isinstance(size, dict) else size.longest_edge
@@ -166,7 +167,7 @@ class DeepStackState(PatchGridState):
 
     levels: tuple[torch.Tensor, ...] = field(default_factory=tuple)
 
-    def concat(self, parts: list["DeepStackState"]) -> "DeepStackState":
+    def concat(self, parts: list[DeepStackState]) -> DeepStackState:
         """The chunks' temporal patches added up, each level's rows joined in order."""
         grid = super().concat(parts).grid_thw
         return DeepStackState(grid, tuple(torch.cat(rows) for rows in zip(*(p.levels for p in parts))))
@@ -221,7 +222,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     fastvid_defaults = RELEASE_DEFAULTS
     fastvid_defaults_source = "not the paper's: FastVID's Qwen2.5-VL release values"
     lmms_eval_model = "qwen3_vl"  # lmms-eval's own Qwen3-VL wrapper (no paper run)
-    lmms_eval_tasks = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
+    lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
     tiny_recipe = TinyRecipe(
         display_name="Qwen3-VL",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
@@ -243,7 +244,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "Qwen3VLAdapter":
+                        **load_kwargs) -> Qwen3VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers).
 
         The pixel limits are the checkpoint's video processor's; a note says where they differ from

@@ -164,8 +164,8 @@ def paper_settings(family: str) -> RunSettings:
 __all__ = [
     "FAMILIES",
     "LAYOUT_KEY",
-    "Family",
     "SUPPORTED_FAMILIES",
+    "Family",
     "adapter_class",
     "detect_family",
     "family_of",

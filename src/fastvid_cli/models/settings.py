@@ -159,7 +159,7 @@ class RunSettings:
     thinking: bool | None = None
     notes: tuple[str, ...] = ()
 
-    def with_overrides(self, overrides: "SettingsOverrides | None") -> "RunSettings":
+    def with_overrides(self, overrides: SettingsOverrides | None) -> RunSettings:
         """These settings with what the user gave (unset fields keep the paper's).
 
         Raises
