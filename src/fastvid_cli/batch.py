@@ -26,7 +26,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -91,7 +91,8 @@ def collect_items(
         pairs += read_questions(questions_file)
     if not pairs:
         raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or `questions` FILE.jsonl")
-    items, seen = [], {}
+    items: list[BatchItem] = []
+    seen: dict[str, int] = {}
     for index, (item_id, video, text) in enumerate(pairs):
         if item_id is None:
             count = seen.get(video, 0)
@@ -217,7 +218,7 @@ def group_by_video(items: list[BatchItem]) -> list[list[BatchItem]]:
 
 
 def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event,
-              stream: bool = False) -> Iterable[tuple]:
+              stream: bool = False) -> Generator[tuple, None, None]:
     """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead.
 
     With ``stream`` it reads each video's header only (a SampledVideo whose frames the session then
@@ -324,6 +325,7 @@ def run_batch(
         def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
             record: dict = {"id": item.id, "video": item.video}
             if error is None:
+                assert result is not None  # an answer, or an error
                 result["video_info"] = result.pop("video")  # "video" stays the path as given
                 record |= result
                 summary.answered += 1

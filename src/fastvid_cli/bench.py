@@ -235,8 +235,8 @@ def run_bench(
             row.first_ttft_ms = (vision_ms or 0.0) + row.pruning_ms + row.first_ms
             row.further_share = row.further_ms / row.first_ttft_ms
     vanilla = prefill[0].median_ms
-    for row in prefill:
-        row.speedup = vanilla / row.median_ms
+    for step in prefill:
+        step.speedup = vanilla / step.median_ms
     return BenchResult(
         environment=environment(device, dtype),
         settings=BenchRunSettings(

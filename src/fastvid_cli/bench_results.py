@@ -27,6 +27,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass
 class _Result:
     """``to_dict()`` for the result dataclasses: one key per field, in field order (the ``--json`` keys)."""
 
@@ -310,10 +311,11 @@ class TTFTRow(_Result):
     @classmethod
     def median(cls, runs: list[TTFTRow]) -> TTFTRow:
         """Field by field median of the ms of ``runs`` at one retention (None where every run has None)."""
-        def med(name):
+        def med(name: str) -> float | None:
             values = [getattr(r, name) for r in runs if getattr(r, name) is not None]
             return statistics.median(values) if values else None
-        return cls(retention=runs[0].retention, **{f.name: med(f.name) for f in fields(cls) if f.name != "retention"})
+        stages: dict[str, Any] = {f.name: med(f.name) for f in fields(cls) if f.name != "retention"}  # every run has its stages
+        return cls(retention=runs[0].retention, **stages)
 
 
 @dataclass

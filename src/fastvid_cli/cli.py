@@ -17,7 +17,7 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -417,7 +417,7 @@ def bench(
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
     from .bench_device import device_slug
-    from .bench_results import VideoTTFT
+    from .bench_results import BenchResult, SweepResult, VideoTTFT
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
     from .pruning import check_retention
@@ -440,17 +440,18 @@ def bench(
     if video is not None and not video.is_file():
         raise InputError(f"no such file: {video}")
     geometry = model_geometry(model)
+    result: BenchResult | SweepResult
     with err_console.status("benchmarking...") as status:
         if sweep:
-            result = run_pruning_sweep(geometry, settings, frames, on_stage=lambda s: status.update(f"{s}..."))
+            result = run_pruning_sweep(geometry, settings, frames or [], on_stage=lambda s: status.update(f"{s}..."))
         else:
             result = run_bench(geometry, settings, on_stage=lambda s: status.update(f"{s}..."))
-        if video is not None:
-            status.update(f"loading {model} for TTFT on {video}...")
-            adapter = _load(model, device, dtype, Attention.sdpa)
-            result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
-                                    rows=ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
-                                                       retentions, repeats, questions))
+            if video is not None:
+                status.update(f"loading {model} for TTFT on {video}...")
+                adapter = _load(model, device, dtype, Attention.sdpa)
+                result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
+                                        rows=ttft_on_video(adapter, str(video), "What happens in this video?",
+                                                           settings.frames, retentions, repeats, questions))
     path = output or Path(f"fastvid-bench-{'frames-' if sweep else ''}{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
@@ -458,7 +459,7 @@ def bench(
     if as_json:
         print(json.dumps(data))
     else:
-        for table in (sweep_tables if sweep else bench_tables)(result):
+        for table in sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result):
             make_console(stderr=False).print(table)
     err_console.print(f"wrote {path}")
 
@@ -670,10 +671,10 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
 def option_of(setting: str) -> str:
     """The option of a setting named in a library error (``attn_implementation`` ->
     ``--attn-implementation``); the name itself where no command has such an option."""
-    for command in typer.main.get_command(app).commands.values():
+    for command in getattr(typer.main.get_command(app), "commands", {}).values():  # the app is a group
         for param in command.params:
             if param.name == setting and param.param_type_name == "option":
-                return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+                return str(next((opt for opt in param.opts if opt.startswith("--")), param.opts[0]))
     return setting
 
 
@@ -694,7 +695,7 @@ def run(argv: list[str] | None = None) -> int:
         return done.exit_code
     except BaseException as err:
         if type(err).__name__ == "NoArgsIsHelpError":
-            err.show()
+            cast(Any, err).show()
             return 0
         if isinstance(err, (SystemExit, GeneratorExit)):
             raise

@@ -47,12 +47,12 @@ class MultiValueCommand(typer.core.TyperCommand):
         """Click's parser, with each list option's entry taking following words while they are values."""
         parser = super().make_parser(ctx)
         for param in self.get_params(ctx):
-            if param.param_type_name != "option" or not param.multiple or param.is_flag:
+            if param.param_type_name != "option" or not param.multiple or getattr(param, "is_flag", False):
                 continue
             entries = {id(e): e for e in (parser._long_opt.get(o) or parser._short_opt.get(o) for o in param.opts) if e}
             accepts = VALUE_KINDS.get(param.name, lambda word: not word.startswith("-"))
             for entry in entries.values():
-                entry.process = _greedy(entry.process, accepts)
+                entry.process = _greedy(entry.process, accepts)  # type: ignore[method-assign]  # click's parser entry, rewired
         return parser
 
 

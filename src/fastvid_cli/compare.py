@@ -14,7 +14,7 @@ from .flops import causal_prefill_tflops, table5_tflops
 from .models.base import ModelAdapter
 from .models.settings import RunSettings
 from .pipeline import ModelInfo, VideoSession, VideoSource, model_info, video_info
-from .pruning import method_for_family, method_label
+from .pruning import PruningMethod, method_for_family, method_label
 from .video import SampledVideo
 
 
@@ -145,7 +145,7 @@ def compare(
     vanilla_tflops = table5_tflops(video_before, geometry)
     rows: list[CompareRow] = []
 
-    def run(label: str, spec: str, retention: float, method) -> None:
+    def run(label: str, spec: str, retention: float, method: PruningMethod | None) -> None:
         notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
         pruned = session.prune(method)
         pruned.prefill()

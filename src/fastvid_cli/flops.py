@@ -42,6 +42,7 @@ rule's elementwise decays and the top-k selection; Qwen3.5's multi-token-predict
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from .pruning.base import tokens_per_frame_kept
 
@@ -72,7 +73,7 @@ _ALWAYS_MOE = ("qwen3_5_moe",)
 ``mlp_only_layers`` nor ``decoder_sparse_step``)."""
 
 
-def _get(config, key: str, default=None):
+def _get(config: Any, key: str, default: Any = None) -> Any:
     """``config.key`` of a transformers config, or ``config[key]`` of a ``config.json`` dict."""
     if isinstance(config, dict):
         value = config.get(key, default)
@@ -141,12 +142,12 @@ class LLMGeometry:
     linear_value_head_dim: int = 0
     linear_conv_kernel: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.q_dim:
             object.__setattr__(self, "q_dim", self.hidden)
 
     @classmethod
-    def from_config(cls, config) -> LLMGeometry:
+    def from_config(cls, config: Any) -> LLMGeometry:
         """Geometry from a transformers config or a ``config.json`` dict: its ``text_config`` when it has one.
 
         Reads Qwen2 (flat, as LLaVA-Video's and Qwen2.5-VL's legacy configs, or a ``text_config``),

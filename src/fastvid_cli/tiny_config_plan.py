@@ -28,7 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -38,6 +38,9 @@ from .models.llava_video import SO400M_VISION, TO_LLAVA_NEXT, llava_next_text_co
 from .models.recipe import QWEN2_CHAT_TOKENS, TINY_TEXT, TinyRecipe
 from .models.registry import adapter_class, detect_family
 from .tiny import SPECIAL_TOKENS, build_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
 
 TINY_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
 """Test-size SigLIP tower (image size and patch size stay as published: 384 px, 27 x 27 patches)."""
@@ -131,7 +134,8 @@ class TinyPlan:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        content: dict = json.loads(path.read_text())
+        return content
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
@@ -256,7 +260,7 @@ def _plan_llava_next(family: str, recipe: TinyRecipe, real: Path, source: dict, 
     depth = TINY_SIGLIP["num_hidden_layers"] if not full_size else 26  # LLaVA deletes SigLIP's 27th (last) layer
     vision = dict(config.get("vision_config") or SO400M_VISION) | {"num_hidden_layers": depth, "vision_use_head": False}
     text = llava_next_text_config(config, real)
-    model_config = LlavaOnevisionConfig(
+    model_config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
         text_config=text.to_dict(), vision_config=vision, image_token_id=len(tokenizer), video_token_id=len(tokenizer) + 1,
         vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
     )
@@ -303,7 +307,7 @@ def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: d
     else:
         notes.append("no generation_config.json: transformers' defaults from config.json's token ids")
     model_config = LlavaOnevisionConfig.from_dict(copy.deepcopy(config))  # from_dict edits nested dicts
-    head = model_config.vision_config.to_dict()
+    head = cast("PreTrainedConfig", model_config.vision_config).to_dict()
     head = {k: v for k, v in head.items() if k in ("hidden_size", "intermediate_size", "num_attention_heads",
                                                    "image_size", "patch_size", "layer_norm_eps", "hidden_act")}
     return TinyPlan(
@@ -416,7 +420,7 @@ def _portable_tokenizer_config(published: dict | None) -> dict:
 
 def _remap_ids(node, id_to_token: dict[int, str], tokenizer, where: str, prefix: str = "") -> dict[str, tuple]:
     """Replace every token id under :data:`TOKEN_ID_KEYS` in ``node`` (in place) by the local tokenizer's."""
-    changes = {}
+    changes: dict[str, tuple] = {}
     if not isinstance(node, dict):
         return changes
     for key, value in node.items():
@@ -440,7 +444,7 @@ def _local_id(token_id: int, id_to_token: dict[int, str], tokenizer, where: str,
 
 def _diff(published, written, skip=(), prefix="") -> dict[str, tuple]:
     """Dotted paths whose values differ between two configs (nested dicts recursed), skipping ``skip`` keys."""
-    changes = {}
+    changes: dict[str, tuple] = {}
     for key in sorted(set(published) | set(written), key=str):
         if key in skip:
             continue
@@ -486,12 +490,25 @@ def meta_state(plan: TinyPlan) -> dict[str, torch.Tensor]:
             if name not in plan.drop}
 
 
+def head_config(plan: TinyPlan) -> dict:
+    """The SigLIP vision config of the ``siglip_head/`` a plan writes.
+
+    Raises
+    ------
+    ValueError
+        For a plan that writes no SigLIP head (a family without one: ``head_config`` is None).
+    """
+    if plan.head_config is None:
+        raise ValueError(f"a {plan.recipe.display_name} plan writes no SigLIP head")
+    return plan.head_config
+
+
 def head_shapes(plan: TinyPlan) -> dict[str, tuple[int, ...]]:
     """Name -> shape of the SigLIP head a plan writes (meta device; for tests of full-size plans)."""
     from transformers import SiglipVisionConfig
     from transformers.models.siglip.modeling_siglip import SiglipMultiheadAttentionPoolingHead
 
-    config = SiglipVisionConfig(**plan.head_config)
+    config = SiglipVisionConfig(**head_config(plan))
     with torch.device("meta"):
         head = SiglipMultiheadAttentionPoolingHead(config)
     shapes = {f"vision_model.head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}

@@ -16,7 +16,7 @@ import torch
 
 from .errors import InputError
 from .tiny import CHAT_TEMPLATE, FORMAT_VERSION, SIGLIP_HEAD_DIR
-from .tiny_config_plan import TinyPlan, head_shapes, meta_state, plan_from_config
+from .tiny_config_plan import TinyPlan, head_config, head_shapes, meta_state, plan_from_config
 
 DEFAULT_SHARD_BYTES = 5 * 1024**3
 """Largest safetensors shard written by default (5 GiB, as transformers' ``save_pretrained``)."""
@@ -191,7 +191,7 @@ def _save_sharded(tensors: Iterator[tuple[str, torch.Tensor]], out: Path, max_sh
     if len(parts) == 1:
         parts[0][0].rename(out / "model.safetensors")
         return
-    weight_map = {}
+    weight_map: dict[str, str] = {}
     for i, (path, names) in enumerate(parts):
         final = f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
         path.rename(out / final)
@@ -241,7 +241,7 @@ def _write_siglip_head(plan: TinyPlan, folder: Path, seed: int, device: torch.de
     """SigLIP post_layernorm + pooling head (random, float32) under google's key names, with its config."""
     from transformers import SiglipVisionConfig
 
-    config = SiglipVisionConfig(**plan.head_config)
+    config = SiglipVisionConfig(**head_config(plan))
     shapes = head_shapes(plan)
     generator = torch.Generator(device=device).manual_seed(seed)
     std = plan.init_std if not plan.full_size else 0.02

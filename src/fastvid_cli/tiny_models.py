@@ -10,6 +10,7 @@ the tiny model's layout, processor limits, chat template and generation config a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from . import tiny
@@ -19,7 +20,7 @@ from .tiny_config_write import build_from_config
 
 PUBLISHED = Path(__file__).resolve().parent / "models" / "published"
 """Published checkpoint files shipped with the package (configs only, no weights)."""
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, Callable[..., Path] | Path] = {
     "llava-onevision": tiny.build_llava_onevision,
     "llava-video": tiny.build_llava_video,
     "qwen2.5-vl": tiny.build_qwen2_5_vl,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -85,6 +85,7 @@ class FrameSampling:
         if self.frames is not None:
             count = min(self.frames, total_frames)
         else:
+            assert self.fps is not None  # a frame count or a frame rate (checked on creation)
             wanted = total_frames / video_fps * self.fps if video_fps > 0 else self.max_frames
             count = int(min(max(wanted, self.min_frames), self.max_frames, total_frames))
         return max(self.multiple, count - count % self.multiple)
@@ -267,7 +268,7 @@ def _reader(path: str | os.PathLike):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike) -> tuple[Any, VideoInfo]:
     """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
     import decord
 
@@ -352,7 +353,7 @@ def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
 
     try:
         with _quiet_native_stderr():
-            frames = reader.get_batch(indices.tolist()).asnumpy()
+            frames: np.ndarray = reader.get_batch(indices.tolist()).asnumpy()
     except (RuntimeError, decord.DECORDError, IndexError) as err:
         raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:

@@ -44,8 +44,7 @@ def _wrappers() -> dict[str, str]:
     # deferred: lmms-eval's plugin discovery imports this module, which imports no adapter and no torch
     from ..models.registry import FAMILIES
 
-    return {name: family.adapter_class().lmms_eval_model for name, family in FAMILIES.items()
-            if family.adapter_class().lmms_eval_model}
+    return {name: model for name, family in FAMILIES.items() if (model := family.adapter_class().lmms_eval_model)}
 
 
 def _tasks() -> dict[str, dict[str, str]]:

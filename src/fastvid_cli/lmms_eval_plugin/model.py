@@ -240,7 +240,7 @@ class FastVIDLMM(lmms):
 
     def clean(self) -> None:
         """Free the model after lmms-eval's generation phase (it may load a judge model next)."""
-        self._adapter = None
+        self._adapter = None  # type: ignore[assignment]  # freed: lmms-eval calls the model no more after clean()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..pruning import METHODS, PruningMethod, field_kind, make_method, method_for_family
 
@@ -65,14 +66,14 @@ class EvalSettings:
 def parse_model_args(
     pretrained: str,
     method: str = "fastvid",
-    retention=None,
-    frames=None,
+    retention: object = None,
+    frames: object = None,
     device: str = "auto",
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
     layout: str = "auto",
-    max_new_tokens=128,
-    **rest,
+    max_new_tokens: object = 128,
+    **rest: object,
 ) -> EvalSettings:
     """Check the model args and convert them to :class:`EvalSettings`, before any model is loaded.
 
@@ -125,7 +126,7 @@ def parse_model_args(
     )
 
 
-def resolve_method(settings: EvalSettings, family_defaults: dict):
+def resolve_method(settings: EvalSettings, family_defaults: dict) -> PruningMethod:
     """The configured pruning method: the family's release defaults, then what the model args gave.
 
     Parameters
@@ -142,7 +143,7 @@ def resolve_method(settings: EvalSettings, family_defaults: dict):
     return method_for_family(family_defaults, settings.hyperparameters, settings.method, settings.retention)
 
 
-def _hyperparameter(name: str, value):
+def _hyperparameter(name: str, value: object) -> object:
     """A method field's model arg as its dataclass field takes it, checked by the method that declares it.
 
     Raises
@@ -158,7 +159,8 @@ def _hyperparameter(name: str, value):
     elif kind is float:
         value = _number(name, value)
     try:
-        OWNERS[name](**{name: value})
+        field_value: dict[str, Any] = {name: value}
+        OWNERS[name](**field_value)
     except ValueError as err:
         raise ValueError(f"fastvid: {err}") from None
     return value
@@ -171,13 +173,13 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _number(name: str, value) -> float:
+def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"fastvid: {name} must be a number, got {value!r}")
     return value
 
 
-def _integer(name: str, value, minimum: int) -> int:
+def _integer(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"fastvid: {name} must be an integer >= {minimum}, got {value!r}")
     return value

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 
@@ -28,7 +28,7 @@ class EncoderState:
     Per-frame tensors of a subclass are joined over the chunks of a streaming encode by :meth:`concat`.
     """
 
-    def concat(self, parts: list[EncoderState]) -> EncoderState:
+    def concat(self, parts: Sequence[EncoderState]) -> EncoderState:
         """The state of the whole video from those of its consecutive chunks (this one is the first);
         by default the first chunk's."""
         return self
@@ -174,7 +174,14 @@ class LLMInputs:
         LLMInputs
             ``input_ids`` (1, S), ``position_ids`` continuing from :attr:`next_position`, and an
             ``attention_mask`` over this prompt and them (1, L' + S), for a forward on this prompt's KV cache.
+
+        Raises
+        ------
+        ValueError
+            If this prompt has no :attr:`next_position` (one :meth:`ModelAdapter.build_inputs` made has it).
         """
+        if self.next_position is None:
+            raise ValueError("a prompt without next_position cannot be continued")
         ids = ids.to(self.kwargs["input_ids"].device)[None]
         steps = torch.arange(ids.shape[1], device=ids.device)
         positions = self.next_position + steps
@@ -202,7 +209,7 @@ class AnswerRepetitionPenalty:
     def __init__(self, penalty: float, prompt_length: int) -> None:
         self.penalty, self.prompt_length = penalty, prompt_length
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         generated = input_ids[:, self.prompt_length:]
         if generated.shape[1] == 0:
             return scores
@@ -255,8 +262,10 @@ class ModelAdapter(abc.ABC):
     fastvid_defaults_source: ClassVar[str] = "the paper's"
     """Where :attr:`fastvid_defaults` come from, for ``--help`` and reports (a family beyond the paper says so)."""
     model_id: str = ""
-    model = None
-    processor = None
+    model: Any = None
+    """The transformers model (``PreTrainedModel`` of the family's class)."""
+    processor: Any = None
+    """The transformers processor (tokenizer, image and video processors, chat template)."""
     tiny_random: bool = False
     settings: RunSettings
     """How this model is run: the paper's settings of its family, with the user's overrides."""
@@ -358,11 +367,11 @@ class ModelAdapter(abc.ABC):
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return cast(torch.device, next(self.model.parameters()).device)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return cast(torch.dtype, next(self.model.parameters()).dtype)
 
     frames_per_chunk: int = 1
     """A chunk of the streaming encode holds a multiple of this many frames (Qwen2.5-VL: its temporal patch, 2)."""
@@ -571,7 +580,7 @@ class ModelAdapter(abc.ABC):
             prefix = cache.get_seq_length()
             working = kwargs["cache"] = self.question_cache(cache)
         try:
-            out = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
+            out: torch.Tensor = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
         finally:
             if working is not None and working is cache:
                 self.rewind_cache(cache, prefix)
@@ -613,7 +622,7 @@ class ModelAdapter(abc.ABC):
 
     def decode(self, token_ids: torch.Tensor) -> str:
         """Text of the generated token ids, special tokens dropped."""
-        return self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip()
+        return cast(str, self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip())
 
     def decode_answer(self, token_ids: torch.Tensor) -> tuple[str, str | None]:
         """(answer, reasoning) of the generated token ids: a model that reasons before it answers
@@ -637,14 +646,14 @@ class ModelAdapter(abc.ABC):
     @property
     def media_token(self) -> str:
         """The video placeholder of the prompt text (expanded into the video slots)."""
-        return self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id)
+        return cast(str, self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id))
 
     def full_prompt(self, question: str) -> str:
         """The whole prompt text with one video placeholder: the checkpoint's chat template with the
         settings' system turn (none when ``system_prompt`` is None), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt}] if self.settings.system_prompt is not None else []
         user = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs())
+        return cast(str, self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs()))
 
     def chat_template_kwargs(self) -> dict:
         """Switches the chat template takes besides the conversation (Qwen3.5's ``enable_thinking``); none by default."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError
 from ..flops import LLMGeometry
@@ -65,7 +66,7 @@ class ModelGeometry:
         return out
 
     @classmethod
-    def of_llm(cls, name: str, family: str, text_config, **video) -> ModelGeometry:
+    def of_llm(cls, name: str, family: str, text_config: Any, **video: int) -> ModelGeometry:
         """A geometry whose LLM shape and heads are read from a transformers text config (e.g. ``Qwen2Config``).
 
         ``video`` gives the video token layout fields (``tokens_per_frame``, ``frames``, ``extra_slots``, ...).
@@ -110,7 +111,7 @@ KNOWN_CONFIGS = {
 the transformers defaults), so their geometry needs no download and comes from the same adapter code."""
 
 
-def transformers_config(config: dict, path: Path | None = None):
+def transformers_config(config: dict, path: Path | None = None) -> Any:
     """A ``config.json`` dict as the transformers config class of its ``model_type`` reads it (no file read).
 
     Raises
@@ -121,6 +122,6 @@ def transformers_config(config: dict, path: Path | None = None):
     from transformers import CONFIG_MAPPING
 
     model_type = config.get("model_type")
-    if model_type not in CONFIG_MAPPING:
+    if model_type is None or model_type not in CONFIG_MAPPING:
         raise ModelError(f"{path or 'the config'}: transformers does not know model_type {model_type!r}")
     return CONFIG_MAPPING[model_type].from_dict(dict(config))

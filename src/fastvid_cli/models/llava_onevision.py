@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -28,7 +29,7 @@ def wants_grid_layout(config: dict) -> bool:
     """Whether a llava_onevision config asks for LLaVA-Video's grid layout: ``fastvid_layout`` says
     so, or (with no layout asked for) its ``mm_newline_position`` is ``grid``."""
     if config.get(LAYOUT_KEY) in ("grid", "onevision"):
-        return config[LAYOUT_KEY] == "grid"
+        return bool(config[LAYOUT_KEY] == "grid")
     return config.get("mm_newline_position") == "grid"
 
 
@@ -49,7 +50,7 @@ TO_LLAVA_HF = (
 """transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
 
 
-SO400M_VISION = {
+SO400M_VISION: dict[str, Any] = {
     "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
     "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
 }
@@ -221,7 +222,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
         total = features.num_frames * features.tokens_per_frame
         tokens = features.video_tokens.reshape(total, -1) if kept is None else kept.tokens
         slots = torch.arange(total, device=tokens.device) if kept is None else kept.indices.to(tokens.device)
-        newline = features.state.newline.to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
+        newline = cast(NewlineState, features.state).newline.to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
         extra = torch.arange(total, total + features.extra_slots, device=tokens.device)
         return KeptSlots(torch.cat([slots, extra]), torch.cat([tokens, newline]))
 

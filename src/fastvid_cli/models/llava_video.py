@@ -24,7 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 
@@ -204,10 +204,10 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]}, replace_extra_special_tokens=False)
-    image_id, video_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    image_id, video_id = cast(list[int], tokenizer.convert_tokens_to_ids(["<image>", "<video>"]))
     if max(image_id, video_id) >= text.vocab_size:
         raise ModelError(f"{path}: no unused embedding rows for <image>/<video> (vocab {text.vocab_size})")
-    config = LlavaOnevisionConfig(
+    config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
         text_config=text.to_dict(), vision_config=vision, image_token_id=image_id, video_token_id=video_id,
         vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
     )
@@ -332,7 +332,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
 
     def _side(self) -> int:
         vision = self.model.config.vision_config
-        return vision.image_size // vision.patch_size
+        return int(vision.image_size // vision.patch_size)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots (s x s tokens and s
@@ -417,5 +417,5 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         """
         token_slots, newline_slots = self.slot_indices(features, kept)
         tokens = features.video_tokens.reshape(-1, features.video_tokens.shape[-1]) if kept is None else kept.tokens
-        newlines = features.state.newline.expand(newline_slots.numel(), -1).to(tokens.dtype)
+        newlines = cast(NewlineState, features.state).newline.expand(newline_slots.numel(), -1).to(tokens.dtype)
         return KeptSlots(torch.cat([token_slots, newline_slots]), torch.cat([tokens, newlines]))

@@ -20,8 +20,10 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -51,9 +53,9 @@ class QwenVLUtilsSampling(FrameSampling):
             return 2  # the one frame twice: Qwen needs a pair
         if self.frames is not None:
             even_total = total_frames - total_frames % 2
-            return min(smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0), even_total)
+            return min(cast(int, smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0)), even_total)
         bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
-        return smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps)
+        return cast(int, smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps))
 
 
 QWEN_SAMPLING = QwenVLUtilsSampling(fps=2.0, min_frames=4, max_frames=768, multiple=2, rounding="round")
@@ -66,7 +68,7 @@ class PatchGridState(EncoderState):
 
     grid_thw: tuple[int, int, int]
 
-    def concat(self, parts: list[PatchGridState]) -> PatchGridState:
+    def concat(self, parts: Sequence[PatchGridState]) -> PatchGridState:  # type: ignore[override]  # a video's chunks share its state type
         """The chunks' temporal patches added up."""
         return PatchGridState((sum(p.grid_thw[0] for p in parts), *self.grid_thw[1:]))
 
@@ -179,14 +181,14 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @property
     def media_token(self) -> str:
-        return self.processor.video_token
+        return cast(str, self.processor.video_token)
 
     def full_prompt(self, question: str) -> str:
         """The checkpoint's chat template with the system turn (an empty one without a system prompt: the
         template would otherwise add its default), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt or ""}]
         conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        return cast(str, self.processor.apply_chat_template(conversation, add_generation_prompt=True))
 
     frames_per_chunk = 2  # the temporal patch: a chunk of the streaming encode never splits a pair
 
@@ -205,7 +207,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     @staticmethod
     def padded_frames(video) -> int:
         """Frames after pairing: an odd count gets its last frame repeated, as the processor does."""
-        return video.num_frames + video.num_frames % 2
+        return int(video.num_frames + video.num_frames % 2)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """Chat prompt (system turn, video, question; None: up to the video only) with the video's
@@ -323,7 +325,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         """Qwen2.5-VL takes the video's merged tokens as a tuple, one entry per video."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        return BaseModelOutputWithPooling(pooler_output=(kept.values.to(self.dtype),))
+        return BaseModelOutputWithPooling(pooler_output=(kept.values.to(self.dtype),))  # type: ignore[arg-type]  # the model takes a tuple
 
     def position_ids(self, inputs: dict) -> torch.Tensor:
         """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""

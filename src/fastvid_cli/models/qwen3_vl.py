@@ -36,12 +36,14 @@ Qwen2.5-VL. What the model does, and what pruning keeps consistent:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 
+from ..errors import ModelError
 from ..pruning import PruneResult
 from ..video import FrameSampling
 from .base import KeptSlots, VideoFeatures
@@ -131,8 +133,8 @@ class Qwen3VLPixels(PixelBudget):
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
 
         frames = max(frames, 2)  # one frame is paired with itself
-        return smart_resize(frames, height, width, temporal_factor=2, factor=self.factor, min_pixels=self.min_pixels,
-                            max_pixels=self.frame_pixels(frames) * frames)
+        return cast(tuple[int, int], smart_resize(frames, height, width, temporal_factor=2, factor=self.factor,
+                                                  min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames) * frames))
 
     def tokens(self, height: int, width: int, frames: int) -> int:
         h, w = self.frame_size(height, width, frames)
@@ -167,7 +169,7 @@ class DeepStackState(PatchGridState):
 
     levels: tuple[torch.Tensor, ...] = field(default_factory=tuple)
 
-    def concat(self, parts: list[DeepStackState]) -> DeepStackState:
+    def concat(self, parts: Sequence[DeepStackState]) -> DeepStackState:  # type: ignore[override]  # a video's chunks share its state type
         """The chunks' temporal patches added up, each level's rows joined in order."""
         grid = super().concat(parts).grid_thw
         return DeepStackState(grid, tuple(torch.cat(rows) for rows in zip(*(p.levels for p in parts))))
@@ -297,8 +299,17 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         return text.replace(wrapper, self.processor.video_token)
 
     def frame_size(self, video) -> tuple[int, int]:
-        """(height, width) in pixels every frame of ``video`` is resized to (:class:`Qwen3VLPixels`)."""
-        return self.settings.pixels.frame_size(video.height, video.width, video.num_frames)
+        """(height, width) in pixels every frame of ``video`` is resized to (:class:`Qwen3VLPixels`).
+
+        Raises
+        ------
+        ModelError
+            Without a pixel budget in the settings (as Qwen2.5-VL's).
+        """
+        pixels = self.settings.pixels
+        if pixels is None:
+            raise ModelError(f"{self.family} runs need a pixel budget (settings.pixels)")
+        return pixels.frame_size(video.height, video.width, video.num_frames)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The chat prompt with, for each temporal patch, its timestamp text, ``<|vision_start|>``, its
@@ -400,7 +411,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         """The kept tokens at their own slots, and their DeepStack rows: the same indices, merged with
         the same weights (:meth:`PruneResult.gather`)."""
         slots = super().kept_slots(features, kept)
-        levels = features.state.levels
+        levels = cast(DeepStackState, features.state).levels
         if kept is None:
             rows = tuple(level.reshape(-1, level.shape[-1]) for level in levels)
         else:
@@ -414,9 +425,9 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
         if not kept.levels:
             return super().video_encoder_output(kept)
-        return BaseModelOutputWithDeepstackFeatures(
-            pooler_output=(kept.values.to(self.dtype),),
-            deepstack_features=[(level.to(self.dtype),) for level in kept.levels],
+        return BaseModelOutputWithDeepstackFeatures(  # the model takes one tuple entry per video
+            pooler_output=(kept.values.to(self.dtype),),  # type: ignore[arg-type]
+            deepstack_features=[(level.to(self.dtype),) for level in kept.levels],  # type: ignore[misc]
         )
 
     def position_ids(self, inputs: dict) -> torch.Tensor:

@@ -45,7 +45,8 @@ class Family:
 
     def adapter_class(self) -> type[ModelAdapter]:
         """The adapter class (its module is imported on first use)."""
-        return getattr(importlib.import_module(self.module, __package__), self.adapter)
+        adapter: type[ModelAdapter] = getattr(importlib.import_module(self.module, __package__), self.adapter)
+        return adapter
 
 
 FAMILIES = {
@@ -85,7 +86,8 @@ def read_config(path: Path) -> dict:
         If it is missing or not JSON.
     """
     try:
-        return json.loads((Path(path) / "config.json").read_text())
+        config: dict = json.loads((Path(path) / "config.json").read_text())
+        return config
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
 

@@ -30,6 +30,7 @@ Qwen2.5-VL         2 fps (4-768 frames, even), one        fastvid_qwen25vl/.../q
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from ..video import FrameSampling
 
@@ -81,7 +82,8 @@ class PixelBudget:
         """(height, width) in pixels a ``height`` x ``width`` frame is resized to, ``frames`` frames in all."""
         from qwen_vl_utils.vision_process import smart_resize
 
-        return smart_resize(height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames))
+        size: tuple[int, int] = smart_resize(height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames))
+        return size
 
     def tokens(self, height: int, width: int, frames: int) -> int:
         """Video tokens of ``frames`` frames of this size: (frames / 2) x (h / 28) x (w / 28)."""
@@ -283,7 +285,7 @@ POOL_MODES = ("average", "max", "bilinear")
 LLAVA_SAMPLING = FrameSampling(frames=32, rounding="floor")
 """LLaVA evaluation scripts: ``np.linspace(0, n - 1, F, dtype=int)``."""
 
-def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
+def checkpoint_decoding(generation_config: Any, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
 
     Parameters

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from .ats import select_salient
 from .base import PruneResult, PruningMethod, check_inputs, check_retention, tokens_per_frame_kept
@@ -58,6 +58,24 @@ def make_method(spec: str, retention_ratio: float, **defaults: Any) -> PruningMe
     return cls(retention_ratio=retention_ratio, **kwargs)
 
 
+@overload
+def method_for_family(
+    family_defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    spec: Literal["fastvid"] = "fastvid",
+    retention_ratio: float | None = None,
+) -> FastVIDConfig: ...
+
+
+@overload
+def method_for_family(
+    family_defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    spec: str = "fastvid",
+    retention_ratio: float | None = None,
+) -> PruningMethod: ...
+
+
 def method_for_family(
     family_defaults: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
@@ -84,8 +102,8 @@ def method_for_family(
     Returns
     -------
     PruningMethod
-        The configured method. Defaults and overrides set only the fields the method has (a
-        family's tau does not reach ``uniform``).
+        The configured method (a :class:`FastVIDConfig` for the default spec). Defaults and
+        overrides set only the fields the method has (a family's tau does not reach ``uniform``).
 
     Raises
     ------

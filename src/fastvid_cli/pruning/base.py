@@ -81,7 +81,8 @@ class PruneResult:
         Raises
         ------
         ValueError
-            If ``features`` does not have one row per input token.
+            If ``features`` does not have one row per input token (or the result has merge pairs but
+            no :attr:`pair_weight`).
         """
         flat = features.reshape(-1, features.shape[-1])
         if self.indices.numel() and int(self.indices.max()) >= flat.shape[0]:
@@ -92,6 +93,8 @@ class PruneResult:
         out = flat.index_select(0, indices).float() * self.self_weight.to(flat.device)[:, None]
         source, anchor = self.merge_pairs.to(flat.device)
         rows = torch.searchsorted(indices, anchor)
+        if self.pair_weight is None:
+            raise ValueError("merge_pairs without pair_weight: the merged rows' weights are unknown")
         weight = self.pair_weight.to(flat.device)
         step = max(1, MERGE_BLOCK_ELEMENTS // flat.shape[1])
         for start in range(0, source.numel(), step):  # blocks of pairs: never all P rows of D' at once

@@ -153,11 +153,11 @@ def first_copies(tokens: torch.Tensor) -> torch.Tensor | None:
     same_print = (total[:, :, None] == total[:, None, :]) & (norm[:, :, None] == norm[:, None, :])
     frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
     step = max(1, BLOCK_ELEMENTS // dim)
-    equal = [
+    chunks = [
         (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
         for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
     ]
-    if not equal or not (equal := torch.cat(equal)).any():
+    if not chunks or not (equal := torch.cat(chunks)).any():
         return None
     first = torch.arange(num, device=tokens.device).repeat(frames, 1)
     first.view(-1).scatter_reduce_(0, frame[equal] * num + i[equal], j[equal], "amin")

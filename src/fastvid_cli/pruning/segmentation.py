@@ -85,7 +85,8 @@ def transition_similarity(frame_features: torch.Tensor) -> torch.Tensor:
     """
     g = frame_features.float()
     g = g / g.norm(dim=1, keepdim=True)
-    return (g[:-1] * g[1:]).sum(dim=1)
+    similarity: torch.Tensor = (g[:-1] * g[1:]).sum(dim=1)
+    return similarity
 
 
 def dyseg(frame_features: torch.Tensor, c: int, tau: float) -> Segmentation:
