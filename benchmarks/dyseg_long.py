@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from long_video import make_long_clip  # noqa: E402
+from long_video import make_long_clip
 
 CLIP_LENGTHS = (250, 132, 120)
 """Frames of bikes, big_buck_bunny and carphone, in the order the long clip cycles them."""
@@ -72,8 +72,7 @@ def histograms(clip: Path, frames: int) -> tuple[torch.Tensor, torch.Tensor, int
 
 
 def study(clip: Path, frames: int, c: int, tau: float) -> dict:
-    from fastvid_cli.pruning import FastVIDConfig
-    from fastvid_cli.pruning.config import FrameBudget
+    from fastvid_cli.pruning import FastVIDConfig, FrameBudget
     from fastvid_cli.pruning.segmentation import dyseg
 
     g, indices, total = histograms(clip, frames)

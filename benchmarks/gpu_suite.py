@@ -58,9 +58,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -96,7 +97,7 @@ GPU_TARGETS = {"fastvid_pruning_ms": 1.0, "prefill_speedup_at_0.1": 9.0, "ttft_s
 """../shared/GPU_CHECKS.md's targets: FastVID pruning of 32 x 196 x 3584 at most 1 ms (paper: 6.1 ms
 on an A100), prefill speedup at R = 0.1 at least 9x (paper: 7.1x), TTFT speedup at R = 0.1 at least 3x
 (FlashVID's authors measured FastVID's at 1.8x on an A100). ``fastvid bench``'s own, read by
-:func:`fastvid_cli.bench.targets`, are 2 ms and 8x; both are written."""
+:func:`fastvid_cli.bench_results.targets`, are 2 ms and 8x; both are written."""
 
 
 class Skip(Exception):
@@ -130,7 +131,7 @@ class Sizes:
     dtype : torch.dtype
         Compute dtype (bfloat16 on the GPU, float32 on the CPU).
     full_size : bool
-        Build LLaVA-OneVision-7B at its published widths (else tiny_config's test size: Qwen2 64 wide,
+        Build LLaVA-OneVision-7B at its published widths (else tiny_config_plan's test size: Qwen2 64 wide,
         2 layers; SigLIP 32 wide; the real token layout, 196 tokens per frame).
     frames : int
         Frames of checks 1 to 3 (the paper's 32).
@@ -218,7 +219,7 @@ class Check:
     title: str
     share: float
     need_s: tuple[float, float]
-    run: Callable[["Suite", dict], None]
+    run: Callable[[Suite, dict], None]
 
 
 class Budget:
@@ -297,7 +298,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     """A supported Video LLM with random weights, built in memory and loaded by ``fastvid``'s own ``load_model``.
 
     The checkpoint folder is the one ``fastvid tiny-model DIR --config REAL_DIR [--full-size]`` writes
-    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny_config.write_plan`)
+    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny_config_write.write_plan`)
     less its weights: the model is built straight on ``device`` from the same config (transformers'
     initialisation: N(0, initializer_range), norms 1, biases 0), and the family's adapter loads it
     through its own ``from_pretrained`` (:func:`prebuilt`). A 7B model's 16 GB never touch the disk.
@@ -307,7 +308,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     real_dir : Path
         Published files of the real checkpoint (``tests/realcfg/...``).
     full_size : bool
-        Every width as published (else tiny_config's test size).
+        Every width as published (else tiny_config_plan's test size).
     device : torch.device
     dtype : torch.dtype
     attn : str
@@ -325,7 +326,8 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
 
     from fastvid_cli.models import load_model
     from fastvid_cli.timing import synchronize
-    from fastvid_cli.tiny_config import plan_from_config, write_plan
+    from fastvid_cli.tiny_config_plan import plan_from_config
+    from fastvid_cli.tiny_config_write import write_plan
 
     start = time.perf_counter()
     plan = plan_from_config(real_dir, full_size)
@@ -455,9 +457,9 @@ def preload() -> None:
     import transformers  # noqa: F401
     from transformers import LlavaOnevisionForConditionalGeneration, Qwen2Model  # noqa: F401
 
-    import fastvid_cli.bench  # noqa: F401
-    import fastvid_cli.pipeline  # noqa: F401
-    import fastvid_cli.tiny_config  # noqa: F401
+    import fastvid_cli.bench
+    import fastvid_cli.pipeline
+    import fastvid_cli.tiny_config_write  # noqa: F401
 
 
 class Suite:
@@ -477,7 +479,7 @@ class Suite:
 
     def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float,
                  earlier: dict | None = None) -> None:
-        from fastvid_cli.bench import device_slug
+        from fastvid_cli.bench_device import device_slug
 
         self.sizes, self.checks, self.budget_s = sizes, checks, budget_s
         self.out_dir = out_dir
@@ -550,7 +552,7 @@ class Suite:
         except (OverShare, Terminated) as why:
             record.update(status="stopped", reason=str(why))
             terminated = isinstance(why, Terminated)
-        except Exception as err:  # one check's failure must not cost the others' figures
+        except Exception as err:  # noqa: BLE001 - one check's failure must not cost the others' figures
             record.update(status="failed", reason=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc().splitlines()[-24:])
         finally:
@@ -605,7 +607,7 @@ class Suite:
     def llava_geometry(self):
         """LLaVA-OneVision-7B's geometry (its test size in a smoke run), through its adapter."""
         from fastvid_cli.models.geometry import geometry_from_config
-        from fastvid_cli.tiny_config import plan_from_config
+        from fastvid_cli.tiny_config_plan import plan_from_config
 
         if "llava_geometry" not in self.cache:
             plan = plan_from_config(LLAVA_DIR, self.sizes.full_size)
@@ -751,12 +753,12 @@ def check_questions(suite: Suite, data: dict) -> None:
     further over first), ``prompt_tokens`` (the first question's prefill), ``stages_ms``.
     """
     from fastvid_cli.pipeline import AskOptions, ask_many
-    from fastvid_cli.pruning import FastVIDConfig
+    from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
     questions = list(QUESTIONS[: suite.sizes.questions])
     for retention in (1.0, 0.1):
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, "retention_ratio": retention})
+        config = method_for_family(adapter.fastvid_defaults, retention_ratio=retention)
         options = AskOptions(frames=suite.sizes.frames, config=config, max_new_tokens=suite.sizes.max_new_tokens, baseline=False)
         results = ask_many(adapter, str(SAMPLE_CLIP), questions, options)
         ttfts = [r.timing.ttft_ms for r in results]
@@ -791,9 +793,9 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     (weights and whatever is held), ``peak_mib`` (GPU: ``max_memory_allocated``; CPU: the process's
     peak resident set), ``peak_above_before_mib``, ``notes``.
     """
-    from fastvid_cli.bench import memory_in_use_mib, peak_memory_mib, reset_peak
+    from fastvid_cli.bench_device import memory_in_use_mib, peak_memory_mib, reset_peak
     from fastvid_cli.pipeline import AskOptions, ask_many
-    from fastvid_cli.pruning import FastVIDConfig
+    from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
     clip, how = suite.long_clip()
@@ -802,7 +804,7 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     suite.free()
     before = memory_in_use_mib(device)
     reset_peak(device)
-    config = FastVIDConfig(**{**adapter.fastvid_defaults, "retention_ratio": 0.1})
+    config = method_for_family(adapter.fastvid_defaults, retention_ratio=0.1)
     options = AskOptions(frames=suite.sizes.long_ask_frames, config=config, max_new_tokens=suite.sizes.max_new_tokens)
     result = ask_many(adapter, str(clip), [QUESTION], options)[0]
     peak = peak_memory_mib(device)
@@ -894,8 +896,8 @@ CHECKS = [
 
 
 def collect_targets(results: list[dict]) -> list[dict]:
-    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench.targets`,
-    :func:`~fastvid_cli.bench.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
+    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench_results.targets`,
+    :func:`~fastvid_cli.bench_results.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
     out = []
     by_name = {r["name"]: r.get("data") or {} for r in results}
 
@@ -939,9 +941,9 @@ def collect_targets(results: list[dict]) -> list[dict]:
 def commit_info() -> dict:
     """The commit measured: ``git`` in the checkout, else :data:`COMMIT_FILE` (the device's copy has no .git)."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
+                                capture_output=True, text=True, timeout=10, check=False)
         if head.returncode == 0:
             return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()), "from": "git"}
     except (OSError, subprocess.SubprocessError):
@@ -955,7 +957,7 @@ def commit_info() -> dict:
 
 def environment(sizes: Sizes) -> dict:
     """Device, driver, versions and commit, for the result file."""
-    from fastvid_cli.bench import environment as bench_environment
+    from fastvid_cli.bench_device import environment as bench_environment
     from fastvid_cli.gpu import nvidia_driver
 
     env = bench_environment(sizes.device, sizes.dtype).to_dict()
@@ -980,7 +982,7 @@ def _version(module: str) -> str | None:
         return None
     try:
         return str(getattr(importlib.import_module(module), "__version__", "?"))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a version report, whatever the import raises
         return f"import fails: {type(err).__name__}"
 
 
@@ -1001,8 +1003,8 @@ def markdown(report: dict) -> str:
         if report["smoke"] else "random weights at the real geometries, bf16"
     lines = [
         "<!-- written by benchmarks/gpu_suite.py; do not edit by hand -->",
-        f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
-        f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used.",
+        (f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
+         f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used."),
         "",
         "| check | status | s | note |",
         "|---|---|---|---|",
@@ -1037,8 +1039,8 @@ def _md_prefill(data: dict, report: dict) -> list[str]:
     if not bench:
         return []
     s = bench["settings"]
-    out = [f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, sdpa "
-           f"(median of {s['repeats']}):", "",
+    out = [(f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, "
+            f"sdpa (median of {s['repeats']}):"), "",
            "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |", "|---|---|---|---|---|---|",
            *_prefill_rows(bench)]
     rates = d.get("tflops_per_s") or {}
@@ -1105,10 +1107,10 @@ def _md_long_ask(data: dict, report: dict) -> list[str]:
     if "timing" not in d:
         return []
     t, tok = d["timing"], d["tokens"]
-    return [f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
-            f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
-            f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
-            f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before)."]
+    return [(f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
+             f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
+             f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
+             f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before).")]
 
 
 def _md_qwen(data: dict, report: dict) -> list[str]:

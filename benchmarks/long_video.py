@@ -115,7 +115,7 @@ def measure(model: str, clip: Path, frames: int, retention: float, vision_batch:
     peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"fastvid-peak-{os.getpid()}"
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], capture_output=True, text=True,
-                          env={**os.environ, "FASTVID_PEAK_FILE": str(peak_file)})
+                          env={**os.environ, "FASTVID_PEAK_FILE": str(peak_file)}, check=False)
     wall = time.perf_counter() - start
     if proc.returncode:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 import typer
 
 from fastvid_cli.cli import app, run
@@ -224,9 +223,18 @@ TARGET_KEYS = ["value", "target", "met", "how"]
 def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, sample_video):
     from rich.console import Console
 
-    from fastvid_cli.bench import (BenchResult, BenchSettings, FrameCountTiming, PrefillTiming, PruningTiming,
-                                   QuestionTiming, SweepResult, Target, TTFTRow, VideoTTFT, run_bench, run_pruning_sweep,
-                                   ttft_on_video)
+    from fastvid_cli.bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
+    from fastvid_cli.bench_results import (
+        BenchResult,
+        FrameCountTiming,
+        PrefillTiming,
+        PruningTiming,
+        QuestionTiming,
+        SweepResult,
+        Target,
+        TTFTRow,
+        VideoTTFT,
+    )
     from fastvid_cli.models.geometry import model_geometry
     from fastvid_cli.report import bench_tables, sweep_tables
 

@@ -10,8 +10,8 @@ from importlib.metadata import entry_points
 import pytest
 
 from fastvid_cli.lmms_eval_plugin import BENCHMARKS, PAPER_TASKS, PAPER_WRAPPERS, paper_task, tasks_dir
-from fastvid_cli.lmms_eval_plugin.settings import parse_model_args, resolve_method
-from fastvid_cli.pruning import DyCokeConfig, FastVIDConfig, VisionZipConfig
+from fastvid_cli.lmms_eval_plugin.settings import HYPERPARAMETERS, parse_model_args, resolve_method
+from fastvid_cli.pruning import METHODS, DyCokeConfig, FastVIDConfig, VisionZipConfig
 
 
 def test_entry_point_is_registered_and_its_module_imports_nothing_heavy():
@@ -63,6 +63,16 @@ def test_bad_model_args_fail_with_a_clear_message(kwargs, message):
         parse_model_args(pretrained="tiny-random", **kwargs)
     assert message in str(err.value)
     assert str(err.value).startswith("fastvid: ")
+
+
+def test_the_accepted_hyperparameters_are_the_method_dataclass_fields():
+    fields = {name for cls in METHODS.values() for name in cls.hyperparameters()}
+    assert set(HYPERPARAMETERS) == fields and "window" in fields and "dominant_share" in fields
+    settings = parse_model_args(pretrained="m", method="dycoke", window=8, dominant_share=0.5, max_segment="off")
+    assert settings.hyperparameters == {"window": 8, "dominant_share": 0.5, "max_segment": None}
+    assert resolve_method(settings, {}) == DyCokeConfig(window=8)
+    with pytest.raises(ValueError, match="fastvid: window must be an integer >= 1"):
+        parse_model_args(pretrained="m", window=0)
 
 
 def test_pretrained_is_required():

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from fastvid_cli.flops import (PARTS, LLMGeometry, causal_prefill_tflops, delta_rule_macs, flops_report,
-                               flops_split_rows, prefill_macs, table5_tflops)
+from fastvid_cli.flops import (
+    PARTS,
+    LLMGeometry,
+    causal_prefill_tflops,
+    delta_rule_macs,
+    flops_report,
+    flops_split_rows,
+    prefill_macs,
+    table5_tflops,
+)
 
 REALCFG = Path(__file__).parent / "realcfg"
 
@@ -248,7 +256,7 @@ def test_attention_width_differs_from_the_hidden_size():
 def test_every_config_layout_gives_the_same_geometry():
     from transformers import AutoConfig
 
-    from fastvid_cli.models.geometry import KNOWN_CONFIGS, transformers_config
+    from fastvid_cli.models.geometry_base import KNOWN_CONFIGS, transformers_config
 
     for name in BY_HAND:
         published = json.loads((REALCFG / name / "config.json").read_text())
@@ -297,10 +305,10 @@ def test_split_adds_up_to_the_totals(name):
 def test_split_of_a_hybrid_model_by_hand():
     """Qwen3.5-9B, 6272 -> 608 video tokens: each layer type's Table 5 MACs from the hand count's terms."""
     n0, n1 = 6272, 608
-    full = lambda n: 8 * (n * (4096 * 8192 + 2 * 4096 * 1024 + 4096 * 4096) + 2 * n * n * 4096)  # noqa: E731
-    linear = lambda n: 24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4)  # noqa: E731
+    full = lambda n: 8 * (n * (4096 * 8192 + 2 * 4096 * 1024 + 4096 * 4096) + 2 * n * n * 4096)
+    linear = lambda n: 24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4)
                              + 32 * ceil_div(n, 64) * DELTA_CHUNK_128)
-    mlp = lambda n: 32 * n * 3 * 4096 * 12288  # noqa: E731
+    mlp = lambda n: 32 * n * 3 * 4096 * 12288
     split = flops_report(geometry("Qwen3.5-9B"), n0, n1, n0, n1).split.table5
     saved = sum(f(n0) - f(n1) for f in (full, linear, mlp))
     for part, f in (("full_attention", full), ("linear_attention", linear), ("mlp", mlp)):
@@ -331,7 +339,7 @@ def test_split_json_keys_and_a_model_without_linear_layers():
 def test_flops_command_prints_the_split(capsys, monkeypatch):
     from fastvid_cli.cli import run
     from fastvid_cli.models import geometry as geometry_module
-    from fastvid_cli.models.geometry import ModelGeometry
+    from fastvid_cli.models.geometry_base import ModelGeometry
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert run(["flops", "-r", "0.1", "--json"]) == 0

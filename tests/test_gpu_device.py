@@ -13,7 +13,6 @@ from fastvid_cli import gpu
 from fastvid_cli.errors import DeviceError
 from fastvid_cli.models import resolve_device
 
-
 TOO_OLD = (
     "The NVIDIA driver on your system is too old (found version 12040). Please update your GPU driver by "
     "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx "

@@ -11,12 +11,14 @@ from fastvid_cli.pruning import (
     METHODS,
     DyCokeConfig,
     FastVIDConfig,
+    PruningMethod,
     UniformConfig,
     VisionZipConfig,
     anchor_counts,
     cluster_segments,
     fixed_segments,
     make_method,
+    method_for_family,
     method_label,
 )
 
@@ -187,3 +189,30 @@ def test_gather_uses_the_merge_weights_not_the_kept_rows():
     torch.testing.assert_close(gathered[result.indices == anchor][0], want, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="rows"):
         result.gather(other[:10])
+
+
+@pytest.mark.parametrize("cls", list(METHODS.values()))
+def test_every_method_holds_its_ratio_and_check_in_the_one_base(cls):
+    """R, its check, ``to_dict`` and ``name`` are the base's: a method declares only its own fields."""
+    assert issubclass(cls, PruningMethod) and cls.__dataclass_params__.frozen
+    assert not {"retention_ratio", "to_dict", "hyperparameters"} & set(vars(cls))  # none written again
+    assert next(iter(cls.__dataclass_fields__)) == "retention_ratio" and "retention_ratio" not in cls.hyperparameters()
+    assert cls().to_dict() == {"retention_ratio": 0.1, **{name: f.default for name, f in cls.hyperparameters().items()}}
+    for bad in (0, 1.5, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match=r"retention ratio must be in \(0, 1\]"):
+            cls(retention_ratio=bad)
+    with pytest.raises(TypeError):
+        PruningMethod()  # abstract: only a method prunes
+
+
+def test_family_defaults_then_overrides_then_the_spec():
+    qwen_like = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
+    assert method_for_family(qwen_like) == FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95)
+    assert method_for_family(qwen_like, {"tau": 0.9, "retention_ratio": 0.1}) == FastVIDConfig(
+        retention_ratio=0.1, tau=0.9, split_tau=0.95)
+    assert method_for_family(qwen_like, {"retention_ratio": 0.1}, retention_ratio=0.5).retention_ratio == 0.5
+    assert method_for_family({}, {"d": 0.5}, "fastvid:d=0") == FastVIDConfig(d=0)
+    assert method_for_family(qwen_like, {"c": 4}, "uniform") == UniformConfig(retention_ratio=0.27)  # fields it lacks
+    assert method_for_family({}) == FastVIDConfig()
+    with pytest.raises(ValueError, match="tau must be a finite number"):
+        method_for_family(qwen_like, {"tau": float("inf")})

@@ -149,7 +149,7 @@ def test_batch_answers_the_questions_of_a_video_on_one_session(tmp_path, sample_
 
 def test_baseline_is_skipped_past_the_context_window_unless_asked(tiny_model, sample_video, monkeypatch):
     """The default runs the vanilla prefill only when the unpruned prompt fits the LLM's trained context."""
-    options = dict(frames=4, max_new_tokens=2)
+    options = {"frames": 4, "max_new_tokens": 2}
     fits = pipeline.ask(tiny_model, str(sample_video), "What happens?", AskOptions(**options))
     assert fits.timing.prefill_vanilla_ms is not None and pipeline.BASELINE_NOTE in fits.notes
     text = tiny_model.model.config.text_config

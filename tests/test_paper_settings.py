@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastvid_cli.models.settings import PixelBudget, paper_settings
+from fastvid_cli.models.registry import paper_settings
+from fastvid_cli.models.settings import PixelBudget
 from fastvid_cli.video import FrameSampling, read_video
 
 SYSTEM = "You are a helpful assistant."
@@ -155,8 +156,8 @@ def grid_layout_checkpoint(tmp_path, pool_mode: str):
 
 def test_llava_video_runs_the_paper_layout_whatever_the_config_says(capsys, tmp_path, sample_video):
     target = grid_layout_checkpoint(tmp_path, "bilinear")
-    data, err = run_json(capsys, "ask", sample_video, "What happens?", "--model", target, "--json", "--no-baseline",
-                         "--max-new-tokens", "2")
+    data, _err = run_json(capsys, "ask", sample_video, "What happens?", "--model", target, "--json", "--no-baseline",
+                          "--max-new-tokens", "2")
     assert data["frames"] == 64 and data["tokens"]["tokens_per_frame"] == 13 * 13
     assert data["tokens"]["video_before"] == 10816 and data["tokens"]["newline_before"] == 832
     assert data["tokens"]["prompt_before"] - 10816 - 832 > 0

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from fastvid_cli.models import SUPPORTED_FAMILIES, ModelAdapter, detect_family
-from fastvid_cli.models.geometry import KNOWN_CONFIGS, geometry_from_folder, known_geometry
+from fastvid_cli.models.geometry import geometry_from_folder, known_geometry
+from fastvid_cli.models.geometry_base import KNOWN_CONFIGS
 from fastvid_cli.models.registry import FAMILIES, adapter_class, family_of_config, read_config
 
 REALCFG = Path(__file__).parent / "realcfg"

@@ -82,7 +82,7 @@ def test_prompt_inputs_match_the_processor_path(family_model, sample_video):
 
 
 def test_answer_does_not_depend_on_the_chunk_size(family_model, sample_video):
-    options = dict(frames=FRAMES, config=FastVIDConfig(retention_ratio=0.3), max_new_tokens=6, baseline=False)
+    options = {"frames": FRAMES, "config": FastVIDConfig(retention_ratio=0.3), "max_new_tokens": 6, "baseline": False}
     one = ask(family_model, str(sample_video), "What happens?", AskOptions(**options, vision_batch=64))
     streamed = ask(family_model, str(sample_video), "What happens?", AskOptions(**options, vision_batch=3))
     assert streamed.answer == one.answer

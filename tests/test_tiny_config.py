@@ -17,13 +17,8 @@ import torch
 
 from fastvid_cli.cli import run
 from fastvid_cli.models import adapter_class
-from fastvid_cli.tiny_config import (
-    TOKEN_ID_KEYS,
-    _diff,
-    head_shapes,
-    plan_from_config,
-    write_plan,
-)
+from fastvid_cli.tiny_config_plan import TOKEN_ID_KEYS, _diff, head_shapes, plan_from_config
+from fastvid_cli.tiny_config_write import write_plan
 
 REALCFG = Path(__file__).parent / "realcfg"
 REAL = {

@@ -26,14 +26,16 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .errors import FastVIDError, InputError, describe
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, load_model
 from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video, read_for
+from .pruning import method_for_family
 
 if TYPE_CHECKING:
     from .models.settings import SettingsOverrides
@@ -89,7 +91,8 @@ def collect_items(
         pairs += read_questions(questions_file)
     if not pairs:
         raise InputError("no videos to process: give files, folders, '-' (paths on stdin) or `questions` FILE.jsonl")
-    items, seen = [], {}
+    items: list[BatchItem] = []
+    seen: dict[str, int] = {}
     for index, (item_id, video, text) in enumerate(pairs):
         if item_id is None:
             count = seen.get(video, 0)
@@ -215,7 +218,7 @@ def group_by_video(items: list[BatchItem]) -> list[list[BatchItem]]:
 
 
 def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event,
-              stream: bool = False) -> Iterable[tuple]:
+              stream: bool = False) -> Generator[tuple, None, None]:
     """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead.
 
     With ``stream`` it reads each video's header only (a SampledVideo whose frames the session then
@@ -227,7 +230,7 @@ def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: i
             if stream:
                 return group, read_for(model, group[0].video, frames, decode=False)
             return group, prepare_video(model, group[0].video, frames)
-        except Exception as err:  # reported as the error of each of the group's items
+        except Exception as err:  # noqa: BLE001 - reported as the error of each of the group's items
             return group, err
 
     if depth <= 0:
@@ -322,6 +325,7 @@ def run_batch(
         def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
             record: dict = {"id": item.id, "video": item.video}
             if error is None:
+                assert result is not None  # an answer, or an error
                 result["video_info"] = result.pop("video")  # "video" stays the path as given
                 record |= result
                 summary.answered += 1
@@ -345,7 +349,7 @@ def run_batch(
                     done += 1
                     if stop.is_set():
                         break
-            except Exception as err:  # one bad video must not end the batch
+            except Exception as err:  # noqa: BLE001 - one bad video must not end the batch
                 for item in group[done:]:
                     write(item, None, err)
                 done = len(group)
@@ -494,8 +498,6 @@ def run_job(
         What made this process fail (loading the model, say), once every process has reported;
         the other processes raise :class:`FastVIDError` naming it.
     """
-    from .pruning import FastVIDConfig
-
     state = process_state(device)
     rank, world = state.process_index, state.num_processes
     if output.exists() and output.stat().st_size and not (resume or overwrite):
@@ -513,11 +515,9 @@ def run_job(
     summary, error, adapter = BatchSummary(output=str(output)), None, None
     try:
         (on_stage or (lambda stage: None))("loading")
-        from .models import load_model
-
         adapter = load_model(model, device=process_device(state, device), dtype=dtype,
                              attn_implementation=attn_implementation, layout=layout, overrides=settings)
-        config = FastVIDConfig(**{**adapter.fastvid_defaults, **(fastvid or {})})
+        config = method_for_family(adapter.fastvid_defaults, fastvid)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         (on_stage or (lambda stage: None))("answering")
         if on_start:
@@ -525,7 +525,7 @@ def run_job(
         sink = output if world == 1 else part_path(output, rank, world)
         with stop_on_sigint(stop, on_stop) if catch_sigint else contextlib.nullcontext():
             summary = run_batch(adapter, mine, output, options, prefetch=prefetch, stop=stop, on_item=on_item, part=sink)
-    except Exception as err:  # reported to the others at the meeting below, then raised
+    except Exception as err:  # noqa: BLE001 - reported to the others at the meeting below, then raised
         error = err
     report = {"rank": rank, "summary": summary, "error": None if error is None else describe(error).message}
     reports = gather_reports(state, report)

@@ -1,28 +1,44 @@
-"""Benchmarks: pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and TTFT.
+"""Benchmarks, the measurements: pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and TTFT.
 
 The LLM is built with random weights from a model's geometry (no download); ``layers`` runs only
 its first K decoder layers, and prefill times are then also scaled by L / K to the full model
 (said so in the result). Each figure is the median of ``repeats`` runs after ``warmup`` runs,
 timed with CUDA events on a GPU and ``perf_counter`` on the CPU. :func:`run_pruning_sweep` times
 the pruning alone at several frame counts (no LLM).
+
+What a run reports is :mod:`fastvid_cli.bench_results`' (its dataclasses and targets); the device's
+name and memory are :mod:`fastvid_cli.bench_device`'s.
 """
 
 from __future__ import annotations
 
-import platform
-import resource
 import statistics
-import sys
-import time
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import torch
 
-from . import __version__
+from .bench_device import environment, memory_in_use_mib, peak_memory_mib, reset_peak
+from .bench_results import (
+    BenchResult,
+    BenchRunSettings,
+    FrameCountTiming,
+    PrefillTiming,
+    PruningTiming,
+    QuestionTiming,
+    SweepResult,
+    SweepRunSettings,
+    TTFTRow,
+    sweep_targets,
+    targets,
+)
 from .errors import InputError
-from .models.geometry import ModelGeometry
-from .pruning import make_method, method_label, tokens_per_frame_kept
+from .models.geometry_base import ModelGeometry
+from .models.registry import adapter_class
+from .pipeline import VideoSession
+from .pruning import make_method, method_for_family, method_label, tokens_per_frame_kept
 from .timing import measure_ms
 
 TEXT_TOKENS = 24
@@ -79,502 +95,6 @@ class BenchSettings:
             raise InputError("`repeats` must be >= 1 and `warmup` >= 0")
         if self.scene_frames is not None and self.scene_frames < 1:
             raise InputError(f"`scene_frames` must be at least 1, got {self.scene_frames}")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready form of a result field: objects by their ``to_dict()``, lists and dicts item by item."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-class _Result:
-    """``to_dict()`` for the result dataclasses: one key per field, in field order (the ``--json`` keys)."""
-
-    def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-
-@dataclass
-class Environment(_Result):
-    """Where a benchmark ran, for the result file.
-
-    Attributes
-    ----------
-    device : str
-        The GPU's model, or the CPU's model and thread count (:func:`device_name`).
-    device_type : str
-        ``cuda`` or ``cpu``.
-    dtype : str
-        Compute dtype, e.g. ``float32``.
-    fastvid, torch, transformers, python : str
-        Versions.
-    platform : str
-    date : str
-        UTC time of the run, ISO 8601.
-    cuda : str or None
-        CUDA version; in the JSON on a GPU only.
-    """
-
-    device: str
-    device_type: str
-    dtype: str
-    fastvid: str
-    torch: str
-    transformers: str
-    python: str
-    platform: str
-    date: str
-    cuda: str | None = None
-
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        if self.device_type != "cuda":
-            del out["cuda"]
-        return out
-
-
-@dataclass
-class PruningTiming(_Result):
-    """One pruning method at one retention ratio on (F, N, D) tokens (:func:`time_pruning`).
-
-    Attributes
-    ----------
-    method : str
-        The method's label (e.g. ``FastVID``).
-    spec : str
-        The method spec it was made from (e.g. ``fastvid``).
-    retention : float
-        Retention ratio R.
-    shape : list of int
-        (F, N, D) of the video tokens pruned.
-    tokens_kept : int
-    median_ms : float
-        Median over the timed runs, in ms.
-    runs_ms : list of float
-        Every timed run, in ms.
-    peak_mib : float
-        Peak memory during the runs, in MiB (:func:`peak_memory_mib`; CPU: the whole process).
-    baseline_mib : float or None
-        Memory in use before the runs, in MiB (None where it cannot be read).
-    segments : int
-        Segments the method cut the video into.
-    longest_segment : int
-        Frames of the longest segment.
-    """
-
-    method: str
-    spec: str
-    retention: float
-    shape: list[int]
-    tokens_kept: int
-    median_ms: float
-    runs_ms: list[float]
-    peak_mib: float
-    baseline_mib: float | None
-    segments: int
-    longest_segment: int
-
-
-@dataclass
-class PrefillTiming(_Result):
-    """The LLM's prefill of one prompt length (:func:`run_bench`).
-
-    Attributes
-    ----------
-    retention : float
-        Retention ratio R of the video tokens (1 = vanilla, no pruning).
-    video_tokens : int
-    prompt_tokens : int
-        Video tokens plus the newline and text slots around them.
-    median_ms : float
-        Median over the timed runs of the layers built, in ms.
-    runs_ms : list of float
-        Every timed run, in ms.
-    full_model_ms : float
-        ``median_ms`` scaled to all of the model's layers, in ms.
-    peak_mib : float
-        Peak memory during the runs, in MiB.
-    speedup : float
-        Vanilla's ``median_ms`` over this one's.
-    """
-
-    retention: float
-    video_tokens: int
-    prompt_tokens: int
-    median_ms: float
-    runs_ms: list[float]
-    full_model_ms: float
-    peak_mib: float
-    speedup: float = 1.0
-
-
-@dataclass
-class QuestionTiming(_Result):
-    """First question against further ones on one video, at one retention ratio (:func:`_questions`).
-
-    Attributes
-    ----------
-    retention : float
-        1 = vanilla.
-    prefix_tokens : int
-        Tokens of the prefix that ends with the video (prefilled once).
-    question_tokens : int
-        Tokens of one question (what a further question prefills).
-    first_ms : float
-        Prefix and question prefill, median, scaled to all layers, in ms.
-    further_ms : float
-        The question alone on the prefix's KV cache, median, scaled to all layers, in ms.
-    further_share : float
-        ``further_ms / first_ttft_ms``: what a further question costs against the first question's
-        time to first token.
-    further_runs_ms : list of float
-        Every further question's prefill, scaled to all layers, in ms.
-    vision_ms : float or None
-        The vision encoder on the video's frames (SigLIP-so400m, random weights, its layers scaled
-        like the LLM's), median, in ms; None for a family whose encoder is not built here (Qwen2.5-VL).
-    pruning_ms : float
-        The method's pruning at this retention (0 for vanilla), median, in ms.
-    first_ttft_ms : float
-        The first question's time to first token without decoding and preprocessing (no file is
-        read): ``vision_ms + pruning_ms + first_ms``, in ms.
-    """
-
-    retention: float
-    prefix_tokens: int
-    question_tokens: int
-    first_ms: float
-    further_ms: float
-    further_share: float
-    further_runs_ms: list[float]
-    vision_ms: float | None = None
-    pruning_ms: float = 0.0
-    first_ttft_ms: float = 0.0
-
-
-@dataclass
-class Target(_Result):
-    """One of the issue's targets, read from a run.
-
-    Attributes
-    ----------
-    value : float
-        What the run measured (a share, a ratio, ms or a speedup; see ``how``).
-    target : float
-        The goal it is held against.
-    met : bool
-    retention : float or None
-        The retention ratio it was read at, where the row does not say (sweep); not in the JSON when None.
-    how : str or None
-        How ``value`` was computed; not in the JSON when None.
-    """
-
-    value: float
-    target: float
-    met: bool
-    retention: float | None = None
-    how: str | None = None
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in super().to_dict().items() if v is not None or k not in ("retention", "how")}
-
-
-@dataclass
-class Targets:
-    """The targets of a run by name (e.g. ``fastvid_pruning_share_of_pruned_prefill``), or why there are none.
-
-    Attributes
-    ----------
-    checks : dict of str to Target
-    note : str or None
-        Why the run could not read its targets (then ``checks`` is empty and the JSON is ``{"note": ...}``).
-    """
-
-    checks: dict[str, Target] = field(default_factory=dict)
-    note: str | None = None
-
-    def to_dict(self) -> dict:
-        if self.note is not None:
-            return {"note": self.note}
-        return {name: t.to_dict() for name, t in self.checks.items()}
-
-
-@dataclass
-class BenchRunSettings(_Result):
-    """What a :func:`run_bench` run measured, as written in its result.
-
-    Attributes
-    ----------
-    model : str
-    geometry : ModelGeometry
-        In the JSON as its ``to_dict()``.
-    token_frames : int
-        Frames of the synthetic video, in token frames (Qwen2.5-VL: 2 sampled frames each).
-    layers_run, layers_full : int
-        Decoder layers built, and the model's.
-    prefill_scaled_by : float
-        ``layers_full / layers_run``.
-    text_tokens : int
-        Text tokens around the video (:data:`TEXT_TOKENS`).
-    retentions : list of float
-    methods : list of str
-    repeats, warmup : int
-    questions : int
-        Questions per video.
-    weights, inputs : str
-        How the weights and the synthetic inputs were made.
-    """
-
-    model: str
-    geometry: ModelGeometry
-    token_frames: int
-    layers_run: int
-    layers_full: int
-    prefill_scaled_by: float
-    text_tokens: int
-    retentions: list[float]
-    methods: list[str]
-    repeats: int
-    warmup: int
-    questions: int
-    weights: str
-    inputs: str
-
-
-@dataclass
-class TTFTRow(_Result):
-    """Time to first token on a real video at one retention ratio, medians over the runs, in ms (:func:`ttft_on_video`).
-
-    Attributes
-    ----------
-    retention : float
-        1 = vanilla.
-    decode_ms, preprocess_ms, vision_ms, pruning_ms, prefill_ms : float
-        Stages of the first question (prefill: the prefix and the question; pruning 0 for vanilla).
-    ttft_ms : float
-        Measured: opening the file to the first question's first token.
-    further_ttft_ms : float or None
-        A further question's time to its first token (None with one question per video).
-    """
-
-    STAGES: ClassVar[tuple[str, ...]] = ("decode", "preprocess", "vision", "pruning", "prefill")
-
-    retention: float
-    decode_ms: float
-    preprocess_ms: float
-    vision_ms: float
-    pruning_ms: float
-    prefill_ms: float
-    ttft_ms: float
-    further_ttft_ms: float | None = None
-
-    @classmethod
-    def median(cls, runs: list["TTFTRow"]) -> "TTFTRow":
-        """Field by field median of the ms of ``runs`` at one retention (None where every run has None)."""
-        def med(name):
-            values = [getattr(r, name) for r in runs if getattr(r, name) is not None]
-            return statistics.median(values) if values else None
-        return cls(retention=runs[0].retention, **{f.name: med(f.name) for f in fields(cls) if f.name != "retention"})
-
-
-@dataclass
-class VideoTTFT(_Result):
-    """TTFT on a real video, vanilla and FastVID at each retention ratio (``fastvid bench --video``).
-
-    Attributes
-    ----------
-    video : str
-        Path of the video.
-    model : str
-        The model loaded.
-    questions : int
-        Questions per video.
-    rows : list of TTFTRow
-        Vanilla first.
-    """
-
-    video: str
-    model: str
-    questions: int
-    rows: list[TTFTRow]
-
-
-@dataclass
-class BenchResult(_Result):
-    """Everything ``fastvid bench`` reports (one frame count); ``to_dict()`` is its JSON.
-
-    Attributes
-    ----------
-    environment : Environment
-    settings : BenchRunSettings
-    pruning : list of PruningTiming
-        Per (method, retention), in the order of the methods.
-    prefill : list of PrefillTiming
-        Vanilla first, then per retention.
-    questions : list of QuestionTiming
-        Per retention, vanilla first (empty with one question per video).
-    targets : Targets
-    ttft : VideoTTFT or None
-        With ``--video``; not in the JSON when None.
-    """
-
-    environment: Environment
-    settings: BenchRunSettings
-    pruning: list[PruningTiming]
-    prefill: list[PrefillTiming]
-    questions: list[QuestionTiming]
-    targets: Targets
-    ttft: VideoTTFT | None = None
-
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        if self.ttft is None:
-            del out["ttft"]
-        return out
-
-
-@dataclass
-class FrameCountTiming:
-    """A :class:`PruningTiming` at one frame count of a sweep.
-
-    Attributes
-    ----------
-    frames : int
-        Frames asked for.
-    token_frames : int
-        Token frames made of them (Qwen2.5-VL: 2 sampled frames each).
-    timing : PruningTiming
-        In the JSON, its keys are those of this row (flat).
-    """
-
-    frames: int
-    token_frames: int
-    timing: PruningTiming
-
-    def to_dict(self) -> dict:
-        return {"frames": self.frames, "token_frames": self.token_frames, **self.timing.to_dict()}
-
-
-@dataclass
-class SweepRunSettings(_Result):
-    """What a :func:`run_pruning_sweep` run measured, as written in its result.
-
-    Attributes
-    ----------
-    model : str
-    geometry : ModelGeometry
-        In the JSON as its ``to_dict()``.
-    frames : list of int
-        The frame counts.
-    retentions : list of float
-    methods : list of str
-    repeats, warmup : int
-    scene_frames : int or None
-        Frames per synthetic scene (None: :data:`SCENES` over the video).
-    inputs : str
-        How the synthetic inputs were made.
-    peak_memory : str
-        How peak memory (MiB) was read.
-    """
-
-    model: str
-    geometry: ModelGeometry
-    frames: list[int]
-    retentions: list[float]
-    methods: list[str]
-    repeats: int
-    warmup: int
-    scene_frames: int | None
-    inputs: str
-    peak_memory: str
-
-
-@dataclass
-class SweepResult(_Result):
-    """Everything ``fastvid bench --frames F1 F2 ...`` reports; ``to_dict()`` is its JSON.
-
-    Attributes
-    ----------
-    environment : Environment
-    settings : SweepRunSettings
-    sweep : list of FrameCountTiming
-        Per frame count, then per (method, retention).
-    targets : Targets
-    """
-
-    environment: Environment
-    settings: SweepRunSettings
-    sweep: list[FrameCountTiming]
-    targets: Targets
-
-
-def device_name(device: torch.device) -> str:
-    """Human name of the device: the GPU's model, or the CPU's model and core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({torch.get_num_threads()} threads)"
-
-
-def device_slug(device: torch.device) -> str:
-    """File-name form of :func:`device_name`, e.g. ``nvidia-h100-80gb-hbm3`` or ``cpu-2-threads``."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"cpu-{torch.get_num_threads()}-threads"
-    return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-").replace("--", "-")
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory since :func:`reset_peak`, in MiB.
-
-    GPU: ``torch.cuda.max_memory_allocated``. CPU: the process's peak resident set (Linux: VmHWM,
-    which :func:`reset_peak` resets to the current RSS; elsewhere the lifetime peak, which only grows).
-    """
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    hwm = _proc_status_kib("VmHWM")
-    if hwm is not None:
-        return hwm / 2**10
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
-def memory_in_use_mib(device: torch.device) -> float | None:
-    """Memory held now, in MiB: ``torch.cuda.memory_allocated`` on a GPU, the resident set on a CPU (Linux; else None)."""
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated(device) / 2**20
-    rss = _proc_status_kib("VmRSS")
-    return None if rss is None else rss / 2**10
-
-
-def reset_peak(device: torch.device) -> None:
-    """Start a new peak for :func:`peak_memory_mib` (CPU: Linux only, writes 5 to /proc/self/clear_refs)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _proc_status_kib(field_name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith(field_name + ":"))
-    except (OSError, StopIteration, ValueError):
-        return None
 
 
 def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: int = 0, scene_frames: int | None = None):
@@ -635,8 +155,6 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
     It runs its depth / ``scale`` layers (at least one), the share of the LLM's layers the benchmark
     runs, and scales the time back by the same factor. None for a family that builds no tower here.
     """
-    from .models import adapter_class
-
     device, dtype = settings.device, settings.dtype
     tower = adapter_class(geometry.family).vision_benchmark(frames, settings.vision_layers, scale, device, dtype)
     if tower is None:
@@ -699,7 +217,7 @@ def run_bench(
             embeds = torch.randn(1, length, geometry.llm.hidden, device=device, dtype=dtype)
             mask = torch.ones(1, length, dtype=torch.long, device=device)
             reset_peak(device)
-            times = measure_ms(lambda: llm(inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
+            times = measure_ms(partial(llm, inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
                                settings.repeats, 0)
             median = statistics.median(times)
             prefill.append(PrefillTiming(
@@ -717,8 +235,8 @@ def run_bench(
             row.first_ttft_ms = (vision_ms or 0.0) + row.pruning_ms + row.first_ms
             row.further_share = row.further_ms / row.first_ttft_ms
     vanilla = prefill[0].median_ms
-    for row in prefill:
-        row.speedup = vanilla / row.median_ms
+    for step in prefill:
+        step.speedup = vanilla / step.median_ms
     return BenchResult(
         environment=environment(device, dtype),
         settings=BenchRunSettings(
@@ -743,36 +261,40 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
     list of QuestionTiming
         Per prompt length of ``lengths`` (vanilla first).
     """
-    device, dtype, hidden = settings.device, settings.dtype, geometry.llm.hidden
     rows = []
     for retention, video_tokens in lengths:
         notify(f"questions: {'vanilla' if retention == 1.0 else f'R = {retention:g}'}, {settings.questions} questions")
-        prefix_length = video_tokens + extra - QUESTION_TOKENS
-        prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
-        question = torch.randn(1, QUESTION_TOKENS, hidden, device=device, dtype=dtype)
-        whole_mask = torch.ones(1, prefix_length + QUESTION_TOKENS, dtype=torch.long, device=device)
-
-        def first():
-            out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
-            llm(inputs_embeds=question, attention_mask=whole_mask, cache=out.cache, use_cache=True)
-            out.cache.crop(-QUESTION_TOKENS)
-            return out.cache
-
-        first_ms = measure_ms(first, device, settings.repeats, 0)
-        cache = first()
-
-        def further():
-            llm(inputs_embeds=question, attention_mask=whole_mask, cache=cache, use_cache=True)
-            cache.crop(-QUESTION_TOKENS)
-
-        further_ms = measure_ms(further, device, settings.questions - 1, 0)
-        first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
-        rows.append(QuestionTiming(
-            retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
-            first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
-            further_runs_ms=[t * scale for t in further_ms],
-        ))
+        rows.append(_question_timing(llm, retention, video_tokens + extra - QUESTION_TOKENS, geometry.llm.hidden, settings, scale))
     return rows
+
+
+def _question_timing(llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float) -> QuestionTiming:
+    """The first and the further questions on one prompt of ``prefix_length`` tokens before the question (see :func:`_questions`)."""
+    device, dtype = settings.device, settings.dtype
+    prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
+    question = torch.randn(1, QUESTION_TOKENS, hidden, device=device, dtype=dtype)
+    whole_mask = torch.ones(1, prefix_length + QUESTION_TOKENS, dtype=torch.long, device=device)
+
+    def first():
+        out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
+        llm(inputs_embeds=question, attention_mask=whole_mask, cache=out.cache, use_cache=True)
+        out.cache.crop(-QUESTION_TOKENS)
+        return out.cache
+
+    first_ms = measure_ms(first, device, settings.repeats, 0)
+    cache = first()
+
+    def further():
+        llm(inputs_embeds=question, attention_mask=whole_mask, cache=cache, use_cache=True)
+        cache.crop(-QUESTION_TOKENS)
+
+    further_ms = measure_ms(further, device, settings.questions - 1, 0)
+    first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
+    return QuestionTiming(
+        retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
+        first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
+        further_runs_ms=[t * scale for t in further_ms],
+    )
 
 
 def synthetic_inputs(scene_frames: int | None) -> str:
@@ -853,63 +375,6 @@ def run_pruning_sweep(
     )
 
 
-def sweep_targets(rows: list[FrameCountTiming]) -> Targets:
-    """FastVID's pruning time linear in frames: time at the most frames / time at the fewest <= 1.25 x their ratio."""
-    fastvid = [r for r in rows if r.timing.spec == "fastvid"]
-    if not fastvid:
-        return Targets(note="the linearity target needs fastvid among the methods")
-    retention = fastvid[0].timing.retention
-    fastvid = [r for r in fastvid if r.timing.retention == retention]
-    low, high = min(fastvid, key=lambda r: r.frames), max(fastvid, key=lambda r: r.frames)
-    if low.frames == high.frames:
-        return Targets(note="the linearity target needs two frame counts")
-    ratio, allowed = high.timing.median_ms / low.timing.median_ms, 1.25 * high.frames / low.frames
-    return Targets({"fastvid_time_linear_in_frames": Target(
-        value=ratio, target=allowed, met=ratio <= allowed, retention=retention,
-        how=f"FastVID pruning median at {high.frames} frames / at {low.frames} frames, at most 1.25 x {high.frames}/{low.frames}",
-    )})
-
-
-def targets(device: torch.device, pruning: list[PruningTiming], prefill: list[PrefillTiming],
-            questions: list[QuestionTiming] | None = None) -> Targets:
-    """The issue's targets, read from this run: CPU pruning share, GPU pruning ms and speedup at R = 0.1,
-    and a further question's cost (at most 5 % of the first question's prefill at R = 0.1)."""
-    fastvid = next((p for p in pruning if p.spec == "fastvid" and p.retention == 0.1), None)
-    pruned = next((p for p in prefill if p.retention == 0.1), None)
-    if fastvid is None or pruned is None:
-        return Targets(note="targets need fastvid at R = 0.1 among the methods and retentions")
-    out = Targets()
-    share = fastvid.median_ms / pruned.full_model_ms
-    out.checks["fastvid_pruning_share_of_pruned_prefill"] = Target(
-        value=share, target=0.03, met=share <= 0.03,
-        how="FastVID pruning median / pruned prefill at R = 0.1 scaled to all layers",
-    )
-    further = next((q for q in questions or [] if q.retention == 0.1), None)
-    if further is not None:
-        out.checks["further_question_share"] = Target(
-            value=further.further_share, target=0.05, met=further.further_share <= 0.05,
-            how="a further question's prefill on the video's KV cache / the first question's TTFT (vision, pruning, "
-                "prefill; no decoding), R = 0.1",
-        )
-    if device.type == "cuda":
-        out.checks["fastvid_pruning_ms"] = Target(value=fastvid.median_ms, target=2.0, met=fastvid.median_ms < 2.0)
-        out.checks["prefill_speedup_at_0.1"] = Target(value=pruned.speedup, target=8.0, met=pruned.speedup >= 8.0)
-    return out
-
-
-def environment(device: torch.device, dtype: torch.dtype) -> Environment:
-    """Device, dtype and versions, for the result file."""
-    import transformers
-
-    return Environment(
-        device=device_name(device), device_type=device.type, dtype=str(dtype).removeprefix("torch."),
-        fastvid=__version__, torch=torch.__version__, transformers=transformers.__version__,
-        python=platform.python_version(), platform=platform.platform(),
-        date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        cuda=torch.version.cuda if device.type == "cuda" else None,
-    )
-
-
 def ttft_on_video(model, video_path: str, question: str, frames: int | None, retentions: list[float], repeats: int,
                   questions: int = 1) -> list[TTFTRow]:
     """Time to first token on a real video, vanilla and FastVID at each retention (median of ``repeats``),
@@ -926,12 +391,9 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
         Vanilla first, then per retention: median ms of each stage, ``ttft_ms`` (measured, first
         question) and ``further_ttft_ms`` (median over the further questions; None with one question).
     """
-    from .pipeline import VideoSession
-    from .pruning import FastVIDConfig
-
     rows = []
     for retention in [1.0, *retentions]:
-        method = None if retention >= 1.0 else FastVIDConfig(**{**model.fastvid_defaults, "retention_ratio": retention})
+        method = None if retention >= 1.0 else method_for_family(model.fastvid_defaults, retention_ratio=retention)
         runs = []
         for i in range(repeats + 1):  # the first run warms up
             session = VideoSession.open(model, video_path, frames)
@@ -950,7 +412,17 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
 
 
 __all__ = [
-    "BenchResult", "BenchRunSettings", "BenchSettings", "Environment", "FrameCountTiming", "PrefillTiming", "PruningTiming",
-    "QuestionTiming", "SweepResult", "SweepRunSettings", "Target", "Targets", "TTFTRow", "VideoTTFT",
-    "device_name", "device_slug", "run_bench", "run_pruning_sweep", "ttft_on_video",
+    "FRAME_FEATURE_DIM",
+    "QUESTION_TOKENS",
+    "SCENES",
+    "TEXT_TOKENS",
+    "BenchSettings",
+    "build_llm",
+    "run_bench",
+    "run_pruning_sweep",
+    "synthetic_inputs",
+    "synthetic_video",
+    "time_pruning",
+    "time_vision",
+    "ttft_on_video",
 ]

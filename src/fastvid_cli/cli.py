@@ -2,6 +2,11 @@
 
 The answer (or ``--json``) goes to stdout; tables, notes, progress and errors go to stderr.
 Exit status: 0 success, 1 runtime failure, 2 bad usage or input.
+
+The library (torch, transformers, the models) is imported inside each command, never at module
+level: ``fastvid --help`` and a usage error load only typer, rich and :mod:`.errors` (about 0.2 s).
+Each such import says so (``# deferred``); ``tests/test_import_rules.py`` holds every other
+function-level import of the package to the same rule.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
 
 from . import __version__
 from .cli_types import MultiValueCommand
-from .errors import InputError
+from .errors import InputError, describe
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
@@ -81,7 +86,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
 ) -> None:
     """Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025)."""
@@ -104,43 +109,44 @@ ModelOpt = Annotated[
     typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."),
 ]
 FramesOpt = Annotated[
-    Optional[int], typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
+    int | None, typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
 ]
-FpsOpt = Annotated[Optional[float], typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
-MaxFramesOpt = Annotated[Optional[int], typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
-SystemPromptOpt = Annotated[Optional[str], typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
-VideoPixelsOpt = Annotated[Optional[int], typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
-PoolModeOpt = Annotated[Optional[PoolMode], typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
-RepetitionPenaltyOpt = Annotated[Optional[float], typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
+MaxFramesOpt = Annotated[int | None, typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
+SystemPromptOpt = Annotated[str | None, typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
+VideoPixelsOpt = Annotated[int | None, typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
+PoolModeOpt = Annotated[PoolMode | None, typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
+RepetitionPenaltyOpt = Annotated[float | None, typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
 LayoutOpt = Annotated[
     Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
 ]
-MaxNewTokensOpt = Annotated[Optional[int], typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
-CompareMaxNewTokensOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", help="Longest answer, in tokens [default: 64; 4096 for a model that thinks first].", min=1)]
-ThinkingOpt = Annotated[Optional[bool], typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
+MaxNewTokensOpt = Annotated[int | None, typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
+CompareMaxNewTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="Longest answer, in tokens [default: 64; 4096 for a model that thinks first].", min=1)]
+ThinkingOpt = Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
 AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
 RetentionOpt = Annotated[
-    Optional[float], typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
+    float | None, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
 ]
-COpt = Annotated[Optional[int], typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
-TauOpt = Annotated[Optional[float], typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
-DOpt = Annotated[Optional[float], typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
-POpt = Annotated[Optional[int], typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
-BetaOpt = Annotated[Optional[float], typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
+COpt = Annotated[int | None, typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
+TauOpt = Annotated[float | None, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
+DOpt = Annotated[float | None, typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
+POpt = Annotated[int | None, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
+BetaOpt = Annotated[float | None, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
 SplitTauOpt = Annotated[
-    Optional[float], typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
+    float | None, typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
 ]
 MaxSegmentOpt = Annotated[
-    Optional[int], typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
+    int | None, typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
 ]
-SegmentationOpt = Annotated[Optional[str], typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
+SegmentationOpt = Annotated[str | None, typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
 VisionBatchOpt = Annotated[
-    Optional[int], typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
+    int | None, typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models import load_model
 
     device = device.value if isinstance(device, Device) else device
@@ -160,6 +166,7 @@ def _user_input():
 def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
               repetition_penalty=None, thinking=None):
     """What the user changed of the paper's run settings (checked now)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models.settings import SettingsOverrides
 
     with _user_input():
@@ -170,6 +177,7 @@ def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None, max_segment=None) -> dict:
     """The FastVID settings the user gave (checked now); the model's defaults fill the rest after loading."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pruning import FastVIDConfig
 
     given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
@@ -180,16 +188,10 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     return overrides
 
 
-def _fastvid_config(adapter, overrides: dict):
-    """FastVID's config: the model family's release defaults, then what the user gave."""
-    from .pruning import FastVIDConfig
-
-    return FastVIDConfig(**{**adapter.fastvid_defaults, **overrides})
-
-
 def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn: Attention, layout: Layout, settings):
     """Read the video first where the model's frame sampling is known without loading it, so bad
     input fails before a model loads; then load the model (else the other way round)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models import planned_settings
     from .video import read_video
 
@@ -206,8 +208,8 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
 @app.command(no_args_is_help=True)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
-    question: Annotated[Optional[list[str]], typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
-    questions: Annotated[Optional[Path], typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
+    question: Annotated[list[str] | None, typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
+    questions: Annotated[Path | None, typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
     fps: FpsOpt = None,
@@ -231,7 +233,7 @@ def ask(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
-    baseline: Annotated[Optional[bool], typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
+    baseline: Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
     vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -239,7 +241,9 @@ def ask(
 
     The answer goes to stdout (several questions: one line each, "k<TAB>answer"); tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr. The video is decoded, encoded, pruned and prefilled once; each question then prefills only its own tokens.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pipeline import AskOptions, ask_many
+    from .pruning import method_for_family
     from .report import render_ask, render_questions
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
@@ -251,7 +255,7 @@ def ask(
         raise InputError("a question is empty")
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
-        config = _fastvid_config(adapter, overrides)
+        config = method_for_family(adapter.fastvid_defaults, overrides)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         results = ask_many(adapter, sampled, asked, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
@@ -284,10 +288,10 @@ def compare(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     question: Annotated[str, typer.Argument(help="Question about the video.")],
     retention: Annotated[
-        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated: --retention 0.1 0.25.")
+        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated: --retention 0.1 0.25.")
     ] = None,
     method: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -318,24 +322,23 @@ def compare(
 
     The model and the video are loaded and encoded once. One table (stderr): video tokens kept, prefill TFLOPs and ratio, pruning and prefill time, speedup over vanilla, and each answer, marked where it differs from the vanilla one.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .compare import compare as run_compare
+    from .pruning import make_method
     from .report import compare_table
 
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    defaults = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
-    from .pruning import make_method
-
+    overrides = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     with _user_input():  # validate before reading anything
         for spec in methods:
             for r in retentions:
-                make_method(spec, r, **defaults)
+                make_method(spec, r, **overrides)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
-        model_defaults = {k: v for k, v in adapter.fastvid_defaults.items() if k != "retention_ratio"}
         result = run_compare(adapter, sampled, question, methods, retentions, max_new_tokens=max_new_tokens,
-                             method_defaults={**model_defaults, **defaults}, on_stage=lambda s: status.update(f"{s}..."),
+                             method_overrides=overrides, on_stage=lambda s: status.update(f"{s}..."),
                              vision_batch=vision_batch)
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -349,10 +352,10 @@ def compare(
 @app.command(cls=MultiValueCommand)
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[Optional[int], typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
-    video: Annotated[Optional[Path], typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
+    video: Annotated[Path | None, typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
     retention: Annotated[
-        Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
+        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object.")] = False,
 ) -> None:
@@ -360,9 +363,10 @@ def flops(
 
     Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots; then both split by layer type (full attention, Gated DeltaNet, MLP / MoE, LM head) with each one's share of the saving.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .flops import CONVENTIONS, flops_rows, flops_split_rows
     from .models.geometry import model_geometry, video_geometry
-    from .pruning.config import check_retention
+    from .pruning import check_retention
     from .report import flops_rows_table, flops_split_table
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
@@ -371,7 +375,8 @@ def flops(
             check_retention(r)
     geometry = model_geometry(model)
     if video is not None:
-        from .models.settings import paper_settings
+        # deferred: `fastvid --help` imports none of the library (see the module docstring)
+        from .models.registry import paper_settings
         from .video import probe_video
 
         with _user_input():
@@ -392,28 +397,31 @@ def flops(
 @app.command(cls=MultiValueCommand)
 def bench(
     model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
-    layers: Annotated[Optional[int], typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
-    frames: Annotated[Optional[list[int]], typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
-    scene_frames: Annotated[Optional[int], typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
-    retention: Annotated[Optional[list[float]], typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
-    method: Annotated[Optional[list[str]], typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
+    frames: Annotated[list[int] | None, typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
+    scene_frames: Annotated[int | None, typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
+    retention: Annotated[list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
+    method: Annotated[list[str] | None, typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs; the median is reported.", min=1)] = 3,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    video: Annotated[Optional[Path], typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
+    video: Annotated[Path | None, typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
     questions: Annotated[int, typer.Option("--questions", help="Questions per video: the further ones prefill only their own tokens on the video's KV cache; their cost is timed against the first's (and with --video, their TTFT).", min=1)] = 1,
-    output: Annotated[Optional[Path], typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout instead of the tables.")] = False,
 ) -> None:
     """Benchmark pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and (with --video) TTFT.
 
     The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
-    from .bench import BenchSettings, VideoTTFT, device_slug, run_bench, run_pruning_sweep, ttft_on_video
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
+    from .bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench_device import device_slug
+    from .bench_results import BenchResult, SweepResult, VideoTTFT
     from .models import resolve_device, resolve_dtype
     from .models.geometry import model_geometry
-    from .pruning.config import check_retention
+    from .pruning import check_retention
     from .report import bench_tables, sweep_tables
 
     retentions = retention or [0.1, 0.25]
@@ -433,17 +441,18 @@ def bench(
     if video is not None and not video.is_file():
         raise InputError(f"no such file: {video}")
     geometry = model_geometry(model)
+    result: BenchResult | SweepResult
     with err_console.status("benchmarking...") as status:
         if sweep:
-            result = run_pruning_sweep(geometry, settings, frames, on_stage=lambda s: status.update(f"{s}..."))
+            result = run_pruning_sweep(geometry, settings, frames or [], on_stage=lambda s: status.update(f"{s}..."))
         else:
             result = run_bench(geometry, settings, on_stage=lambda s: status.update(f"{s}..."))
-        if video is not None:
-            status.update(f"loading {model} for TTFT on {video}...")
-            adapter = _load(model, device, dtype, Attention.sdpa)
-            result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
-                                    rows=ttft_on_video(adapter, str(video), "What happens in this video?", settings.frames,
-                                                       retentions, repeats, questions))
+            if video is not None:
+                status.update(f"loading {model} for TTFT on {video}...")
+                adapter = _load(model, device, dtype, Attention.sdpa)
+                result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
+                                        rows=ttft_on_video(adapter, str(video), "What happens in this video?",
+                                                           settings.frames, retentions, repeats, questions))
     path = output or Path(f"fastvid-bench-{'frames-' if sweep else ''}{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
@@ -451,16 +460,16 @@ def bench(
     if as_json:
         print(json.dumps(data))
     else:
-        for table in (sweep_tables if sweep else bench_tables)(result):
+        for table in sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result):
             make_console(stderr=False).print(table)
     err_console.print(f"wrote {path}")
 
 
 @app.command()
 def batch(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
-    question: Annotated[Optional[str], typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
-    questions: Annotated[Optional[Path], typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
+    question: Annotated[str | None, typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
+    questions: Annotated[Path | None, typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")] = Path("results.jsonl"),
     resume: Annotated[bool, typer.Option(help="Skip the items OUTPUT already holds and append the rest.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start OUTPUT afresh if it exists.")] = False,
@@ -489,12 +498,13 @@ def batch(
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
-    vision_batch: Annotated[Optional[int], typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
+    vision_batch: Annotated[int | None, typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
     Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .batch import collect_items, run_job
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
@@ -560,6 +570,8 @@ def show(
     pool_mode: PoolModeOpt = None,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
+    from .pruning import method_for_family
     from .show import show as draw
 
     overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
@@ -568,7 +580,7 @@ def show(
     with err_console.status(f"reading {video}...") as status:
         settings = _settings(frames, video_pixels=video_pixels, pool_mode=pool_mode)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, Attention.sdpa, layout, settings)
-        config = _fastvid_config(adapter, overrides)
+        config = method_for_family(adapter.fastvid_defaults, overrides)
         status.update("encoding and pruning...")
         path, kept = draw(adapter, sampled, out, config, width=width, columns=columns)
     err_console.print(
@@ -606,8 +618,8 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
     full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
@@ -622,6 +634,7 @@ def tiny_model(
         return
     if full_size:
         raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .tiny_models import ARCHITECTURES, build_tiny
 
     arch = arch or "llava-onevision"
@@ -634,8 +647,10 @@ def tiny_model(
 
 
 def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
-    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config`)."""
-    from .tiny_config import default_device, plan_from_config, summary_lines, write_plan
+    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config_plan`)."""
+    # deferred: `fastvid --help` imports none of the library (see the module docstring)
+    from .tiny_config_plan import plan_from_config, summary_lines
+    from .tiny_config_write import default_device, write_plan
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir} exists and is not empty")
@@ -657,10 +672,10 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
 def option_of(setting: str) -> str:
     """The option of a setting named in a library error (``attn_implementation`` ->
     ``--attn-implementation``); the name itself where no command has such an option."""
-    for command in typer.main.get_command(app).commands.values():
+    for command in getattr(typer.main.get_command(app), "commands", {}).values():  # the app is a group
         for param in command.params:
             if param.name == setting and param.param_type_name == "option":
-                return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+                return str(next((opt for opt in param.opts if opt.startswith("--")), param.opts[0]))
     return setting
 
 
@@ -671,8 +686,6 @@ REPORTED_AS_IS = ("FastVIDError", "ClickException", "KeyboardInterrupt", "Abort"
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and an exit status (never a traceback),
     by the table of :mod:`fastvid_cli.errors`."""
-    from .errors import describe
-
     command = typer.main.get_command(app)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -681,9 +694,9 @@ def run(argv: list[str] | None = None) -> int:
             return status
     except typer.Exit as done:
         return done.exit_code
-    except BaseException as err:  # noqa: BLE001 - every error ends as one line
+    except BaseException as err:
         if type(err).__name__ == "NoArgsIsHelpError":
-            err.show()
+            cast(Any, err).show()
             return 0
         if isinstance(err, (SystemExit, GeneratorExit)):
             raise

@@ -9,7 +9,7 @@ click's parser takes the extra words from the parser's remaining arguments as it
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import typer.core
 
@@ -25,6 +25,7 @@ def is_number(word: str) -> bool:
 
 def is_method_spec(word: str) -> bool:
     """A pruning method spec ``NAME[:FIELD=VALUE,...]`` with a known NAME (fields are checked later)."""
+    # deferred: this module loads with `fastvid --help`, which must not import torch
     from .pruning import METHODS
 
     return word.partition(":")[0] in METHODS
@@ -46,12 +47,12 @@ class MultiValueCommand(typer.core.TyperCommand):
         """Click's parser, with each list option's entry taking following words while they are values."""
         parser = super().make_parser(ctx)
         for param in self.get_params(ctx):
-            if param.param_type_name != "option" or not param.multiple or param.is_flag:
+            if param.param_type_name != "option" or not param.multiple or getattr(param, "is_flag", False):
                 continue
             entries = {id(e): e for e in (parser._long_opt.get(o) or parser._short_opt.get(o) for o in param.opts) if e}
             accepts = VALUE_KINDS.get(param.name, lambda word: not word.startswith("-"))
             for entry in entries.values():
-                entry.process = _greedy(entry.process, accepts)
+                entry.process = _greedy(entry.process, accepts)  # type: ignore[method-assign]  # click's parser entry, rewired
         return parser
 
 

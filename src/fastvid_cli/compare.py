@@ -6,15 +6,15 @@ each row prunes the same features, prefills its own prefix once (timed) and answ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from .errors import InputError
 from .flops import causal_prefill_tflops, table5_tflops
 from .models.base import ModelAdapter
 from .models.settings import RunSettings
 from .pipeline import ModelInfo, VideoSession, VideoSource, model_info, video_info
-from .pruning import make_method, method_label
+from .pruning import PruningMethod, method_for_family, method_label
 from .video import SampledVideo
 
 
@@ -98,7 +98,7 @@ def compare(
     retentions: list[float],
     frames: int | None = None,
     max_new_tokens: int | None = None,
-    method_defaults: dict | None = None,
+    method_overrides: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
     vision_batch: int | None = None,
 ) -> CompareResult:
@@ -118,8 +118,10 @@ def compare(
     max_new_tokens : int, optional
         Longest answer per row; default :data:`COMPARE_MAX_NEW_TOKENS`, or the model's own default for a
         model that reasons before it answers.
-    method_defaults : dict, optional
-        Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta).
+    method_overrides : dict, optional
+        Field values for the methods that have them (e.g. FastVID's c, tau, d, p, beta); the model
+        family's defaults (``model.fastvid_defaults``) fill the rest, and a spec's own pairs win
+        (see :func:`fastvid_cli.pruning.method_for_family`).
     on_stage : callable, optional
         Called with a description of each step as it starts.
     vision_batch : int, optional
@@ -136,7 +138,7 @@ def compare(
     """
     notify = on_stage or (lambda stage: None)
     try:  # check every spec before any model work
-        configs = [make_method(spec, r, **(method_defaults or {})) for spec in methods for r in retentions]
+        configs = [method_for_family(model.fastvid_defaults, method_overrides, spec, r) for spec in methods for r in retentions]
     except ValueError as err:
         raise InputError(str(err)) from None
     if not configs:
@@ -150,7 +152,7 @@ def compare(
     vanilla_tflops = table5_tflops(video_before, geometry)
     rows: list[CompareRow] = []
 
-    def run(label: str, spec: str, retention: float, method) -> None:
+    def run(label: str, spec: str, retention: float, method: PruningMethod | None) -> None:
         notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
         pruned = session.prune(method)
         pruned.prefill()

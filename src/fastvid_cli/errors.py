@@ -8,9 +8,9 @@ setting's name into its option (``attn_implementation`` -> ``--attn-implementati
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
+from typing import Any
 
 SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
 """How a message names a setting: its Python name in backquotes."""
@@ -70,23 +70,29 @@ def first_line(err: BaseException, limit: int = 300) -> str:
     return (str(err).strip().splitlines() or [""])[0][:limit]
 
 
+Handler = Callable[[Any, Callable[[str], str]], Failure]
+"""Renders an exception of :data:`ERRORS` (matched by its class name, so typed Any: click's and decord's
+are not imported here) given the flag-naming function."""
+
+
 def _unexpected(err: BaseException, flag: Callable[[str], str]) -> Failure:
     return Failure(f"{type(err).__name__}: {first_line(err)}", 1)
 
 
 def _os_error(err: BaseException, flag: Callable[[str], str]) -> Failure:
-    if getattr(err, "strerror", None) and getattr(err, "filename", None):
-        return Failure(f"cannot use {err.filename}: {err.strerror}", 1)
+    filename, strerror = getattr(err, "filename", None), getattr(err, "strerror", None)
+    if strerror and filename:
+        return Failure(f"cannot use {filename}: {strerror}", 1)
     return _unexpected(err, flag)
 
 
-def _out_of_memory(where: str) -> Callable[[BaseException, Callable[[str], str]], Failure]:
+def _out_of_memory(where: str) -> Handler:
     return lambda err, flag: Failure(
         f"out of memory{where}: try fewer {flag('frames')}, a lower {flag('retention')} or a smaller {flag('model')}", 1
     )
 
 
-ERRORS: tuple[tuple[str, Callable[[BaseException, Callable[[str], str]], Failure]], ...] = (
+ERRORS: tuple[tuple[str, Handler], ...] = (
     ("FastVIDError", lambda err, flag: Failure(err.describe(flag), err.exit_code)),
     ("KeyboardInterrupt", lambda err, flag: Failure("interrupted", 130)),
     ("Abort", lambda err, flag: Failure("interrupted", 130)),  # click's, after Ctrl-C at a prompt

@@ -42,6 +42,9 @@ rule's elementwise decays and the top-k selection; Qwen3.5's multi-token-predict
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .pruning.base import tokens_per_frame_kept
 
 TABLE5 = "table5"
 CAUSAL_2MAC = "causal_2mac"
@@ -70,7 +73,7 @@ _ALWAYS_MOE = ("qwen3_5_moe",)
 ``mlp_only_layers`` nor ``decoder_sparse_step``)."""
 
 
-def _get(config, key: str, default=None):
+def _get(config: Any, key: str, default: Any = None) -> Any:
     """``config.key`` of a transformers config, or ``config[key]`` of a ``config.json`` dict."""
     if isinstance(config, dict):
         value = config.get(key, default)
@@ -139,12 +142,12 @@ class LLMGeometry:
     linear_value_head_dim: int = 0
     linear_conv_kernel: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.q_dim:
             object.__setattr__(self, "q_dim", self.hidden)
 
     @classmethod
-    def from_config(cls, config) -> "LLMGeometry":
+    def from_config(cls, config: Any) -> LLMGeometry:
         """Geometry from a transformers config or a ``config.json`` dict: its ``text_config`` when it has one.
 
         Reads Qwen2 (flat, as LLaVA-Video's and Qwen2.5-VL's legacy configs, or a ``text_config``),
@@ -363,7 +366,7 @@ class BeforeAfter:
     ratio: float
 
     @classmethod
-    def of(cls, before: float, after: float) -> "BeforeAfter":
+    def of(cls, before: float, after: float) -> BeforeAfter:
         return cls(before, after, after / before if before else 1.0)
 
 
@@ -410,7 +413,7 @@ class LayerTypeSplit:
     lm_head: PartCounts
 
     @classmethod
-    def of(cls, before: PrefillMacs, after: PrefillMacs, scale: float) -> "LayerTypeSplit":
+    def of(cls, before: PrefillMacs, after: PrefillMacs, scale: float) -> LayerTypeSplit:
         """The split of two counts; ``scale`` turns MACs into the convention's TFLOPs (1e-12 or 2e-12)."""
         saved = before.total - after.total
         parts = {}
@@ -441,7 +444,7 @@ class FlopsSplit:
 
     @classmethod
     def of(cls, geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int,
-           prompt_after: int) -> "FlopsSplit":
+           prompt_after: int) -> FlopsSplit:
         return cls(
             table5=LayerTypeSplit.of(prefill_macs(video_before, geometry, False), prefill_macs(video_after, geometry, False), 1e-12),
             causal_2mac=LayerTypeSplit.of(prefill_macs(prompt_before, geometry, True), prefill_macs(prompt_after, geometry, True), 2e-12),
@@ -572,8 +575,6 @@ class FlopsSplitRow:
 def _budgets(tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float],
              newlines_per_frame: int) -> list[tuple[float, int, int]]:
     """(R, video tokens, video slots) for vanilla, then each retention ratio."""
-    from .pruning.config import tokens_per_frame_kept
-
     slots = extra_slots + frames * newlines_per_frame
     out = []
     for r in [1.0, *retentions]:

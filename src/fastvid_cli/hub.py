@@ -55,14 +55,14 @@ def _probe_timeout() -> float:
     return value if value > 0 else PROBE_TIMEOUT_S
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(endpoint: str, timeout: float) -> str | None:
     outcome: list[BaseException | None] = []
 
     def attempt() -> None:
         try:
             _head(endpoint, timeout)
-        except Exception as err:  # any failure to get an HTTP answer means unreachable
+        except Exception as err:  # noqa: BLE001 - any failure to get an HTTP answer means unreachable
             outcome.append(err)
         else:
             outcome.append(None)

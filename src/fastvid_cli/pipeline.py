@@ -15,11 +15,13 @@ per method), ``bench --video`` (TTFT), ``batch`` (the questions of a video share
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -262,7 +264,7 @@ class PreparedVideo:
     preprocess_ms: float
 
 
-def read_for(model: ModelAdapter, path, frames: int | None = None, decode: bool = True) -> SampledVideo:
+def read_for(model: ModelAdapter, path: str | os.PathLike, frames: int | None = None, decode: bool = True) -> SampledVideo:
     """Read ``path`` as ``model`` samples videos (``model.settings.sampling``), or ``frames`` uniformly
     when given; ``decode=False`` reads the header only (see :func:`fastvid_cli.video.read_video`).
 
@@ -298,7 +300,7 @@ class FirstTokenClock:
         self.calls = 0
         self.first_token_at: float | None = None
 
-    def put(self, value) -> None:
+    def put(self, value: torch.Tensor) -> None:
         self.calls += 1
         if self.calls == 2:  # the first call hands over the prompt
             self.first_token_at = time.perf_counter()
@@ -360,13 +362,13 @@ class PrunedVideo:
     leaves the cache as it found it, so every question sees the same prefix.
     """
 
-    def __init__(self, session: "VideoSession", kept: PruneResult | None, pruning_ms: float) -> None:
+    def __init__(self, session: VideoSession, kept: PruneResult | None, pruning_ms: float) -> None:
         self.session = session
         self.model = session.model
         self.kept = kept
         self.pruning_ms = pruning_ms
         self.inputs = self.model.build_inputs(session.inputs, session.features, kept)
-        self.cache = None
+        self.cache: Any = None  # the prefix's transformers Cache, after prefill()
         self.prefill_ms = 0.0
 
     def prefill(self) -> float:
@@ -510,7 +512,7 @@ class VideoSession:
 
     @classmethod
     def open(cls, model: ModelAdapter, video: str | SampledVideo | PreparedVideo, frames: int | None = None,
-             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> "VideoSession":
+             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> VideoSession:
         """Decode, preprocess and encode a video, streaming it in chunks (:func:`encode_video`), timing each stage.
 
         Parameters
@@ -712,6 +714,21 @@ def video_info(video: SampledVideo) -> VideoSource:
                        frame_indices=video.indices.tolist())
 
 
-__all__ = ["AskOptions", "AskResult", "PreparedVideo", "PrunedVideo", "TokenCounts", "Timing", "VideoSession", "ask",
-           "ask_many", "default_vision_batch", "encode_video", "iter_answers", "prepare_video", "read_for", "ModelInfo",
-           "VideoSource"]
+__all__ = [
+    "AskOptions",
+    "AskResult",
+    "ModelInfo",
+    "PreparedVideo",
+    "PrunedVideo",
+    "Timing",
+    "TokenCounts",
+    "VideoSession",
+    "VideoSource",
+    "ask",
+    "ask_many",
+    "default_vision_batch",
+    "encode_video",
+    "iter_answers",
+    "prepare_video",
+    "read_for",
+]

@@ -6,7 +6,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .bench import BenchResult, SweepResult, TTFTRow
+from .bench_results import BenchResult, SweepResult, TTFTRow
 from .compare import CompareResult
 from .flops import CAUSAL_2MAC, PARTS, TABLE5, FlopsRow, FlopsSplit, FlopsSplitRow, LLMGeometry
 from .pipeline import STAGES, AskResult
@@ -278,15 +278,16 @@ def bench_tables(result: BenchResult) -> list[Table]:
     pruning = Table(title=f"Pruning time ({where}; tokens {' x '.join(map(str, result.pruning[0].shape))})" if result.pruning else "Pruning", title_justify="left")
     for name in ("method", "R", "kept", "median ms", "peak MiB"):
         pruning.add_column(name, justify="left" if name == "method" else "right")
-    for row in result.pruning:
-        pruning.add_row(row.method, f"{row.retention:g}", f"{row.tokens_kept:,}", f"{row.median_ms:.2f}", f"{row.peak_mib:,.0f}")
+    for timing in result.pruning:
+        pruning.add_row(timing.method, f"{timing.retention:g}", f"{timing.tokens_kept:,}", f"{timing.median_ms:.2f}",
+                        f"{timing.peak_mib:,.0f}")
     layers = f"{settings.layers_run} of {settings.layers_full} layers"
     prefill = Table(title=f"LLM prefill, {settings.model} geometry, random weights, {layers} ({where})", title_justify="left")
     for name in ("", "prompt tokens", f"measured ms ({settings.layers_run} layers)", f"scaled to {settings.layers_full} layers", "speedup", "peak MiB"):
         prefill.add_column(name, justify="right")
-    for row in result.prefill:
-        prefill.add_row("vanilla" if row is result.prefill[0] else f"R = {row.retention:g}", f"{row.prompt_tokens:,}",
-                        f"{row.median_ms:,.1f}", f"{row.full_model_ms:,.1f}", f"{row.speedup:.2f}x", f"{row.peak_mib:,.0f}")
+    for step in result.prefill:
+        prefill.add_row("vanilla" if step is result.prefill[0] else f"R = {step.retention:g}", f"{step.prompt_tokens:,}",
+                        f"{step.median_ms:,.1f}", f"{step.full_model_ms:,.1f}", f"{step.speedup:.2f}x", f"{step.peak_mib:,.0f}")
     if settings.prefill_scaled_by != 1:
         prefill.caption = f"scaled = measured x {settings.prefill_scaled_by:g} (layer count); embeddings and LM head not included"
     tables = [pruning, prefill]
@@ -305,10 +306,10 @@ def bench_tables(result: BenchResult) -> list[Table]:
         for name in ("", "prefix tokens", "vision ms", "pruning ms", "first prefill ms", "first TTFT ms",
                      "further question ms", "further / first TTFT"):
             qt.add_column(name, justify="right")
-        for row in result.questions:
-            qt.add_row("vanilla" if row.retention == 1.0 else f"R = {row.retention:g}", f"{row.prefix_tokens:,}",
-                       _fmt_ms(row.vision_ms) if row.vision_ms is not None else "-", _fmt_ms(row.pruning_ms),
-                       _fmt_ms(row.first_ms), _fmt_ms(row.first_ttft_ms), _fmt_ms(row.further_ms), f"{row.further_share:.1%}")
+        for q in result.questions:
+            qt.add_row("vanilla" if q.retention == 1.0 else f"R = {q.retention:g}", f"{q.prefix_tokens:,}",
+                       _fmt_ms(q.vision_ms) if q.vision_ms is not None else "-", _fmt_ms(q.pruning_ms),
+                       _fmt_ms(q.first_ms), _fmt_ms(q.first_ttft_ms), _fmt_ms(q.further_ms), f"{q.further_share:.1%}")
         qt.caption = "first TTFT = vision + pruning + prefill (no file decoded); the vision encoder is SigLIP-so400m, random weights"
         tables.append(qt)
     if result.ttft is not None:
@@ -317,8 +318,8 @@ def bench_tables(result: BenchResult) -> list[Table]:
         ttft.add_column("")
         for name in columns:
             ttft.add_column(name.replace("ttft", "TTFT") + " ms", justify="right")
-        for row in result.ttft.rows:
-            ttft.add_row("vanilla" if row.retention == 1.0 else f"R = {row.retention:g}",
-                         *(_fmt_ms(getattr(row, f"{name}_ms")) for name in columns))
+        for ttft_row in result.ttft.rows:
+            ttft.add_row("vanilla" if ttft_row.retention == 1.0 else f"R = {ttft_row.retention:g}",
+                         *(_fmt_ms(getattr(ttft_row, f"{name}_ms")) for name in columns))
         tables.append(ttft)
     return tables

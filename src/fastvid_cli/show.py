@@ -77,7 +77,7 @@ def figure_size_px(num_frames: int, width: int = 1600, columns: int = 8) -> tupl
     rows = math.ceil(num_frames / cols)
     tile = width / cols
     height = rows * tile * TILE_ASPECT + 2.5 * tile * CURVE_SHARE * max(1, cols / 4) + HEADER_PX
-    return width, int(round(height))
+    return width, round(height)
 
 
 def render(
@@ -130,7 +130,7 @@ def render(
     side = 336
     for f in range(num_frames):
         ax = fig.add_subplot(spec[f // cols, f % cols])
-        image = np.asarray(Image.fromarray(frames[f]).resize((side, side), Image.BILINEAR)).astype(np.float32) / 255
+        image = np.asarray(Image.fromarray(frames[f]).resize((side, side), Image.Resampling.BILINEAR)).astype(np.float32) / 255
         overlay = _overlay(tokens, f, anchor_colours)
         cell = side // grid[0], side // grid[1]
         big = np.repeat(np.repeat(overlay, cell[0], axis=0), cell[1], axis=1)
@@ -197,12 +197,13 @@ def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | Non
         A bad video.
     """
     if isinstance(video, SampledVideo) and video.frames is None:  # the picture needs the frames: decode them up front
-        video = read_video(video.path, video.sampling)
+        video = read_video(video.path, video.sampling or video.num_frames)
     elif not isinstance(video, SampledVideo):
         video = read_for(model, video, frames)
     session = VideoSession.open(model, video)
     f = session.features
     kept = session.prune(config).kept
+    assert kept is not None and session.video.frames is not None  # a method was given; the frames were decoded
     kept_count = int(kept.indices.numel())
     title = (
         f"{Path(session.video.path).name}: FastVID keeps {kept_count:,} of {f.num_frames * f.tokens_per_frame:,} video tokens "

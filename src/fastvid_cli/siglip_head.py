@@ -123,7 +123,7 @@ def _read_local(folder: Path) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 - a safetensors file, not a dict: it has keys(), no iteration
                 if key.startswith(KEY_PREFIXES):
                     tensors[key] = f.get_tensor(key)
     if not tensors:
@@ -149,7 +149,7 @@ def _fetch_remote(repo_id: str, revision: str | None) -> tuple[Path, dict[str, t
         fs = HfFileSystem()
         with fs.open(f"{repo_id}@{revision or 'main'}/model.safetensors", "rb", block_size=0) as remote:
             tensors = read_safetensors_subset(remote, KEY_PREFIXES)
-    except Exception as err:  # offline, unknown repo, no access: one clear line
+    except Exception as err:  # noqa: BLE001 - offline, unknown repo, no access: one clear line
         raise ModelError(_head_unreachable(repo_id, type(err).__name__)) from None
     if not tensors:
         raise ModelError(f"no SigLIP head tensors (vision_model.head.*) in {repo_id}")

@@ -4,9 +4,12 @@ stage), :func:`measure_ms` for repeated runs (benchmarks, CUDA events on a GPU).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def synchronize(device: torch.device | str | None = None) -> None:
@@ -15,7 +18,7 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: torch.device | str | None = None) -> tuple[object, float]:
+def timed(fn: Callable[[], T], device: torch.device | str | None = None) -> tuple[T, float]:
     """Call ``fn()`` and return ``(its result, wall-clock milliseconds)``, GPU work included."""
     synchronize(device)
     start = time.perf_counter()

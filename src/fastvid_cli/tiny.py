@@ -134,8 +134,8 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    vision = tiny_vision_config(**(vision or {}))
-    model = _tiny_llava(tokenizer, len(tokenizer), vision, seed, text=text)
+    vision_config = tiny_vision_config(**(vision or {}))
+    model = _tiny_llava(tokenizer, len(tokenizer), vision_config, seed, text=text)
     model.save_pretrained(out)
 
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
@@ -143,13 +143,13 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict 
         image_processor=LlavaOnevisionImageProcessor(**mean_std),
         tokenizer=tokenizer,
         video_processor=LlavaOnevisionVideoProcessor(**mean_std),
-        num_image_tokens=(vision.image_size // vision.patch_size) ** 2,
+        num_image_tokens=(vision_config.image_size // vision_config.patch_size) ** 2,
         vision_feature_select_strategy="full",
         chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(out)
 
-    write_siglip_head(out / SIGLIP_HEAD_DIR, vision, seed=seed + 1)
+    write_siglip_head(out / SIGLIP_HEAD_DIR, vision_config, seed=seed + 1)
     (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")
     return out
 
@@ -172,10 +172,10 @@ def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[
     """A tiny random LlavaOnevisionForConditionalGeneration; ``media_ids`` default to the tokenizer's."""
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-    text = _tiny_text_config(tokenizer, **({"vocab_size": vocab_size} | (text or {})))
+    text_config = _tiny_text_config(tokenizer, **({"vocab_size": vocab_size} | (text or {})))
     image_id, video_id = media_ids or tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
-    config = LlavaOnevisionConfig(
-        text_config=text,
+    config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
+        text_config=text_config,
         vision_config=vision,
         image_token_id=image_id,
         video_token_id=video_id,
@@ -185,8 +185,8 @@ def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[
     )
     torch.manual_seed(seed)
     model = LlavaOnevisionForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = text.eos_token_id
-    model.generation_config.pad_token_id = text.pad_token_id
+    model.generation_config.eos_token_id = text_config.eos_token_id
+    model.generation_config.pad_token_id = text_config.pad_token_id
     model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
     return model
 

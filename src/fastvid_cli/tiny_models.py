@@ -3,23 +3,24 @@ first use and cached.
 
 Two ways to build one: the hand-written builders of :mod:`fastvid_cli.tiny` (the paper's three
 families), and, for a family that ships a real checkpoint's published files
-(``fastvid_cli/models/published``), :func:`fastvid_cli.tiny_config.build_from_config` on them, so
+(``fastvid_cli/models/published``), :func:`fastvid_cli.tiny_config_write.build_from_config` on them, so
 the tiny model's layout, processor limits, chat template and generation config are the real ones.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from . import tiny
 from .models.tiny_names import TINY_MODELS as TINY_ARCHITECTURES
 from .models.tiny_names import TINY_RANDOM
-from .tiny_config import build_from_config
+from .tiny_config_write import build_from_config
 
 PUBLISHED = Path(__file__).resolve().parent / "models" / "published"
 """Published checkpoint files shipped with the package (configs only, no weights)."""
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, Callable[..., Path] | Path] = {
     "llava-onevision": tiny.build_llava_onevision,
     "llava-video": tiny.build_llava_video,
     "qwen2.5-vl": tiny.build_qwen2_5_vl,

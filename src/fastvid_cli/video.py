@@ -11,9 +11,10 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,11 +68,11 @@ class FrameSampling:
         if self.rounding not in ("floor", "round"):
             raise ValueError(f"rounding is floor or round, got {self.rounding!r}")
 
-    def with_frames(self, frames: int) -> "FrameSampling":
+    def with_frames(self, frames: int) -> FrameSampling:
         """The same rule with a fixed count instead (``--frames N``)."""
         return replace(self, frames=frames, fps=None)
 
-    def with_fps(self, fps: float, max_frames: int | None = None) -> "FrameSampling":
+    def with_fps(self, fps: float, max_frames: int | None = None) -> FrameSampling:
         """The same rule, time-based (``--fps X [--max-frames M]``)."""
         return replace(self, frames=None, fps=fps, max_frames=max_frames or self.max_frames,
                        min_frames=min(self.min_frames, max_frames or self.max_frames))
@@ -84,11 +85,12 @@ class FrameSampling:
         if self.frames is not None:
             count = min(self.frames, total_frames)
         else:
+            assert self.fps is not None  # a frame count or a frame rate (checked on creation)
             wanted = total_frames / video_fps * self.fps if video_fps > 0 else self.max_frames
             count = int(min(max(wanted, self.min_frames), self.max_frames, total_frames))
         return max(self.multiple, count - count % self.multiple)
 
-    def indices(self, total_frames: int, video_fps: float) -> "np.ndarray":
+    def indices(self, total_frames: int, video_fps: float) -> np.ndarray:
         """(count,) int64 frame numbers, ascending, first and last frame included."""
         count = self.count(total_frames, video_fps)
         if self.rounding == "round":  # qwen-vl-utils: torch.linspace (float32) rounded
@@ -157,7 +159,7 @@ class SampledVideo:
     @property
     def num_frames(self) -> int:
         """F, the number of sampled frames."""
-        return int(len(self.indices))
+        return len(self.indices)
 
     def frame_chunks(self, size: int) -> Iterator[np.ndarray]:
         """The sampled frames, ``size`` at a time, in order: (k, H, W, 3) uint8 arrays, k <= size.
@@ -266,7 +268,7 @@ def _reader(path: str | os.PathLike):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike) -> tuple[Any, VideoInfo]:
     """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
     import decord
 
@@ -351,7 +353,7 @@ def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
 
     try:
         with _quiet_native_stderr():
-            frames = reader.get_batch(indices.tolist()).asnumpy()
+            frames: np.ndarray = reader.get_batch(indices.tolist()).asnumpy()
     except (RuntimeError, decord.DECORDError, IndexError) as err:
         raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:

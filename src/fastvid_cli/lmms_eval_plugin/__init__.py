@@ -41,14 +41,15 @@ tasks; LongVideoBench's validation set with video input; MLVU's dev set; VideoMM
 
 def _wrappers() -> dict[str, str]:
     """Model family -> the lmms-eval model whose prompts its tasks give (``ModelAdapter.lmms_eval_model``)."""
+    # deferred: lmms-eval's plugin discovery imports this module, which imports no adapter and no torch
     from ..models.registry import FAMILIES
 
-    return {name: family.adapter_class().lmms_eval_model for name, family in FAMILIES.items()
-            if family.adapter_class().lmms_eval_model}
+    return {name: model for name, family in FAMILIES.items() if (model := family.adapter_class().lmms_eval_model)}
 
 
 def _tasks() -> dict[str, dict[str, str]]:
     """Family -> benchmark -> the task to run with ``--model fastvid`` for its wrapper's prompt."""
+    # deferred: lmms-eval's plugin discovery imports this module, which imports no adapter and no torch
     from ..models.registry import FAMILIES
 
     return {name: BENCHMARKS | FAMILIES[name].adapter_class().lmms_eval_tasks for name in _wrappers()}

@@ -19,11 +19,10 @@ import os
 from dataclasses import dataclass
 
 import torch
-from loguru import logger as eval_logger
-from tqdm import tqdm
-
 from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
 from lmms_eval.api.model import lmms
+from loguru import logger as eval_logger
+from tqdm import tqdm
 
 from ..errors import InputError
 from ..models import DEFAULT_MODEL, load_model
@@ -61,8 +60,10 @@ class FastVIDLMM(lmms):
         R in (0, 1]; 1 is the vanilla model (nothing pruned). Default: the family's (0.1; Qwen2.5-VL 0.27).
     frames : int, optional
         Frames sampled per video. Default: the model's.
-    c, tau, d, p, beta, split_tau, segmentation : optional
-        Method hyperparameters (default: the family's release values); ``split_tau=none`` turns it off.
+    c, tau, d, p, beta, split_tau, segmentation, max_segment, dominant_share, window : optional
+        Method hyperparameters, the fields of the method dataclasses
+        (:data:`~fastvid_cli.lmms_eval_plugin.settings.HYPERPARAMETERS`; default: the family's
+        release values); ``split_tau=none`` turns it off.
     device, dtype, attn_implementation, layout : str
         As for ``fastvid ask``. Under a multi-process launch, ``device=auto`` is this process's GPU.
     max_new_tokens : int
@@ -83,8 +84,8 @@ class FastVIDLMM(lmms):
     def __init__(self, pretrained: str = DEFAULT_MODEL, batch_size=1, max_batch_size=None, **model_args) -> None:
         super().__init__()
         self.settings = parse_model_args(pretrained=pretrained, **model_args)
-        self._rank = int(os.environ.get("RANK", 0))
-        self._world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self._rank = int(os.environ.get("RANK", "0"))
+        self._world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if str(batch_size) != "1":
             eval_logger.warning(f"fastvid answers one question at a time: batch_size={batch_size} is ignored "
                                 "(questions on the same video share one decode, vision pass and pruning instead)")
@@ -103,7 +104,7 @@ class FastVIDLMM(lmms):
         """``auto`` becomes this process's GPU under a multi-process launch; anything else is kept."""
         device = self.settings.device
         if self._world_size > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
-            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
             return f"cuda:{local_rank % torch.cuda.device_count()}"
         return device
 
@@ -184,7 +185,7 @@ class FastVIDLMM(lmms):
         self._log_metrics(stats)
         return results
 
-    def _answer_video(self, path: str, questions: list[_Question], stats: "_RunStats") -> list[GenerationResult]:
+    def _answer_video(self, path: str, questions: list[_Question], stats: _RunStats) -> list[GenerationResult]:
         """Decode, encode, prune and prefill ``path``'s prompt prefix once; then each question prefills only
         its own tokens on that KV cache and is answered greedily (fastvid's one flow)."""
         adapter = self._adapter
@@ -217,7 +218,7 @@ class FastVIDLMM(lmms):
             eval_logger.warning(f"fastvid decodes greedily (the paper's setting); the task's {gen_kwargs} sampling settings are ignored")
         return int(gen_kwargs.get("max_new_tokens") or self.settings.max_new_tokens)
 
-    def _log_metrics(self, stats: "_RunStats") -> None:
+    def _log_metrics(self, stats: _RunStats) -> None:
         """The run's numeric settings and token counts into lmms-eval's ``throughput`` block of the results."""
         from lmms_eval.models.model_utils.gen_metrics import log_metrics
 
@@ -239,7 +240,7 @@ class FastVIDLMM(lmms):
 
     def clean(self) -> None:
         """Free the model after lmms-eval's generation phase (it may load a judge model next)."""
-        self._adapter = None
+        self._adapter = None  # type: ignore[assignment]  # freed: lmms-eval calls the model no more after clean()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

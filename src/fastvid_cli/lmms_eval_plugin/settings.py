@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from ..pruning import METHODS, make_method
+from ..pruning import METHODS, PruningMethod, field_kind, make_method, method_for_family
 
-HYPERPARAMETERS = ("c", "tau", "d", "p", "beta", "split_tau", "segmentation", "max_segment")
-"""Method fields settable as model args; they apply to the method that has them (as in ``fastvid compare``)."""
+OWNERS: dict[str, type[PruningMethod]] = {
+    name: cls for cls in reversed(list(METHODS.values())) for name in cls.hyperparameters()
+}
+"""Each method field settable as a model arg -> the method that declares it (the first one, if several do)."""
+HYPERPARAMETERS = tuple(name for cls in METHODS.values() for name in cls.hyperparameters() if OWNERS[name] is cls)
+"""Method fields settable as model args: every method's dataclass fields but ``retention_ratio`` (FastVID's
+c, tau, d, p, beta, segmentation, split_tau, max_segment, VisionZip's dominant_share, DyCoke's window).
+They apply to the method that has them (as in ``fastvid compare``)."""
 
 OFF = ("none", "off")
-"""Values of ``split_tau`` that turn the second threshold off (e.g. for a Qwen2.5-VL run without it)."""
+"""Values of an optional number field that turn it off (``split_tau=none``: a Qwen2.5-VL run without the second threshold)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class EvalSettings:
     frames : int or None
         Frames sampled per video. None: the model's default.
     hyperparameters : dict
-        Given values of :data:`HYPERPARAMETERS` (``split_tau`` may be None: off).
+        Given values of :data:`HYPERPARAMETERS` (an optional one, ``split_tau``, may be None: off).
     device, dtype, attn_implementation, layout : str
         As for :func:`fastvid_cli.models.load_model`.
     max_new_tokens : int
@@ -59,14 +66,14 @@ class EvalSettings:
 def parse_model_args(
     pretrained: str,
     method: str = "fastvid",
-    retention=None,
-    frames=None,
+    retention: object = None,
+    frames: object = None,
     device: str = "auto",
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
     layout: str = "auto",
-    max_new_tokens=128,
-    **rest,
+    max_new_tokens: object = 128,
+    **rest: object,
 ) -> EvalSettings:
     """Check the model args and convert them to :class:`EvalSettings`, before any model is loaded.
 
@@ -105,30 +112,21 @@ def parse_model_args(
     if frames is not None:
         frames = _integer("frames", frames, minimum=1)
     max_new_tokens = _integer("max_new_tokens", max_new_tokens, minimum=1)
-    hyper = {}
-    for name, value in rest.items():
-        if name == "segmentation":
-            hyper[name] = str(value)
-        elif name == "split_tau" and isinstance(value, str) and value.lower() in OFF:
-            hyper[name] = None
-        elif name in ("c", "p", "max_segment"):
-            hyper[name] = _integer(name, value, minimum=1)
-        else:
-            hyper[name] = _number(name, value)
+    hyper = {name: _hyperparameter(name, value) for name, value in rest.items()}
     try:  # the spec and the values, checked by the method's own config
-        make_method(method, retention if retention is not None else 0.1, **hyper)
+        make_method(method, retention if retention is not None else PruningMethod.retention_ratio, **hyper)
     except ValueError as err:
         raise ValueError(f"fastvid: {err}") from None
     for name, value in (("device", device), ("dtype", dtype), ("attn_implementation", attn_implementation), ("layout", layout)):
         if not isinstance(value, str):
-            raise ValueError(f"fastvid: {name} must be a name, got {value!r}")
+            raise ValueError(f"fastvid: {name} must be a name, got {value!r}")  # noqa: TRY004 - every bad model arg is a ValueError
     return EvalSettings(
         pretrained=pretrained.strip(), method=method, retention=retention, frames=frames, hyperparameters=hyper,
         device=device, dtype=dtype, attn_implementation=attn_implementation, layout=layout, max_new_tokens=max_new_tokens,
     )
 
 
-def resolve_method(settings: EvalSettings, family_defaults: dict):
+def resolve_method(settings: EvalSettings, family_defaults: dict) -> PruningMethod:
     """The configured pruning method: the family's release defaults, then what the model args gave.
 
     Parameters
@@ -142,11 +140,30 @@ def resolve_method(settings: EvalSettings, family_defaults: dict):
     FastVIDConfig, UniformConfig, VisionZipConfig or DyCokeConfig
         Its ``retention_ratio`` is the run's R; R = 1 means the vanilla model.
     """
-    retention = settings.retention
-    if retention is None:
-        retention = family_defaults.get("retention_ratio", METHODS["fastvid"]().retention_ratio)
-    defaults = {k: v for k, v in family_defaults.items() if k != "retention_ratio"}
-    return make_method(settings.method, retention, **{**defaults, **settings.hyperparameters})
+    return method_for_family(family_defaults, settings.hyperparameters, settings.method, settings.retention)
+
+
+def _hyperparameter(name: str, value: object) -> object:
+    """A method field's model arg as its dataclass field takes it, checked by the method that declares it.
+
+    Raises
+    ------
+    ValueError
+        A value of the wrong type or out of range (the message names the field).
+    """
+    kind = field_kind(OWNERS[name].hyperparameters()[name])
+    if kind in (int, float) and isinstance(value, str) and value.lower() in OFF:
+        value = None  # an optional field off; a required one is refused below
+    elif kind is str:
+        value = str(value)
+    elif kind is float:
+        value = _number(name, value)
+    try:
+        field_value: dict[str, Any] = {name: value}
+        OWNERS[name](**field_value)
+    except ValueError as err:
+        raise ValueError(f"fastvid: {err}") from None
+    return value
 
 
 def _unquote(text: str) -> str:
@@ -156,13 +173,13 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _number(name: str, value) -> float:
+def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"fastvid: {name} must be a number, got {value!r}")
     return value
 
 
-def _integer(name: str, value, minimum: int) -> int:
+def _integer(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"fastvid: {name} must be an integer >= {minimum}, got {value!r}")
     return value

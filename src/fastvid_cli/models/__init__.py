@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 
 from ..errors import DeviceError, ModelError
+from ..gpu import cuda_status, unusable_gpu
 from ..hub import hub_offline, hub_unreachable
 from .base import LLMInputs, ModelAdapter, VideoFeatures
-from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, family_of_config, read_config
-from .settings import RunSettings, SettingsOverrides, paper_settings
+from .geometry_base import shipped_config
+from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
+from .settings import RunSettings, SettingsOverrides
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -89,6 +91,7 @@ def tiny_model_dir(name: str) -> Path:
     KeyError
         If ``name`` is not a tiny model's.
     """
+    # deferred: the test-model builder loads only when a tiny model is asked for (tests/test_import_rules.py)
     from ..tiny_models import tiny_random_dir
 
     return tiny_random_dir(name)
@@ -100,7 +103,7 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
 
     try:  # a complete cached copy needs no network at all
         return Path(snapshot_download(repo_id, allow_patterns=_CHECKPOINT_FILES, local_files_only=True))
-    except Exception:
+    except Exception:  # noqa: BLE001 - not (completely) cached: the network decides below
         if local_files_only or hub_offline():
             raise ModelError(_unreachable(repo_id, "offline mode")) from None
     why = hub_unreachable()  # fail at once rather than after the library's retries
@@ -112,7 +115,7 @@ def _snapshot(repo_id: str, local_files_only: bool) -> Path:
         raise ModelError(f"{repo_id} is gated: accept its license on huggingface.co and run `hf auth login`") from None
     except RepositoryNotFoundError:
         raise ModelError(f"unknown model {repo_id!r}: no such repository on the Hugging Face Hub") from None
-    except Exception as err:  # no network, proxy or TLS failure, Hub down
+    except Exception as err:  # noqa: BLE001 - no network, proxy or TLS failure, Hub down: one line
         raise ModelError(_unreachable(repo_id, f"{type(err).__name__}: no connection")) from None
 
 
@@ -121,36 +124,6 @@ def _unreachable(repo_id: str, why: str) -> str:
         f"model {repo_id} is not in the local cache and the Hub cannot be reached ({why}); "
         f"give a local checkpoint folder as the `model`, or try {TINY_RANDOM}"
     )
-
-
-def detect_family(path: Path, layout: str = "auto") -> str:
-    """The model family of a checkpoint folder, from its ``config.json`` (and ``layout``).
-
-    LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``) and llava_onevision checkpoints whose config
-    or ``layout`` says ``grid`` are LLaVA-Video; other llava_onevision ones are LLaVA-OneVision.
-    Each family's adapter says which configs it claims (:func:`.registry.family_of_config`).
-
-    Raises
-    ------
-    ModelError
-        If the config cannot be read, or the architecture is not supported (the message lists the supported ones).
-    """
-    return family_of(read_config(path), path, layout)
-
-
-def family_of(config: dict, path: Path, layout: str = "auto") -> str:
-    """The family of a parsed ``config.json`` (``path`` names it in messages); see :func:`detect_family`.
-
-    Raises
-    ------
-    ModelError
-        If no registered family claims it.
-    """
-    family = family_of_config(config, layout)
-    if family is None:
-        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
-        raise ModelError(f"unsupported architecture {config.get('model_type', '?')!r} in {path}; supported: {supported}")
-    return family
 
 
 def resolve_device(device: str) -> torch.device:
@@ -166,8 +139,6 @@ def resolve_device(device: str) -> torch.device:
         If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
         is not a device.
     """
-    from ..gpu import cuda_status, unusable_gpu
-
     if device == "auto":
         available, torch_says = cuda_status()
         if available:
@@ -266,14 +237,9 @@ def load_model(
 def model_family(name: str, layout: str = "auto") -> str | None:
     """The family of a model named as ``--model`` takes it, found without loading or downloading
     anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
-    from .geometry import KNOWN_CONFIGS, known_geometry
-
-    repo_id = ALIASES.get(name, name)
-    if repo_id in KNOWN_CONFIGS:
-        return family_of(KNOWN_CONFIGS[repo_id], Path(name), layout)
-    shipped = known_geometry(repo_id)
+    shipped = shipped_config(ALIASES.get(name, name))
     if shipped is not None:
-        return shipped.family
+        return family_of(shipped[0], Path(name), layout)
     local = Path(name).expanduser()
     if name in TINY_MODELS or local.is_dir():
         return detect_family(resolve_model(name).path, layout)
@@ -306,11 +272,11 @@ __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
     "FAMILIES",
+    "SUPPORTED_FAMILIES",
     "LLMInputs",
     "ModelAdapter",
     "ResolvedModel",
     "RunSettings",
-    "SUPPORTED_FAMILIES",
     "SettingsOverrides",
     "VideoFeatures",
     "adapter_class",

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 
+from ..errors import ModelError
+from ..flops import LLMGeometry
 from ..pruning import PruneResult
 from .settings import RunSettings, SettingsOverrides, checkpoint_decoding
 
 if TYPE_CHECKING:
-    from .geometry import ModelGeometry
+    from .geometry_base import ModelGeometry
     from .recipe import TinyRecipe
 
 
@@ -26,7 +28,7 @@ class EncoderState:
     Per-frame tensors of a subclass are joined over the chunks of a streaming encode by :meth:`concat`.
     """
 
-    def concat(self, parts: list["EncoderState"]) -> "EncoderState":
+    def concat(self, parts: Sequence[EncoderState]) -> EncoderState:
         """The state of the whole video from those of its consecutive chunks (this one is the first);
         by default the first chunk's."""
         return self
@@ -93,7 +95,7 @@ class KeptSlots:
     values: torch.Tensor
     levels: tuple[torch.Tensor, ...] = ()
 
-    def in_order(self) -> "KeptSlots":
+    def in_order(self) -> KeptSlots:
         """The same slots in ascending order (the prompt's order), every tensor reordered alike."""
         order = self.slots.argsort(stable=True)
         return KeptSlots(self.slots[order], self.values[order], tuple(level[order] for level in self.levels))
@@ -164,7 +166,7 @@ class LLMInputs:
         """L', the tokens actually fed to the LLM."""
         return int(self.kwargs["input_ids"].shape[1])
 
-    def then(self, ids: torch.Tensor) -> "LLMInputs":
+    def then(self, ids: torch.Tensor) -> LLMInputs:
         """The text ``ids`` (S,) that follow this prompt, at the positions that continue it.
 
         Returns
@@ -172,7 +174,14 @@ class LLMInputs:
         LLMInputs
             ``input_ids`` (1, S), ``position_ids`` continuing from :attr:`next_position`, and an
             ``attention_mask`` over this prompt and them (1, L' + S), for a forward on this prompt's KV cache.
+
+        Raises
+        ------
+        ValueError
+            If this prompt has no :attr:`next_position` (one :meth:`ModelAdapter.build_inputs` made has it).
         """
+        if self.next_position is None:
+            raise ValueError("a prompt without next_position cannot be continued")
         ids = ids.to(self.kwargs["input_ids"].device)[None]
         steps = torch.arange(ids.shape[1], device=ids.device)
         positions = self.next_position + steps
@@ -180,7 +189,7 @@ class LLMInputs:
         return LLMInputs({"input_ids": ids, "position_ids": positions, "attention_mask": mask},
                          original_length=self.original_length + ids.shape[1], next_position=self.next_position + ids.shape[1])
 
-    def join(self, after: "LLMInputs") -> "LLMInputs":
+    def join(self, after: LLMInputs) -> LLMInputs:
         """One prompt: this one followed by ``after`` (from :meth:`then`), for a forward without a cache."""
         kwargs = dict(self.kwargs)
         kwargs["input_ids"] = torch.cat([self.kwargs["input_ids"], after.kwargs["input_ids"]], dim=1)
@@ -200,7 +209,7 @@ class AnswerRepetitionPenalty:
     def __init__(self, penalty: float, prompt_length: int) -> None:
         self.penalty, self.prompt_length = penalty, prompt_length
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         generated = input_ids[:, self.prompt_length:]
         if generated.shape[1] == 0:
             return scores
@@ -243,7 +252,7 @@ class ModelAdapter(abc.ABC):
     """Whether the checkpoint's repetition penalty sees the prompt (the paper's LLaVA runs: no)."""
     fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
-    tiny_recipe: ClassVar["TinyRecipe"]
+    tiny_recipe: ClassVar[TinyRecipe]
     """How ``fastvid tiny-model --config`` builds this family's random-weight checkpoints (:mod:`.recipe`)."""
     lmms_eval_model: ClassVar[str | None] = None
     """The lmms-eval model that runs this family (the authors' fork's wrapper for the paper's families):
@@ -251,8 +260,10 @@ class ModelAdapter(abc.ABC):
     lmms_eval_tasks: ClassVar[dict] = {}
     """Benchmark -> task, where the wrapper's prompt needs a task of its own (LLaVA-Video's VideoMME)."""
     model_id: str = ""
-    model = None
-    processor = None
+    model: Any = None
+    """The transformers model (``PreTrainedModel`` of the family's class)."""
+    processor: Any = None
+    """The transformers processor (tokenizer, image and video processors, chat template)."""
     tiny_random: bool = False
     settings: RunSettings
     """How this model is run: the paper's settings of its family, with the user's overrides."""
@@ -268,7 +279,7 @@ class ModelAdapter(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "ModelAdapter":
+                        **load_kwargs) -> ModelAdapter:
         """Load model, processor and whatever else the family needs from a checkpoint folder.
 
         Parameters
@@ -301,7 +312,7 @@ class ModelAdapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> "ModelGeometry":
+    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
         """The geometry ``fastvid ask`` runs this family's checkpoint with, from its ``config.json`` alone.
 
         The video layout and frame count are the paper's for the family (as the adapter runs them
@@ -354,11 +365,11 @@ class ModelAdapter(abc.ABC):
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return cast(torch.device, next(self.model.parameters()).device)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return cast(torch.dtype, next(self.model.parameters()).dtype)
 
     frames_per_chunk: int = 1
     """A chunk of the streaming encode holds a multiple of this many frames (Qwen2.5-VL: its temporal patch, 2)."""
@@ -567,7 +578,7 @@ class ModelAdapter(abc.ABC):
             prefix = cache.get_seq_length()
             working = kwargs["cache"] = self.question_cache(cache)
         try:
-            out = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
+            out: torch.Tensor = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
         finally:
             if working is not None and working is cache:
                 self.rewind_cache(cache, prefix)
@@ -609,7 +620,7 @@ class ModelAdapter(abc.ABC):
 
     def decode(self, token_ids: torch.Tensor) -> str:
         """Text of the generated token ids, special tokens dropped."""
-        return self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip()
+        return cast(str, self.processor.batch_decode(token_ids[None], skip_special_tokens=True)[0].strip())
 
     def decode_answer(self, token_ids: torch.Tensor) -> tuple[str, str | None]:
         """(answer, reasoning) of the generated token ids: a model that reasons before it answers
@@ -638,14 +649,14 @@ class ModelAdapter(abc.ABC):
     @property
     def media_token(self) -> str:
         """The video placeholder of the prompt text (expanded into the video slots)."""
-        return self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id)
+        return cast(str, self.processor.tokenizer.convert_ids_to_tokens(self.video_token_id))
 
     def full_prompt(self, question: str) -> str:
         """The whole prompt text with one video placeholder: the checkpoint's chat template with the
         settings' system turn (none when ``system_prompt`` is None), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt}] if self.settings.system_prompt is not None else []
         user = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs())
+        return cast(str, self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs()))
 
     def chat_template_kwargs(self) -> dict:
         """Switches the chat template takes besides the conversation (Qwen3.5's ``enable_thinking``); none by default."""
@@ -662,8 +673,6 @@ class ModelAdapter(abc.ABC):
         ModelError
             If the template puts text of the question before the video.
         """
-        from ..errors import ModelError
-
         text = self.full_prompt(question)
         end = text.rindex(self.media_token) + len(self.media_token)
         if question and text.find(question) < end:
@@ -685,6 +694,4 @@ class ModelAdapter(abc.ABC):
 
     def llm_geometry(self):
         """The LLM's geometry for analytic FLOPs (see :mod:`fastvid_cli.flops`)."""
-        from ..flops import LLMGeometry
-
         return LLMGeometry.from_config(self.model.config)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from ..pruning import PruneResult
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
-from .geometry import ModelGeometry
+from .geometry_base import ModelGeometry, transformers_config
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
@@ -28,7 +29,7 @@ def wants_grid_layout(config: dict) -> bool:
     """Whether a llava_onevision config asks for LLaVA-Video's grid layout: ``fastvid_layout`` says
     so, or (with no layout asked for) its ``mm_newline_position`` is ``grid``."""
     if config.get(LAYOUT_KEY) in ("grid", "onevision"):
-        return config[LAYOUT_KEY] == "grid"
+        return bool(config[LAYOUT_KEY] == "grid")
     return config.get("mm_newline_position") == "grid"
 
 
@@ -49,7 +50,7 @@ TO_LLAVA_HF = (
 """transformers 5 names -> llava-hf checkpoint names (transformers 4.45 layout; 5.x renames them at load time)."""
 
 
-SO400M_VISION = {
+SO400M_VISION: dict[str, Any] = {
     "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
     "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
 }
@@ -105,7 +106,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "LlavaOnevisionAdapter":
+                        **load_kwargs) -> LlavaOnevisionAdapter:
         """Load model, processor and SigLIP head from a checkpoint folder.
 
         The head comes from ``path/siglip_head`` when the checkpoint ships one (tiny-random does),
@@ -130,8 +131,6 @@ class LlavaOnevisionAdapter(ModelAdapter):
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
         """SigLIP's patch grid pooled bilinearly to ceil(side / 2) per side (27 -> 14: 196 tokens per
         frame) and one newline after the video; the paper's 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         side = parsed.vision_config.image_size // parsed.vision_config.patch_size
         pooled = -(-side // 2)  # bilinear pooling to ceil(27 / 2) = 14 per side
@@ -223,7 +222,7 @@ class LlavaOnevisionAdapter(ModelAdapter):
         total = features.num_frames * features.tokens_per_frame
         tokens = features.video_tokens.reshape(total, -1) if kept is None else kept.tokens
         slots = torch.arange(total, device=tokens.device) if kept is None else kept.indices.to(tokens.device)
-        newline = features.state.newline.to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
+        newline = cast(NewlineState, features.state).newline.to(tokens.device, tokens.dtype).expand(features.extra_slots, -1)
         extra = torch.arange(total, total + features.extra_slots, device=tokens.device)
         return KeptSlots(torch.cat([slots, extra]), torch.cat([tokens, newline]))
 

@@ -24,14 +24,15 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar, cast
 
 import torch
 
 from ..errors import ModelError
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, load_siglip_head
+from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
 from .base import KeptSlots, VideoFeatures
-from .geometry import ModelGeometry
+from .geometry_base import ModelGeometry, transformers_config
 from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, wants_grid_layout
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY, read_config
@@ -125,7 +126,7 @@ def video_layout(config: dict, pool_mode: str | None = None) -> tuple[GridLayout
     notes = []
     if asked != layout:
         side = 27
-        slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)  # noqa: E731
+        slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)
         why = "as given" if pool_mode else "as the paper's runs"
         notes.append(f"the checkpoint's config asks for {asked.pool_mode} pooling, stride {asked.stride} ({slots(asked)} slots per "
                      f"frame); running {layout.pool_mode} pooling, stride {layout.stride} ({slots(layout)} slots per frame), {why}")
@@ -203,10 +204,10 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]}, replace_extra_special_tokens=False)
-    image_id, video_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    image_id, video_id = cast(list[int], tokenizer.convert_tokens_to_ids(["<image>", "<video>"]))
     if max(image_id, video_id) >= text.vocab_size:
         raise ModelError(f"{path}: no unused embedding rows for <image>/<video> (vocab {text.vocab_size})")
-    config = LlavaOnevisionConfig(
+    config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
         text_config=text.to_dict(), vision_config=vision, image_token_id=image_id, video_token_id=video_id,
         vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
     )
@@ -247,7 +248,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
                         newlines="one after each row")
     lmms_eval_model = "llava_vid"  # fastvid_llavavideo/scripts/eval.sh
-    lmms_eval_tasks = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
+    lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-Video",
         model_class="LlavaOnevisionForConditionalGeneration",
@@ -279,7 +280,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
 
     @classmethod
     def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "LlavaVideoAdapter":
+                        **load_kwargs) -> LlavaVideoAdapter:
         """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one.
 
         The layout is the paper's (average pooling, stride 2, a newline per row) whatever the
@@ -287,8 +288,6 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         A LLaVA-NeXT checkpoint's converted config and processor are cached under ``$FASTVID_CACHE``.
         """
         from transformers import AutoProcessor, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
-
-        from ..siglip_head import head_cache_dir
 
         path = Path(path)
         source = read_config(path)
@@ -324,8 +323,6 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             vision = config.get("vision_config") or {"image_size": SO400M_VISION["image_size"], "patch_size": SO400M_VISION["patch_size"]}
             side = vision["image_size"] // vision["patch_size"]
         else:
-            from .geometry import transformers_config
-
             parsed = transformers_config(config, path)
             text = parsed.text_config
             side = parsed.vision_config.image_size // parsed.vision_config.patch_size
@@ -335,7 +332,7 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
 
     def _side(self) -> int:
         vision = self.model.config.vision_config
-        return vision.image_size // vision.patch_size
+        return int(vision.image_size // vision.patch_size)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``) with F x s x (s + 1) video slots (s x s tokens and s
@@ -420,5 +417,5 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         """
         token_slots, newline_slots = self.slot_indices(features, kept)
         tokens = features.video_tokens.reshape(-1, features.video_tokens.shape[-1]) if kept is None else kept.tokens
-        newlines = features.state.newline.expand(newline_slots.numel(), -1).to(tokens.dtype)
+        newlines = cast(NewlineState, features.state).newline.expand(newline_slots.numel(), -1).to(tokens.dtype)
         return KeptSlots(torch.cat([token_slots, newline_slots]), torch.cat([tokens, newlines]))

@@ -19,15 +19,18 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
-from dataclasses import dataclass
-
+from ..errors import ModelError
 from ..video import FrameSampling
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
-from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
+from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_sections
 from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
@@ -50,9 +53,9 @@ class QwenVLUtilsSampling(FrameSampling):
             return 2  # the one frame twice: Qwen needs a pair
         if self.frames is not None:
             even_total = total_frames - total_frames % 2
-            return min(smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0), even_total)
+            return min(cast(int, smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0)), even_total)
         bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
-        return smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps)
+        return cast(int, smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps))
 
 
 QWEN_SAMPLING = QwenVLUtilsSampling(fps=2.0, min_frames=4, max_frames=768, multiple=2, rounding="round")
@@ -65,7 +68,7 @@ class PatchGridState(EncoderState):
 
     grid_thw: tuple[int, int, int]
 
-    def concat(self, parts: list["PatchGridState"]) -> "PatchGridState":
+    def concat(self, parts: Sequence[PatchGridState]) -> PatchGridState:  # type: ignore[override]  # a video's chunks share its state type
         """The chunks' temporal patches added up."""
         return PatchGridState((sum(p.grid_thw[0] for p in parts), *self.grid_thw[1:]))
 
@@ -149,7 +152,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "Qwen2_5_VLAdapter":
+                        **load_kwargs) -> Qwen2_5_VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers)."""
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -163,10 +166,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal group of 2 frames at :data:`~.geometry.QWEN_REFERENCE_PIXELS` px
+        """Tokens per temporal group of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
         ((448 / 28)^2 = 256: 14 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
@@ -179,14 +180,14 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @property
     def media_token(self) -> str:
-        return self.processor.video_token
+        return cast(str, self.processor.video_token)
 
     def full_prompt(self, question: str) -> str:
         """The checkpoint's chat template with the system turn (an empty one without a system prompt: the
         template would otherwise add its default), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt or ""}]
         conversation = system + [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        return cast(str, self.processor.apply_chat_template(conversation, add_generation_prompt=True))
 
     frames_per_chunk = 2  # the temporal patch: a chunk of the streaming encode never splits a pair
 
@@ -198,8 +199,6 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         ModelError
             Without a pixel budget in the settings (the paper's runs always had one).
         """
-        from ..errors import ModelError
-
         if self.settings.pixels is None:
             raise ModelError("Qwen2.5-VL runs need a pixel budget (settings.pixels)")
         return self.settings.pixels.frame_size(video.height, video.width, self.padded_frames(video))
@@ -207,7 +206,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     @staticmethod
     def padded_frames(video) -> int:
         """Frames after pairing: an odd count gets its last frame repeated, as the processor does."""
-        return video.num_frames + video.num_frames % 2
+        return int(video.num_frames + video.num_frames % 2)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """Chat prompt (system turn, video, question; None: up to the video only) with the video's
@@ -325,7 +324,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         """Qwen2.5-VL takes the video's merged tokens as a tuple, one entry per video."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        return BaseModelOutputWithPooling(pooler_output=(kept.values.to(self.dtype),))
+        return BaseModelOutputWithPooling(pooler_output=(kept.values.to(self.dtype),))  # type: ignore[arg-type]  # the model takes a tuple
 
     def position_ids(self, inputs: dict) -> torch.Tensor:
         """(4, 1, L) position ids of the unpruned prompt: the 1-D text row, then M-RoPE's t, h, w rows."""
@@ -367,7 +366,7 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
     q, k = q.transpose(0, 1).float(), k.transpose(0, 1).float()  # (H, P, d)
     bounds = captured["cu_seqlens"].tolist()
     received = []
-    for start, end in zip(bounds[:-1], bounds[1:]):  # one full-attention sequence per temporal group
+    for start, end in itertools.pairwise(bounds):  # one full-attention sequence per temporal group
         scores = (q[:, start:end] @ k[:, start:end].transpose(1, 2)) * attn.scaling
         received.append(scores.softmax(-1).mean(dim=(0, 1)))
     return torch.cat(received)

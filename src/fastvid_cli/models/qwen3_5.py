@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from typing import ClassVar
 
 import torch
 
@@ -102,7 +103,7 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
                         system_prompt=None, thinking=False)
     """Not a paper's run: the model's own sampling, sizing and chat template (no system turn), thinking off."""
     lmms_eval_model = "qwen3_5"  # lmms-eval's own Qwen3.5 wrapper (no paper run)
-    lmms_eval_tasks = {}
+    lmms_eval_tasks: ClassVar[dict] = {}
     tiny_recipe = TinyRecipe(
         display_name="Qwen3.5",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],

@@ -36,17 +36,21 @@ Qwen2.5-VL. What the model does, and what pruning keeps consistent:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, cast
 
 import torch
 
+from ..errors import ModelError
 from ..pruning import PruneResult
 from ..video import FrameSampling
 from .base import KeptSlots, VideoFeatures
-from .geometry import QWEN_REFERENCE_PIXELS, ModelGeometry
+from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
+from .registry import read_config
 from .settings import PixelBudget, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
 
@@ -129,8 +133,8 @@ class Qwen3VLPixels(PixelBudget):
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
 
         frames = max(frames, 2)  # one frame is paired with itself
-        return smart_resize(frames, height, width, temporal_factor=2, factor=self.factor, min_pixels=self.min_pixels,
-                            max_pixels=self.frame_pixels(frames) * frames)
+        return cast(tuple[int, int], smart_resize(frames, height, width, temporal_factor=2, factor=self.factor,
+                                                  min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames) * frames))
 
     def tokens(self, height: int, width: int, frames: int) -> int:
         h, w = self.frame_size(height, width, frames)
@@ -141,7 +145,7 @@ class Qwen3VLPixels(PixelBudget):
                 f"min {self.min_pixels:,} px (the checkpoint's video processor, per-frame cap)")
 
     @classmethod
-    def of_processor(cls, video_processor) -> "Qwen3VLPixels":
+    def of_processor(cls, video_processor) -> Qwen3VLPixels:
         """The limits a loaded ``Qwen3VLVideoProcessor`` (the checkpoint's ``video_preprocessor_config.json``) sets."""
         size = video_processor.size
         longest = size["longest_edge"] if isinstance(size, dict) else size.longest_edge
@@ -165,7 +169,7 @@ class DeepStackState(PatchGridState):
 
     levels: tuple[torch.Tensor, ...] = field(default_factory=tuple)
 
-    def concat(self, parts: list["DeepStackState"]) -> "DeepStackState":
+    def concat(self, parts: Sequence[DeepStackState]) -> DeepStackState:  # type: ignore[override]  # a video's chunks share its state type
         """The chunks' temporal patches added up, each level's rows joined in order."""
         grid = super().concat(parts).grid_thw
         return DeepStackState(grid, tuple(torch.cat(rows) for rows in zip(*(p.levels for p in parts))))
@@ -220,7 +224,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     fastvid_defaults = RELEASE_DEFAULTS
     """Not the paper's (it has no Qwen3 run): the FastVID release's Qwen2.5-VL values."""
     lmms_eval_model = "qwen3_vl"  # lmms-eval's own Qwen3-VL wrapper (no paper run)
-    lmms_eval_tasks = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
+    lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
     tiny_recipe = TinyRecipe(
         display_name="Qwen3-VL",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
@@ -242,7 +246,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> "Qwen3VLAdapter":
+                        **load_kwargs) -> Qwen3VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers).
 
         The pixel limits are the checkpoint's video processor's; a note says where they differ from
@@ -250,8 +254,6 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         """
         import transformers
         from transformers import AutoProcessor
-
-        from .registry import read_config
 
         model_type = read_config(Path(path))["model_type"]
         model = getattr(transformers, cls.model_types[model_type]).from_pretrained(str(path), **load_kwargs).eval()
@@ -280,10 +282,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal patch of 2 frames at :data:`~.geometry.QWEN_REFERENCE_PIXELS` px
+        """Tokens per temporal patch of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
         ((448 / 32)^2 = 196: 16 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
-        from .geometry import transformers_config
-
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
@@ -308,8 +308,17 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         return text.replace(wrapper, self.processor.video_token)
 
     def frame_size(self, video) -> tuple[int, int]:
-        """(height, width) in pixels every frame of ``video`` is resized to (:class:`Qwen3VLPixels`)."""
-        return self.settings.pixels.frame_size(video.height, video.width, video.num_frames)
+        """(height, width) in pixels every frame of ``video`` is resized to (:class:`Qwen3VLPixels`).
+
+        Raises
+        ------
+        ModelError
+            Without a pixel budget in the settings (as Qwen2.5-VL's).
+        """
+        pixels = self.settings.pixels
+        if pixels is None:
+            raise ModelError(f"{self.family} runs need a pixel budget (settings.pixels)")
+        return pixels.frame_size(video.height, video.width, video.num_frames)
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The chat prompt with, for each temporal patch, its timestamp text, ``<|vision_start|>``, its
@@ -411,7 +420,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         """The kept tokens at their own slots, and their DeepStack rows: the same indices, merged with
         the same weights (:meth:`PruneResult.gather`)."""
         slots = super().kept_slots(features, kept)
-        levels = features.state.levels
+        levels = cast(DeepStackState, features.state).levels
         if kept is None:
             rows = tuple(level.reshape(-1, level.shape[-1]) for level in levels)
         else:
@@ -425,9 +434,9 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
         if not kept.levels:
             return super().video_encoder_output(kept)
-        return BaseModelOutputWithDeepstackFeatures(
-            pooler_output=(kept.values.to(self.dtype),),
-            deepstack_features=[(level.to(self.dtype),) for level in kept.levels],
+        return BaseModelOutputWithDeepstackFeatures(  # the model takes one tuple entry per video
+            pooler_output=(kept.values.to(self.dtype),),  # type: ignore[arg-type]
+            deepstack_features=[(level.to(self.dtype),) for level in kept.levels],  # type: ignore[misc]
         )
 
     def position_ids(self, inputs: dict) -> torch.Tensor:

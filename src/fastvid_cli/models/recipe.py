@@ -1,6 +1,6 @@
 """How a family's random-weight checkpoint is built from its published files: data each adapter declares.
 
-``fastvid tiny-model DIR --config REAL_DIR`` (:mod:`fastvid_cli.tiny_config`) writes a checkpoint with
+``fastvid tiny-model DIR --config REAL_DIR`` (:mod:`fastvid_cli.tiny_config_plan`, :mod:`~fastvid_cli.tiny_config_write`) writes a checkpoint with
 random weights from a real checkpoint's published ``config.json``, processor files and chat template.
 What differs between families is declared here, on the adapter (``ModelAdapter.tiny_recipe``): the
 transformers class, the published fields that decide the layout, the special tokens of the real
@@ -57,8 +57,9 @@ class TinyRecipe:
     renames : tuple of (str, str)
         transformers 5 tensor names (regex) -> the published checkpoint's.
     shrink : callable
-        Published ``config.json`` (a copy) -> its test-size version: widths, depths, heads, and what
-        depends on them (rope sections, DeepStack layers, experts), layout fields untouched.
+        (Published ``config.json`` (a copy), vocabulary size) -> its test-size version: widths, depths,
+        heads, the vocabulary, and what depends on them (rope sections, DeepStack layers, experts),
+        layout fields untouched. By default the config as it is.
     """
 
     display_name: str
@@ -69,7 +70,7 @@ class TinyRecipe:
     role_ids: dict[str, str] = field(default_factory=dict)
     media_tokens: dict = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
-    shrink: Callable[[dict], dict] = lambda config: config
+    shrink: Callable[[dict, int], dict] = lambda config, vocab_size: config
 
     def class_name(self, config: dict) -> str:
         """The transformers class of a (published or planned) config."""

@@ -1,8 +1,9 @@
 """The one registry of supported model families: family name -> adapter class.
 
 Everything that depends on the family asks its adapter through here: detecting the family of a
-checkpoint (:func:`family_of_config`), loading it (:meth:`ModelAdapter.from_pretrained`), and its
-token geometry without weights (:meth:`ModelAdapter.geometry_from_config`). Adding a family means
+checkpoint (:func:`family_of_config`, :func:`detect_family`), its paper settings (:func:`paper_settings`),
+loading it (:meth:`ModelAdapter.from_pretrained`), and its token geometry without weights
+(:meth:`ModelAdapter.geometry_from_config`). Adding a family means
 one new adapter module and one :class:`Family` line below.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ModelError
+from .settings import RunSettings
 
 if TYPE_CHECKING:
     from .base import ModelAdapter
@@ -43,7 +45,8 @@ class Family:
 
     def adapter_class(self) -> type[ModelAdapter]:
         """The adapter class (its module is imported on first use)."""
-        return getattr(importlib.import_module(self.module, __package__), self.adapter)
+        adapter: type[ModelAdapter] = getattr(importlib.import_module(self.module, __package__), self.adapter)
+        return adapter
 
 
 FAMILIES = {
@@ -83,7 +86,8 @@ def read_config(path: Path) -> dict:
         If it is missing or not JSON.
     """
     try:
-        return json.loads((Path(path) / "config.json").read_text())
+        config: dict = json.loads((Path(path) / "config.json").read_text())
+        return config
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot read {Path(path) / 'config.json'}: {err}") from None
 
@@ -117,4 +121,57 @@ def family_of_config(config: dict, layout: str = "auto") -> str | None:
     return claimed[0] if claimed else None
 
 
-__all__ = ["FAMILIES", "LAYOUT_KEY", "Family", "SUPPORTED_FAMILIES", "adapter_class", "family_of_config", "read_config"]
+def detect_family(path: Path, layout: str = "auto") -> str:
+    """The model family of a checkpoint folder, from its ``config.json`` (and ``layout``).
+
+    LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``) and llava_onevision checkpoints whose config
+    or ``layout`` says ``grid`` are LLaVA-Video; other llava_onevision ones are LLaVA-OneVision.
+    Each family's adapter says which configs it claims (:func:`family_of_config`).
+
+    Raises
+    ------
+    ModelError
+        If the config cannot be read, or the architecture is not supported (the message lists the supported ones).
+    """
+    return family_of(read_config(path), path, layout)
+
+
+def family_of(config: dict, path: Path, layout: str = "auto") -> str:
+    """The family of a parsed ``config.json`` (``path`` names it in messages); see :func:`detect_family`.
+
+    Raises
+    ------
+    ModelError
+        If no registered family claims it.
+    """
+    family = family_of_config(config, layout)
+    if family is None:
+        supported = "; ".join(f"{k}: {v}" for k, v in SUPPORTED_FAMILIES.items())
+        raise ModelError(f"unsupported architecture {config.get('model_type', '?')!r} in {path}; supported: {supported}")
+    return family
+
+
+def paper_settings(family: str) -> RunSettings:
+    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``):
+    its adapter's ``paper``.
+
+    Raises
+    ------
+    KeyError
+        For a family not in the registry.
+    """
+    return adapter_class(family).paper
+
+
+__all__ = [
+    "FAMILIES",
+    "LAYOUT_KEY",
+    "SUPPORTED_FAMILIES",
+    "Family",
+    "adapter_class",
+    "detect_family",
+    "family_of",
+    "family_of_config",
+    "paper_settings",
+    "read_config",
+]

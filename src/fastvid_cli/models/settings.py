@@ -30,6 +30,7 @@ Qwen2.5-VL         2 fps (4-768 frames, even), one        fastvid_qwen25vl/.../q
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from ..video import FrameSampling
 
@@ -81,7 +82,8 @@ class PixelBudget:
         """(height, width) in pixels a ``height`` x ``width`` frame is resized to, ``frames`` frames in all."""
         from qwen_vl_utils.vision_process import smart_resize
 
-        return smart_resize(height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames))
+        size: tuple[int, int] = smart_resize(height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames))
+        return size
 
     def tokens(self, height: int, width: int, frames: int) -> int:
         """Video tokens of ``frames`` frames of this size: (frames / 2) x (h / 28) x (w / 28)."""
@@ -159,7 +161,7 @@ class RunSettings:
     thinking: bool | None = None
     notes: tuple[str, ...] = ()
 
-    def with_overrides(self, overrides: "SettingsOverrides | None") -> "RunSettings":
+    def with_overrides(self, overrides: SettingsOverrides | None) -> RunSettings:
         """These settings with what the user gave (unset fields keep the paper's).
 
         Raises
@@ -283,7 +285,7 @@ POOL_MODES = ("average", "max", "bilinear")
 LLAVA_SAMPLING = FrameSampling(frames=32, rounding="floor")
 """LLaVA evaluation scripts: ``np.linspace(0, n - 1, F, dtype=int)``."""
 
-def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
+def checkpoint_decoding(generation_config: Any, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
 
     Parameters
@@ -311,17 +313,3 @@ def checkpoint_decoding(generation_config, penalize_prompt: bool = True) -> tupl
                           if getattr(generation_config, k, None) is not None)
         notes.append(f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as fastvid always does (and the paper's runs did)")
     return decoding, notes
-
-
-def paper_settings(family: str) -> RunSettings:
-    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``):
-    its adapter's ``paper`` (see :mod:`.registry`).
-
-    Raises
-    ------
-    KeyError
-        For a family not in the registry.
-    """
-    from .registry import adapter_class
-
-    return adapter_class(family).paper

@@ -29,7 +29,7 @@ def select_salient(saliency: torch.Tensor, num_salient: int) -> tuple[torch.Tens
     ValueError
         If ``num_salient`` is outside [0, N].
     """
-    num_frames, num_tokens = saliency.shape
+    num_tokens = saliency.shape[1]
     if not 0 <= num_salient <= num_tokens:
         raise ValueError(f"num_salient must be in [0, {num_tokens}], got {num_salient}")
     order = torch.sort(saliency.float(), dim=1, descending=True, stable=True).indices

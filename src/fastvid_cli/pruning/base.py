@@ -1,8 +1,11 @@
-"""What every pruning method returns, and the input checks they share."""
+"""What every pruning method is and returns: the base of the method configs, the result, and the checks they share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import abc
+import math
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 import torch
 
@@ -78,7 +81,8 @@ class PruneResult:
         Raises
         ------
         ValueError
-            If ``features`` does not have one row per input token.
+            If ``features`` does not have one row per input token (or the result has merge pairs but
+            no :attr:`pair_weight`).
         """
         flat = features.reshape(-1, features.shape[-1])
         if self.indices.numel() and int(self.indices.max()) >= flat.shape[0]:
@@ -89,6 +93,8 @@ class PruneResult:
         out = flat.index_select(0, indices).float() * self.self_weight.to(flat.device)[:, None]
         source, anchor = self.merge_pairs.to(flat.device)
         rows = torch.searchsorted(indices, anchor)
+        if self.pair_weight is None:
+            raise ValueError("merge_pairs without pair_weight: the merged rows' weights are unknown")
         weight = self.pair_weight.to(flat.device)
         step = max(1, MERGE_BLOCK_ELEMENTS // flat.shape[1])
         for start in range(0, source.numel(), step):  # blocks of pairs: never all P rows of D' at once
@@ -118,3 +124,69 @@ def check_inputs(video_tokens: torch.Tensor, frame_features: torch.Tensor, salie
         raise ValueError(f"frame_features must be ({num_frames}, Dg), got {tuple(frame_features.shape)}")
     if tuple(saliency.shape) != (num_frames, num_tokens):
         raise ValueError(f"saliency must be ({num_frames}, {num_tokens}), got {tuple(saliency.shape)}")
+
+
+def check_retention(value: object) -> None:
+    """Raise ValueError unless ``value`` is a retention ratio in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1:
+        raise ValueError(f"retention ratio must be in (0, 1], got {value!r}")
+
+
+def tokens_per_frame_kept(tokens_per_frame: int, retention_ratio: float) -> int:
+    """max(1, floor(N * R)): the per-frame budget every method keeps on average (project rule)."""
+    return max(1, math.floor(tokens_per_frame * retention_ratio))
+
+
+@dataclass(frozen=True)
+class PruningMethod(abc.ABC):
+    """The base of every pruning method's config: the retention ratio and its check, once.
+
+    As kvpress's ``ScorerPress`` holds the compression ratio for every press, this holds what the
+    methods share: R (``retention_ratio``, the first field, checked on creation), the method's
+    :attr:`name`, :meth:`to_dict`, and the method's own fields (:meth:`hyperparameters`, which
+    ``make_method`` specs and the lmms-eval plugin's model args may set). A method is a frozen
+    dataclass subclass that adds its fields (each with a default), checks them in its
+    ``__post_init__`` after calling this one's, and prunes in :meth:`__call__`.
+
+    Parameters
+    ----------
+    retention_ratio : float
+        R in (0, 1]: the fraction of video tokens kept (default 0.1).
+
+    Raises
+    ------
+    ValueError
+        If R is outside (0, 1] (or a subclass's field is out of range).
+    """
+
+    retention_ratio: float = 0.1
+
+    name: ClassVar[str]
+    """The method's name in specs and reports (``fastvid``, ``uniform``, ...)."""
+
+    def __post_init__(self) -> None:
+        check_retention(self.retention_ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON output)."""
+        return asdict(self)
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Field[Any]]:
+        """The method's own fields, by name: every field but ``retention_ratio``, in declaration order."""
+        return {f.name: f for f in fields(cls) if f.name != "retention_ratio"}
+
+    @abc.abstractmethod
+    def __call__(self, video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> PruneResult:
+        """Prune (F, N, D) ``video_tokens`` given (F, Dg) ``frame_features`` and (F, N) ``saliency``.
+
+        Returns
+        -------
+        PruneResult
+            F * max(1, floor(N * R)) tokens (a method that cannot meet the budget says so in ``note``).
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not agree (see :func:`check_inputs`).
+        """

@@ -14,6 +14,7 @@ tokens; everything inside a block is batched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -152,11 +153,11 @@ def first_copies(tokens: torch.Tensor) -> torch.Tensor | None:
     same_print = (total[:, :, None] == total[:, None, :]) & (norm[:, :, None] == norm[:, None, :])
     frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
     step = max(1, BLOCK_ELEMENTS // dim)
-    equal = [
+    chunks = [
         (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
         for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
     ]
-    if not equal or not (equal := torch.cat(equal)).any():
+    if not chunks or not (equal := torch.cat(chunks)).any():
         return None
     first = torch.arange(num, device=tokens.device).repeat(frames, 1)
     first.view(-1).scatter_reduce_(0, frame[equal] * num + i[equal], j[equal], "amin")
@@ -262,7 +263,7 @@ def density_merge(
     positions = frames.to(device)[local_frame] * available + local_pos  # ascending: frames, then positions
 
     anchors = flat.index_select(0, rows_of[positions]).float()
-    sums, assigned, pairs = _assign_and_sum(flat, index, anchors, positions, segmentation, counts, p)
+    sums, assigned, pairs = _assign_and_sum(flat, index, anchors, positions, segmentation, p)
     mean = sums / assigned[:, None]
     w = torch.clamp(1.0 / (assigned[:, None] + 1.0), min=beta)
     merged = w * anchors + (1 - w) * mean
@@ -277,16 +278,28 @@ def _assign_and_sum(
     anchors: torch.Tensor,
     positions: torch.Tensor,
     segmentation: Segmentation,
-    counts: torch.Tensor,
     p: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Assign every token to an anchor per anchor frame of its segment, block by block (eqs. 4-5).
+    """Assign every token to an anchor per anchor frame of its segment, and sum each anchor's tokens (eqs. 4-5).
 
-    A merge unit is a segment (a frame when p = 1). Units with the same number of frames and of
-    anchors are batched; a long unit is cut into chunks of rows. A block reads whole frames (all N
-    tokens; those DTM does not work on are masked), so a unit of consecutive frames is read in place.
-    Each unit's anchors are laid out as (anchor frames x most anchors of one frame) slots, so that
-    the first best anchor of every anchor frame is one argmax.
+    What it computes is defined by the plain loops of the tests' reference, ``ref_prune`` in
+    ``tests/test_pruning.py`` (its ``for af, group in anchors.items(): for t in seg_tokens:`` loop):
+    for every anchor frame of a segment, every token DTM works on in that segment (only the anchor
+    frame's own tokens when p = 1) goes to the anchor of that frame with the highest cosine
+    similarity, the first such anchor on a tie, an anchor always to itself. ``dense_density_merge``
+    there is the same in one (tokens x anchors) matrix; this is that matrix block by block.
+
+    The steps, each a function below:
+
+    1. :func:`_unit_layout`: on the CPU, where each merge unit's frames and anchors sit. A merge unit
+       is a segment (a frame when p = 1); its anchors are laid out as (anchor frames x most anchors
+       of one frame) slots, so that the first best anchor of every anchor frame is one argmax.
+    2. :func:`_unit_classes`: units with the same number of frames and of anchors are batched
+       without padding; a long unit is cut into chunks of rows (:func:`_block_shape`).
+    3. :func:`_merge_batch`: per batch of units, each chunk of rows is read (whole frames, all N
+       tokens; those DTM does not work on are masked, so a unit of consecutive frames is read in
+       place), assigned (:func:`_best_anchor_columns`) and summed into its anchors.
+    4. The (token, anchor) pairs are sorted by token, then anchor.
 
     Parameters
     ----------
@@ -299,8 +312,6 @@ def _assign_and_sum(
     positions : torch.LongTensor
         (Ka,) int64 ascending flat positions of the anchors in the F * M tokens.
     segmentation : Segmentation
-    counts : torch.LongTensor
-        (F,) int64 CPU anchors per frame (:func:`anchor_counts`).
     p : int
 
     Returns
@@ -317,19 +328,89 @@ def _assign_and_sum(
     per_frame = flat.shape[0] // num_frames  # N
     num_anchors = positions.numel()
     unit = segmentation.segment_ids.cpu() if p > 1 else torch.arange(num_frames)
-    num_units = int(unit.max()) + 1
-    # position in the F * M tokens of each of the F * N rows, -1 for a token DTM does not work on
-    position_of = torch.full((num_frames, per_frame), -1, dtype=torch.long, device=device)
-    position_of.scatter_(1, index, torch.arange(num_frames * available, device=device).view(num_frames, available))
-    position_of = position_of.flatten()
+    layout = _unit_layout(unit, positions, index, per_frame)
+    position_of = _positions_of_rows(index, per_frame)
+    anchor_order = layout.anchor_order.to(device)
+    unit_vectors = torch.nn.functional.normalize(anchors.index_select(0, anchor_order), dim=-1)  # (Ka, D), by unit
+    sums = torch.empty(num_anchors, dim, device=device)
+    assigned = torch.empty(num_anchors, device=device)
+    token_parts: list[torch.Tensor] = []
+    anchor_parts: list[torch.Tensor] = []
+    for members in _unit_classes(layout, num_anchors):
+        batch, chunk = _block_shape(members, per_frame, dim)
+        for u0 in range(0, members.units.numel(), batch):
+            block = _merge_batch(flat, position_of, positions, unit_vectors, anchor_order, layout, members,
+                                 slice(u0, u0 + batch), chunk, per_frame)
+            sums.index_copy_(0, block.anchor_ids.flatten(), block.sums.view(-1, dim))  # each anchor is in one unit
+            assigned.index_copy_(0, block.anchor_ids.flatten(), block.assigned.flatten())
+            token_parts += block.tokens
+            anchor_parts += block.anchors
+    token = torch.cat(token_parts) if token_parts else positions.new_empty(0)
+    anchor = torch.cat(anchor_parts) if anchor_parts else positions.new_empty(0)
+    order = torch.argsort(token * (num_frames * available) + anchor)
+    return sums, assigned, torch.stack([token[order], anchor[order]])
 
-    # Bookkeeping on the CPU, O(F + Ka): frames of each unit in time order; anchors by unit, then
-    # frame (a group = one anchor frame), then position.
+
+def _positions_of_rows(index: torch.Tensor, per_frame: int) -> torch.Tensor:
+    """(F * N,) int64: position in the F * M tokens DTM works on of each of the F * N rows, -1 for a token it does not."""
+    num_frames, available = index.shape
+    position_of = torch.full((num_frames, per_frame), -1, dtype=torch.long, device=index.device)
+    position_of.scatter_(1, index, torch.arange(num_frames * available, device=index.device).view(num_frames, available))
+    return position_of.flatten()
+
+
+@dataclass
+class _UnitLayout:
+    """Where the merge units' frames and anchors sit: CPU bookkeeping, O(F + Ka) (:func:`_unit_layout`).
+
+    Anchors are ordered by unit, then anchor frame (a *group*), then position; the per-anchor
+    tensors below are in that order.
+
+    Attributes
+    ----------
+    frame_order : torch.LongTensor
+        (F,) frames by unit, in time order within a unit.
+    frames, frame_start : torch.LongTensor
+        (U,) frames of each unit, and where they start in ``frame_order``.
+    anchor_order : torch.LongTensor
+        (Ka,) indices into ``positions`` by unit, then group, then position.
+    anchors, anchor_start : torch.LongTensor
+        (U,) anchors of each unit, and where they start in ``anchor_order``.
+    groups, widest : torch.LongTensor
+        (U,) anchor frames of each unit, and the most anchors one of them has.
+    anchor_unit, column, group_in_unit, in_group : torch.LongTensor
+        (Ka,) each anchor's unit, its place among the unit's anchors, its anchor frame's place among
+        the unit's anchor frames, and its place among that frame's anchors.
+    row : torch.LongTensor
+        (Ka,) each anchor's row among its unit's L * N rows.
+    """
+
+    frame_order: torch.Tensor
+    frames: torch.Tensor
+    frame_start: torch.Tensor
+    anchor_order: torch.Tensor
+    anchors: torch.Tensor
+    anchor_start: torch.Tensor
+    groups: torch.Tensor
+    widest: torch.Tensor
+    anchor_unit: torch.Tensor
+    column: torch.Tensor
+    group_in_unit: torch.Tensor
+    in_group: torch.Tensor
+    row: torch.Tensor
+
+
+def _unit_layout(unit: torch.Tensor, positions: torch.Tensor, index: torch.Tensor, per_frame: int) -> _UnitLayout:
+    """The :class:`_UnitLayout` of the units ``unit`` ((F,) CPU unit of each frame) and the anchors at ``positions``."""
+    num_frames, available = index.shape
+    num_units = int(unit.max()) + 1
+    num_anchors = positions.numel()
     frame_order = torch.sort(unit, stable=True).indices
     unit_frames = torch.bincount(unit, minlength=num_units)
     unit_start = unit_frames.cumsum(0) - unit_frames
     slot_of_frame = torch.empty_like(frame_order)
     slot_of_frame[frame_order] = torch.arange(num_frames) - unit_start[unit[frame_order]]  # frame's place in its unit
+
     anchor_pos = positions.cpu()
     anchor_frame = anchor_pos // available
     anchor_unit = unit[anchor_frame]
@@ -337,87 +418,206 @@ def _assign_and_sum(
     anchor_unit, anchor_frame, anchor_pos = anchor_unit[by_unit], anchor_frame[by_unit], anchor_pos[by_unit]
     unit_anchors = torch.bincount(anchor_unit, minlength=num_units)
     anchor_start = unit_anchors.cumsum(0) - unit_anchors
+
     new_group = torch.ones(num_anchors, dtype=torch.bool)
     new_group[1:] = anchor_frame[1:] != anchor_frame[:-1]
     group = new_group.cumsum(0) - 1
     group_start = torch.nonzero(new_group).flatten()
-    column = torch.arange(num_anchors) - anchor_start[anchor_unit]  # place among its unit's anchors
-    in_group = torch.arange(num_anchors) - group_start[group]  # place among its anchor frame's anchors
     group_unit = anchor_unit[group_start]
     unit_groups = torch.bincount(group_unit, minlength=num_units)
-    group_in_unit = group - (unit_groups.cumsum(0) - unit_groups)[anchor_unit]
-    widest = torch.zeros(num_units, dtype=torch.long).scatter_reduce_(0, group_unit, torch.bincount(group), "amax")
-    anchor_row = slot_of_frame[anchor_frame] * per_frame + index.cpu()[anchor_frame, anchor_pos % available]  # row in its unit
+    return _UnitLayout(
+        frame_order=frame_order,
+        frames=unit_frames,
+        frame_start=unit_start,
+        anchor_order=by_unit,
+        anchors=unit_anchors,
+        anchor_start=anchor_start,
+        groups=unit_groups,
+        widest=torch.zeros(num_units, dtype=torch.long).scatter_reduce_(0, group_unit, torch.bincount(group), "amax"),
+        anchor_unit=anchor_unit,
+        column=torch.arange(num_anchors) - anchor_start[anchor_unit],
+        group_in_unit=group - (unit_groups.cumsum(0) - unit_groups)[anchor_unit],
+        in_group=torch.arange(num_anchors) - group_start[group],
+        row=slot_of_frame[anchor_frame] * per_frame + index.cpu()[anchor_frame, anchor_pos % available],
+    )
 
-    by_unit_dev = by_unit.to(device)
-    unit_vectors = torch.nn.functional.normalize(anchors.index_select(0, by_unit_dev), dim=-1)  # (Ka, D), by unit
-    sums = torch.empty(num_anchors, dim, device=device)
-    assigned = torch.empty(num_anchors, device=device)
-    token_parts, anchor_parts = [], []
 
-    # Classes of units with the same number of frames and of anchors: batched without padding.
-    key = unit_frames * (num_anchors + 1) + unit_anchors
-    has_anchors = torch.nonzero(unit_anchors > 0).flatten()
+@dataclass
+class _UnitClass:
+    """Units with the same number of frames and of anchors, merged in batches without padding, and their slots.
+
+    Each unit's anchors are laid out as (``groups`` x ``width``) slots: one row of slots per anchor
+    frame, as wide as the unit class's most anchors of one frame.
+
+    Attributes
+    ----------
+    units : torch.LongTensor
+        (U',) the units.
+    length, anchors, groups, width : int
+        Frames and anchors of each unit; anchor frames and slots per anchor frame of the layout.
+    slot_column : torch.LongTensor
+        (U', groups * width) the anchor (its column among the unit's) in each slot; 0 in an empty one.
+    slot_real : torch.BoolTensor
+        (U', groups * width) whether a slot holds an anchor.
+    plain : bool
+        The slots are the columns (every anchor frame has ``width`` anchors): no re-layout.
+    anchor_rows : torch.LongTensor
+        (U', anchors) each anchor's row among its unit's rows.
+    frames : torch.LongTensor
+        (U', length) the frames of each unit, in time order.
+    """
+
+    units: torch.Tensor
+    length: int
+    anchors: int
+    groups: int
+    width: int
+    slot_column: torch.Tensor
+    slot_real: torch.Tensor
+    plain: bool
+    anchor_rows: torch.Tensor
+    frames: torch.Tensor
+
+
+def _unit_classes(layout: _UnitLayout, num_anchors: int) -> Iterator[_UnitClass]:
+    """The classes of units with anchors, by (frames, anchors), each with its slot layout (CPU)."""
+    key = layout.frames * (num_anchors + 1) + layout.anchors
+    has_anchors = torch.nonzero(layout.anchors > 0).flatten()
     for value in torch.unique(key[has_anchors]).tolist():
         units = has_anchors[key[has_anchors] == value]
-        num, length, k = units.numel(), int(unit_frames[units[0]]), int(unit_anchors[units[0]])
-        groups, width = int(unit_groups[units].max()), int(widest[units].max())
-        rows = length * per_frame
-        mine = torch.isin(anchor_unit, units)  # this class's anchors, unit by unit
+        num, length, k = units.numel(), int(layout.frames[units[0]]), int(layout.anchors[units[0]])
+        groups, width = int(layout.groups[units].max()), int(layout.widest[units].max())
+        mine = torch.isin(layout.anchor_unit, units)  # this class's anchors, unit by unit
         member = torch.repeat_interleave(torch.arange(num), k)
         slot_column = torch.zeros(num, groups * width, dtype=torch.long)
         slot_real = torch.zeros(num, groups * width, dtype=torch.bool)
-        slot = group_in_unit[mine] * width + in_group[mine]
-        slot_column[member, slot] = column[mine]
+        slot = layout.group_in_unit[mine] * width + layout.in_group[mine]
+        slot_column[member, slot] = layout.column[mine]
         slot_real[member, slot] = True
-        plain = groups * width == k and bool(slot_real.all())  # slots are the columns: no re-layout
-        class_rows = anchor_row[mine].view(num, k)
-        frames_of_unit = frame_order[unit_start[units][:, None] + torch.arange(length)]  # (U, L)
-        per_row = max(dim, groups * width)
-        batch = max(1, BLOCK_ELEMENTS // (rows * per_row))
-        chunk = rows if rows * per_row <= BLOCK_ELEMENTS else max(1, BLOCK_ELEMENTS // per_row)
-        for u0 in range(0, num, batch):
-            sel = slice(u0, u0 + batch)
-            size = frames_of_unit[sel].shape[0]
-            sorted_ids = (anchor_start[units[sel]][:, None] + torch.arange(k)).to(device)  # (B, k) anchors by unit
-            vectors = unit_vectors[sorted_ids]  # (B, k, D)
-            anchor_ids = by_unit_dev[sorted_ids]  # (B, k) anchor indices
-            row_index = (frames_of_unit[sel][:, :, None] * per_frame + torch.arange(per_frame)).view(size, rows)
-            start = int(row_index[0, 0])  # consecutive frames are read in place, without a copy
-            in_place = bool((row_index.flatten() - start == torch.arange(size * rows)).all())
-            columns, real = slot_column[sel].to(device), slot_real[sel].to(device)
-            block_sums = torch.zeros(size, k, dim, device=device)
-            block_assigned = torch.zeros(size, k, device=device)
-            for r0 in range(0, rows, chunk):
-                r1 = min(rows, r0 + chunk)
-                block_rows = row_index[:, r0:r1].to(device)
-                if in_place:
-                    x = flat[start : start + size * rows].view(size, rows, dim)[:, r0:r1]
-                else:
-                    x = flat.index_select(0, block_rows.flatten()).view(size, r1 - r0, dim)
-                x = x.float()
-                sim = torch.nn.functional.normalize(x, dim=-1) @ vectors.transpose(1, 2)  # (B, R, k) cosine
-                own_b, own_c = ((class_rows[sel] >= r0) & (class_rows[sel] < r1)).nonzero(as_tuple=True)
-                sim[own_b.to(device), (class_rows[sel][own_b, own_c] - r0).to(device), own_c.to(device)] = float("inf")
-                if plain:
-                    slots = sim
-                else:
-                    slots = sim.gather(2, columns[:, None, :].expand(-1, r1 - r0, -1))
-                    slots.masked_fill_(~real[:, None, :], float("-inf"))
-                best = slots.view(size, r1 - r0, groups, width).argmax(-1)  # (B, R, groups): first best slot
-                best = best + torch.arange(groups, device=device) * width
-                best_column = columns.gather(1, best.view(size, -1)).view_as(best) if not plain else best
-                position = position_of[block_rows]  # (B, R)
-                take = (position >= 0)[:, :, None] & real.view(size, groups, width)[:, None, :, 0]  # (B, R, groups)
-                onehot = torch.zeros_like(sim).scatter_add_(2, best_column, take.float())
-                block_sums.baddbmm_(onehot.transpose(1, 2), x)
-                block_assigned += onehot.sum(1)
-                b_i, r_i, g_i = take.nonzero(as_tuple=True)
-                token_parts.append(position[b_i, r_i])
-                anchor_parts.append(positions[anchor_ids[b_i, best_column[b_i, r_i, g_i]]])
-            sums.index_copy_(0, anchor_ids.flatten(), block_sums.view(-1, dim))  # each anchor is in one unit
-            assigned.index_copy_(0, anchor_ids.flatten(), block_assigned.flatten())
-    token = torch.cat(token_parts) if token_parts else positions.new_empty(0)
-    anchor = torch.cat(anchor_parts) if anchor_parts else positions.new_empty(0)
-    order = torch.argsort(token * (num_frames * available) + anchor)
-    return sums, assigned, torch.stack([token[order], anchor[order]])
+        yield _UnitClass(
+            units=units, length=length, anchors=k, groups=groups, width=width, slot_column=slot_column,
+            slot_real=slot_real, plain=groups * width == k and bool(slot_real.all()),
+            anchor_rows=layout.row[mine].view(num, k),
+            frames=layout.frame_order[layout.frame_start[units][:, None] + torch.arange(length)],
+        )
+
+
+def _block_shape(members: _UnitClass, per_frame: int, dim: int) -> tuple[int, int]:
+    """(units per batch, rows per chunk) keeping a block's tokens and similarities within :data:`BLOCK_ELEMENTS`."""
+    rows = members.length * per_frame
+    per_row = max(dim, members.groups * members.width)
+    batch = max(1, BLOCK_ELEMENTS // (rows * per_row))
+    chunk = rows if rows * per_row <= BLOCK_ELEMENTS else max(1, BLOCK_ELEMENTS // per_row)
+    return batch, chunk
+
+
+@dataclass
+class _BatchMerge:
+    """A batch of units merged: its anchors' sums and counts, and the (token, anchor) pairs found.
+
+    Attributes
+    ----------
+    anchor_ids : torch.LongTensor
+        (B, k) indices into ``positions`` of the units' anchors.
+    sums, assigned : torch.Tensor
+        (B, k, D) and (B, k) float32 per anchor, as :func:`_assign_and_sum` returns them.
+    tokens, anchors : list of torch.LongTensor
+        Per chunk of rows, the pairs' token and anchor positions.
+    """
+
+    anchor_ids: torch.Tensor
+    sums: torch.Tensor
+    assigned: torch.Tensor
+    tokens: list[torch.Tensor]
+    anchors: list[torch.Tensor]
+
+
+def _merge_batch(
+    flat: torch.Tensor,
+    position_of: torch.Tensor,
+    positions: torch.Tensor,
+    unit_vectors: torch.Tensor,
+    anchor_order: torch.Tensor,
+    layout: _UnitLayout,
+    members: _UnitClass,
+    sel: slice,
+    chunk: int,
+    per_frame: int,
+) -> _BatchMerge:
+    """Assign and sum the rows of the units ``members.units[sel]``, ``chunk`` rows of each unit at a time."""
+    device, dim = flat.device, flat.shape[1]
+    k, rows = members.anchors, members.length * per_frame
+    frames = members.frames[sel]
+    size = frames.shape[0]
+    sorted_ids = (layout.anchor_start[members.units[sel]][:, None] + torch.arange(k)).to(device)  # (B, k) anchors by unit
+    vectors = unit_vectors[sorted_ids]  # (B, k, D)
+    anchor_ids = anchor_order[sorted_ids]  # (B, k) anchor indices
+    row_index = (frames[:, :, None] * per_frame + torch.arange(per_frame)).view(size, rows)
+    start = int(row_index[0, 0])  # consecutive frames are read in place, without a copy
+    in_place = bool((row_index.flatten() - start == torch.arange(size * rows)).all())
+    columns, real = members.slot_column[sel].to(device), members.slot_real[sel].to(device)
+    anchor_rows = members.anchor_rows[sel]
+    out = _BatchMerge(anchor_ids, torch.zeros(size, k, dim, device=device), torch.zeros(size, k, device=device), [], [])
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        block_rows = row_index[:, r0:r1].to(device)
+        if in_place:
+            x = flat[start : start + size * rows].view(size, rows, dim)[:, r0:r1]
+        else:
+            x = flat.index_select(0, block_rows.flatten()).view(size, r1 - r0, dim)
+        x = x.float()
+        best_column = _best_anchor_columns(x, vectors, anchor_rows, r0, columns, real, members)
+        position = position_of[block_rows]  # (B, R)
+        take = (position >= 0)[:, :, None] & real.view(size, members.groups, members.width)[:, None, :, 0]  # (B, R, groups)
+        onehot = torch.zeros(size, r1 - r0, k, device=device).scatter_add_(2, best_column, take.float())
+        out.sums.baddbmm_(onehot.transpose(1, 2), x)
+        out.assigned += onehot.sum(1)
+        b_i, r_i, g_i = take.nonzero(as_tuple=True)
+        out.tokens.append(position[b_i, r_i])
+        out.anchors.append(positions[anchor_ids[b_i, best_column[b_i, r_i, g_i]]])
+    return out
+
+
+def _best_anchor_columns(
+    x: torch.Tensor,
+    vectors: torch.Tensor,
+    anchor_rows: torch.Tensor,
+    r0: int,
+    columns: torch.Tensor,
+    real: torch.Tensor,
+    members: _UnitClass,
+) -> torch.Tensor:
+    """For every row and anchor frame of its unit, the column of the anchor it goes to.
+
+    The most similar anchor of the frame by cosine similarity, the first one on a tie; an anchor's
+    own row always goes to itself.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (B, R, D) float32 rows ``r0`` to ``r0 + R`` of each unit.
+    vectors : torch.Tensor
+        (B, k, D) the units' anchors, unit-normalised.
+    anchor_rows : torch.LongTensor
+        (B, k) CPU each anchor's row in its unit.
+    columns, real : torch.Tensor
+        (B, groups * width) the slot layout (:class:`_UnitClass`), on the device.
+
+    Returns
+    -------
+    torch.LongTensor
+        (B, R, groups) anchor columns in 0..k-1 (for a missing anchor frame, a column its mask drops).
+    """
+    size, length = x.shape[0], x.shape[1]
+    groups, width = members.groups, members.width
+    sim = torch.nn.functional.normalize(x, dim=-1) @ vectors.transpose(1, 2)  # (B, R, k) cosine
+    own_b, own_c = ((anchor_rows >= r0) & (anchor_rows < r0 + length)).nonzero(as_tuple=True)
+    sim[own_b.to(x.device), (anchor_rows[own_b, own_c] - r0).to(x.device), own_c.to(x.device)] = float("inf")
+    if members.plain:
+        slots = sim
+    else:
+        slots = sim.gather(2, columns[:, None, :].expand(-1, length, -1))
+        slots.masked_fill_(~real[:, None, :], float("-inf"))
+    best = slots.view(size, length, groups, width).argmax(-1)  # (B, R, groups): first best slot
+    best = best + torch.arange(groups, device=x.device) * width
+    return best if members.plain else columns.gather(1, best.view(size, -1)).view_as(best)

@@ -6,17 +6,16 @@ CVPR 2025, arXiv 2411.15024. FastVID (Sec. 4) compares with its first, input-sta
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from .base import PruneResult, check_inputs
-from .config import check_retention, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs, tokens_per_frame_kept
 from .segmentation import transition_similarity
 
 
 @dataclass(frozen=True)
-class DyCokeConfig:
+class DyCokeConfig(PruningMethod):
     """DyCoke's temporal token merging (Tao et al., CVPR 2025, arXiv 2411.15024) at a given budget.
 
     Drops the tokens of later frames that repeat the token at the same place in their window's first frame.
@@ -41,18 +40,14 @@ class DyCokeConfig:
         If a field is out of range.
     """
 
-    retention_ratio: float = 0.1
     window: int = 4
 
     name = "dycoke"
 
     def __post_init__(self) -> None:
-        check_retention(self.retention_ratio)
+        super().__post_init__()
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be an integer >= 1, got {self.window!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __call__(self, video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> PruneResult:
         """Prune (F, N, D) tokens; ``frame_features`` and ``saliency`` are only checked and reported."""

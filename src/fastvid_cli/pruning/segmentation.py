@@ -36,7 +36,7 @@ class Segmentation:
     cuts: torch.Tensor
 
     @classmethod
-    def from_cut_mask(cls, cut: torch.Tensor, transition_similarity: torch.Tensor) -> "Segmentation":
+    def from_cut_mask(cls, cut: torch.Tensor, transition_similarity: torch.Tensor) -> Segmentation:
         """Build segments from a (F - 1,) bool mask that is True where a segment ends after frame i."""
         cut = cut.to("cpu", torch.bool)
         num_frames = cut.numel() + 1
@@ -47,7 +47,7 @@ class Segmentation:
         return cls(lengths, segment_ids, transition_similarity.to("cpu", torch.float32), cuts)
 
     @classmethod
-    def from_labels(cls, labels: torch.Tensor, transition_similarity: torch.Tensor) -> "Segmentation":
+    def from_labels(cls, labels: torch.Tensor, transition_similarity: torch.Tensor) -> Segmentation:
         """Build segments from any (F,) labels; segments are renumbered by their first frame."""
         labels = labels.to("cpu", torch.long)
         _, first = torch.unique(labels, return_inverse=True)
@@ -85,7 +85,8 @@ def transition_similarity(frame_features: torch.Tensor) -> torch.Tensor:
     """
     g = frame_features.float()
     g = g / g.norm(dim=1, keepdim=True)
-    return (g[:-1] * g[1:]).sum(dim=1)
+    similarity: torch.Tensor = (g[:-1] * g[1:]).sum(dim=1)
+    return similarity
 
 
 def dyseg(frame_features: torch.Tensor, c: int, tau: float) -> Segmentation:

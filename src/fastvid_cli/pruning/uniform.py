@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from .base import PruneResult, check_inputs, flat_indices
-from .config import check_retention, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs, flat_indices, tokens_per_frame_kept
 from .segmentation import transition_similarity
 
 
 @dataclass(frozen=True)
-class UniformConfig:
+class UniformConfig(PruningMethod):
     """Uniform spatial sampling, the naive baseline (no paper): the same budget as every method.
 
     Keeps max(1, floor(N * R)) tokens per frame at evenly spaced positions of the token grid.
@@ -31,15 +30,7 @@ class UniformConfig:
         If R is outside (0, 1].
     """
 
-    retention_ratio: float = 0.1
-
     name = "uniform"
-
-    def __post_init__(self) -> None:
-        check_retention(self.retention_ratio)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __call__(self, video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> PruneResult:
         """Prune (F, N, D) tokens to (F * K, D); ``frame_features`` and ``saliency`` only checked."""

@@ -6,18 +6,17 @@ CVPR 2025, arXiv 2412.04467. FastVID (Sec. 4) applies it after pooling, at the L
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
 from .ats import select_salient
-from .base import PruneResult, check_inputs, flat_indices
-from .config import check_retention, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs, flat_indices, tokens_per_frame_kept
 from .segmentation import transition_similarity
 
 
 @dataclass(frozen=True)
-class VisionZipConfig:
+class VisionZipConfig(PruningMethod):
     """VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467) on pooled video tokens, frame by frame.
 
     Dominant tokens by [CLS] attention, the rest merged into uniformly chosen contextual tokens.
@@ -40,18 +39,14 @@ class VisionZipConfig:
         If a field is out of range.
     """
 
-    retention_ratio: float = 0.1
     dominant_share: float = 54 / 64
 
     name = "visionzip"
 
     def __post_init__(self) -> None:
-        check_retention(self.retention_ratio)
+        super().__post_init__()
         if not 0 <= self.dominant_share <= 1:
             raise ValueError(f"dominant_share must be in [0, 1], got {self.dominant_share!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __call__(self, video_tokens: torch.Tensor, frame_features: torch.Tensor, saliency: torch.Tensor) -> PruneResult:
         """Prune (F, N, D) tokens to exactly F * max(1, floor(N * R)) tokens.
