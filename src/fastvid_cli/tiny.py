@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .models.llava_onevision import llava_processors
 from .models.llava_video import TO_LLAVA_NEXT
 from .models.tiny_names import is_tiny_random  # noqa: F401 (is_tiny_random: re-exported)
 from .siglip_head import SIGLIP_HEAD_DIR
@@ -129,7 +130,7 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict 
     pathlib.Path
         ``out_dir``.
     """
-    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
+    from transformers import LlavaOnevisionProcessor
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,11 +139,11 @@ def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict 
     model = _tiny_llava(tokenizer, len(tokenizer), vision_config, seed, text=text)
     model.save_pretrained(out)
 
-    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    image_processor, video_processor = llava_processors()
     processor = LlavaOnevisionProcessor(
-        image_processor=LlavaOnevisionImageProcessor(**mean_std),
+        image_processor=image_processor,
         tokenizer=tokenizer,
-        video_processor=LlavaOnevisionVideoProcessor(**mean_std),
+        video_processor=video_processor,
         num_image_tokens=(vision_config.image_size // vision_config.patch_size) ** 2,
         vision_feature_select_strategy="full",
         chat_template=CHAT_TEMPLATE,
@@ -315,10 +316,10 @@ def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
     model.save_pretrained(out)
-    pixels = {"min_pixels": 56 * 56, "max_pixels": TINY_QWEN_MAX_PIXELS}
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels), tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=QWEN_CHAT_TEMPLATE,
+        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=TINY_QWEN_MAX_PIXELS), tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=TINY_QWEN_MAX_PIXELS),
+        chat_template=QWEN_CHAT_TEMPLATE,
     )
     processor.save_pretrained(out)
     (out / "fastvid.json").write_text(json.dumps({"tiny_random": True, "format_version": FORMAT_VERSION}) + "\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError
+from .models.llava_onevision import llava_processors
 from .tiny import CHAT_TEMPLATE, FORMAT_VERSION, SIGLIP_HEAD_DIR
 from .tiny_config_plan import TinyPlan, head_config, head_shapes, meta_state, plan_from_config
 
@@ -221,11 +222,8 @@ def _write_processor(plan: TinyPlan, out: Path) -> list[str]:
     """Processor files the published folder lacks; returns their names."""
     if plan.checkpoint_format != "llava_hf":
         return []  # LLaVA-NeXT: our converter writes its processor; transformers format: the published processor files
-    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionVideoProcessor
-
-    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
-    LlavaOnevisionImageProcessor(**mean_std).save_pretrained(str(out))
-    LlavaOnevisionVideoProcessor(**mean_std).save_pretrained(str(out))
+    for processor in llava_processors():
+        processor.save_pretrained(str(out))
     if "processor_config.json" not in plan.files:
         config = plan.model_config
         side = config.vision_config.image_size // config.vision_config.patch_size

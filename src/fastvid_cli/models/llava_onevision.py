@@ -59,6 +59,25 @@ SIGLIP_LAYERS = 26
 """The LLaVA checkpoints drop SigLIP-so400m's last layer: 26 of its 27 layers."""
 
 
+HUB_MEAN_STD = [0.5, 0.5, 0.5]
+"""Image mean and std of the hub's LLaVA checkpoints (the processor classes default to CLIP's)."""
+
+
+def llava_processors():
+    """LLaVA-OneVision's image and video processors with the hub checkpoints' mean and std (0.5, not the
+    classes' defaults): for the converted LLaVA-Video config and the tiny checkpoints.
+
+    Returns
+    -------
+    image_processor : transformers.LlavaOnevisionImageProcessor
+    video_processor : transformers.LlavaOnevisionVideoProcessor
+    """
+    from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionVideoProcessor
+
+    return (LlavaOnevisionImageProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD),
+            LlavaOnevisionVideoProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD))
+
+
 class LlavaOnevisionAdapter(ModelAdapter):
     """FastVID on LLaVA-OneVision (llava-hf/llava-onevision-qwen2-{0.5b,7b,72b}-ov-hf).
 

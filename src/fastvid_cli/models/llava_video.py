@@ -33,7 +33,7 @@ from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
 from .base import KeptSlots, VideoFeatures
 from .geometry_base import ModelGeometry, transformers_config
-from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, wants_grid_layout
+from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, llava_processors, wants_grid_layout
 from .recipe import TinyRecipe
 from .registry import LAYOUT_KEY, read_config
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
@@ -179,13 +179,7 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     ModelError
         A config without the LLM's shape, or a vocabulary with no room for the two tokens.
     """
-    from transformers import (
-        AutoTokenizer,
-        LlavaOnevisionConfig,
-        LlavaOnevisionImageProcessor,
-        LlavaOnevisionProcessor,
-        LlavaOnevisionVideoProcessor,
-    )
+    from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionProcessor
 
     source = read_config(path)
     fingerprint = json.dumps([CONVERTER_VERSION, source, str(path.resolve())], sort_keys=True)
@@ -216,10 +210,9 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     config.mm_spatial_pool_stride = source.get("mm_spatial_pool_stride", 2)
     target.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(target)
-    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    image_processor, video_processor = llava_processors()
     LlavaOnevisionProcessor(
-        image_processor=LlavaOnevisionImageProcessor(**mean_std), tokenizer=tokenizer,
-        video_processor=LlavaOnevisionVideoProcessor(**mean_std), num_image_tokens=729,
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, num_image_tokens=729,
         vision_feature_select_strategy="full",
     ).save_pretrained(target)
     (target / "fastvid.json").write_text(json.dumps({"converted_from": str(path.resolve()), "format": "llava-next"}) + "\n")

@@ -264,7 +264,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             from dataclasses import replace
 
             note = (f"the checkpoint's video processor sets its own pixel limits ({own.describe()}), not "
-                    f"Qwen3-VL-8B-Instruct's published ones ({cls.paper.pixels.describe()}): running the checkpoint's")
+                    f"Qwen3-VL-8B-Instruct's published ones ({Qwen3VLPixels().describe()}): running the checkpoint's")
             adapter.settings = replace(adapter.settings, pixels=own, notes=(*adapter.settings.notes, note))
         return adapter
 
