@@ -61,7 +61,7 @@ def histograms(clip: Path, frames: int) -> tuple[torch.Tensor, torch.Tensor, int
     indices = np.linspace(0, total - 1, frames, dtype=int)  # floor, as the LLaVA scripts and fastvid
     parts = []
     for start in range(0, frames, 64):
-        x = torch.from_numpy(reader.get_batch(indices[start:start + 64].tolist()).asnumpy()).long()
+        x = torch.from_numpy(reader.get_batch(indices[start : start + 64].tolist()).asnumpy()).long()
         k, h, w, _ = x.shape
         bins = (x // 64) @ torch.tensor([16, 4, 1])  # (k, h, w) joint RGB bin 0..63
         quadrant = (torch.arange(h)[:, None] * 2 // h) * 2 + (torch.arange(w)[None, :] * 2 // w)  # (h, w) 0..3
@@ -92,10 +92,19 @@ def study(clip: Path, frames: int, c: int, tau: float) -> dict:
     budget = FrameBudget.from_config(196, FastVIDConfig(retention_ratio=0.1, c=c, tau=tau))
     anchors = [budget.context * n for n in lengths]
     return {
-        "frames": frames, "c": c, "tau": tau, "segments": len(lengths), "min_len": min(lengths),
-        "median_len": statistics.median(lengths), "max_len": max(lengths), "cuts_by_tau": by_tau,
-        "cuts": len(seg.cuts), "real_cuts_seen": seen, "real_cuts_found": len(boundaries),
-        "anchors_per_segment_median": statistics.median(anchors), "anchors_per_segment_max": max(anchors),
+        "frames": frames,
+        "c": c,
+        "tau": tau,
+        "segments": len(lengths),
+        "min_len": min(lengths),
+        "median_len": statistics.median(lengths),
+        "max_len": max(lengths),
+        "cuts_by_tau": by_tau,
+        "cuts": len(seg.cuts),
+        "real_cuts_seen": seen,
+        "real_cuts_found": len(boundaries),
+        "anchors_per_segment_median": statistics.median(anchors),
+        "anchors_per_segment_max": max(anchors),
         "similarity_median": float(seg.transition_similarity.median()) if frames > 1 else None,
     }
 
@@ -114,13 +123,21 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(study(clip, frames, c, args.tau))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"features": "sqrt of 4x4x4-bin RGB histograms of the frame's 2x2 quadrants, normalized",
-                                       "rows": rows}, indent=1) + "\n")
-    print("| frames | c | segments | frames per segment (min / median / max) | cuts by tau | real scene cuts found | anchors per segment (median / max) | median similarity |")
+    args.output.write_text(
+        json.dumps(
+            {"features": "sqrt of 4x4x4-bin RGB histograms of the frame's 2x2 quadrants, normalized", "rows": rows}, indent=1
+        )
+        + "\n"
+    )
+    print(
+        "| frames | c | segments | frames per segment (min / median / max) | cuts by tau | real scene cuts found | anchors per segment (median / max) | median similarity |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['frames']} | {r['c']} | {r['segments']} | {r['min_len']} / {r['median_len']:g} / {r['max_len']} | {r['cuts_by_tau']} | "
-              f"{r['real_cuts_found']} of {r['real_cuts_seen']} | {r['anchors_per_segment_median']:g} / {r['anchors_per_segment_max']} | {r['similarity_median']:.3f} |")
+        print(
+            f"| {r['frames']} | {r['c']} | {r['segments']} | {r['min_len']} / {r['median_len']:g} / {r['max_len']} | {r['cuts_by_tau']} | "
+            f"{r['real_cuts_found']} of {r['real_cuts_seen']} | {r['anchors_per_segment_median']:g} / {r['anchors_per_segment_max']} | {r['similarity_median']:.3f} |"
+        )
     return 0
 
 

@@ -80,18 +80,25 @@ COMMIT_FILE = ROOT / ".device-wheels" / "COMMIT"
 """Written by ``benchmarks/prepare_device.sh``: the commit the device's copy was made from (no .git travels)."""
 QUESTION = "What happens in this video?"
 QUESTIONS = (
-    "What happens in this video?", "How many people are there?", "What colour is the most visible object?",
-    "Where does the video take place?", "Is anyone riding a bicycle?", "What happens at the end?",
-    "Describe the camera motion.", "Is it day or night?",
+    "What happens in this video?",
+    "How many people are there?",
+    "What colour is the most visible object?",
+    "Where does the video take place?",
+    "Is anyone riding a bicycle?",
+    "What happens at the end?",
+    "Describe the camera motion.",
+    "Is it day or night?",
 )
 QWEN_TEXT_MODELS = {
     "qwen3_vl": ("transformers.models.qwen3_vl.modeling_qwen3_vl", "Qwen3VLTextModel"),
     "qwen3_5": ("transformers.models.qwen3_5.modeling_qwen3_5", "Qwen3_5TextModel"),
 }
 """model_type -> (module, class) of the text model transformers builds the LLM of that family with."""
-MODEL_CLASSES = {"llava_onevision": "LlavaOnevisionForConditionalGeneration",
-                 "llava_video": "LlavaOnevisionForConditionalGeneration",
-                 "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+MODEL_CLASSES = {
+    "llava_onevision": "LlavaOnevisionForConditionalGeneration",
+    "llava_video": "LlavaOnevisionForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+}
 """Family -> the transformers class its adapter loads (``ModelAdapter.from_pretrained``)."""
 GPU_TARGETS = {"fastvid_pruning_ms": 1.0, "prefill_speedup_at_0.1": 9.0, "ttft_speedup_at_0.1": 3.0}
 """../shared/GPU_CHECKS.md's targets: FastVID pruning of 32 x 196 x 3584 at most 1 ms (paper: 6.1 ms
@@ -179,18 +186,50 @@ class Sizes:
 
 def real_sizes(device: torch.device) -> Sizes:
     """The GPU run: the real geometries, bf16, the paper's frame counts."""
-    return Sizes(smoke=False, device=device, dtype=torch.bfloat16, full_size=True, frames=32, retentions=(0.1, 0.25),
-                 methods=("fastvid", "uniform", "visionzip", "dycoke"), repeats=5, warmup=2, ask_repeats=3, questions=8,
-                 sweep_frames=(32, 128, 512), long_ask_frames=256, long_clip_frames=512, qwen_frames=32,
-                 correctness_frames=32, max_new_tokens=16, budget_s=420.0)
+    return Sizes(
+        smoke=False,
+        device=device,
+        dtype=torch.bfloat16,
+        full_size=True,
+        frames=32,
+        retentions=(0.1, 0.25),
+        methods=("fastvid", "uniform", "visionzip", "dycoke"),
+        repeats=5,
+        warmup=2,
+        ask_repeats=3,
+        questions=8,
+        sweep_frames=(32, 128, 512),
+        long_ask_frames=256,
+        long_clip_frames=512,
+        qwen_frames=32,
+        correctness_frames=32,
+        max_new_tokens=16,
+        budget_s=420.0,
+    )
 
 
 def smoke_sizes(device: torch.device) -> Sizes:
     """The CPU smoke run: the same checks at tiny widths and few frames, float32."""
-    return Sizes(smoke=True, device=device, dtype=torch.float32, full_size=False, frames=8, retentions=(0.1, 0.25),
-                 methods=("fastvid", "uniform", "visionzip", "dycoke"), repeats=1, warmup=0, ask_repeats=1, questions=8,
-                 sweep_frames=(4, 8, 16), long_ask_frames=16, long_clip_frames=24, qwen_frames=4,
-                 correctness_frames=8, max_new_tokens=2, budget_s=90.0)
+    return Sizes(
+        smoke=True,
+        device=device,
+        dtype=torch.float32,
+        full_size=False,
+        frames=8,
+        retentions=(0.1, 0.25),
+        methods=("fastvid", "uniform", "visionzip", "dycoke"),
+        repeats=1,
+        warmup=0,
+        ask_repeats=1,
+        questions=8,
+        sweep_frames=(4, 8, 16),
+        long_ask_frames=16,
+        long_clip_frames=24,
+        qwen_frames=4,
+        correctness_frames=8,
+        max_new_tokens=2,
+        budget_s=90.0,
+    )
 
 
 # --- the budget ---------------------------------------------------------------------------------------
@@ -249,6 +288,7 @@ class Budget:
 def time_limit(seconds: float, what: str):
     """Raise :class:`OverShare` in the main thread after ``seconds`` (SIGALRM; a running GPU kernel
     finishes first, Python stops at its next bytecode)."""
+
     def on_alarm(signum, frame):
         raise OverShare(f"{what}: stopped at its share of the budget ({seconds:.0f} s)")
 
@@ -293,8 +333,7 @@ def prebuilt(cls, model):
         raise RuntimeError(f"the adapter did not call {cls.__name__}.from_pretrained: update benchmarks/gpu_suite.py")
 
 
-def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dtype: torch.dtype, attn: str,
-                      workdir: Path):
+def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dtype: torch.dtype, attn: str, workdir: Path):
     """A supported Video LLM with random weights, built in memory and loaded by ``fastvid``'s own ``load_model``.
 
     The checkpoint folder is the one ``fastvid tiny-model DIR --config REAL_DIR [--full-size]`` writes
@@ -341,13 +380,17 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
         model.generation_config = transformers.GenerationConfig.from_pretrained(str(folder))
     synchronize(device)
     with prebuilt(cls, model):
-        adapter = load_model(str(folder), device=str(device), dtype=str(dtype).removeprefix("torch."),
-                             attn_implementation=attn)
+        adapter = load_model(str(folder), device=str(device), dtype=str(dtype).removeprefix("torch."), attn_implementation=attn)
     parameters = sum(p.numel() for p in model.parameters())
     weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    return adapter, {"model": f"{plan.family} from {real_dir.relative_to(ROOT)}", "full_size": full_size,
-                     "parameters": parameters, "weights_mib": round(weights, 1),
-                     "build_s": round(time.perf_counter() - start, 2), "attn_implementation": attn}
+    return adapter, {
+        "model": f"{plan.family} from {real_dir.relative_to(ROOT)}",
+        "full_size": full_size,
+        "parameters": parameters,
+        "weights_mib": round(weights, 1),
+        "build_s": round(time.perf_counter() - start, 2),
+        "attn_implementation": attn,
+    }
 
 
 def qwen_config(config_dir: Path, smoke: bool) -> dict:
@@ -415,6 +458,7 @@ def text_model_builder(cls, text_config, attn: str = "sdpa") -> Callable:
     """A ``build(geometry, layers, device, dtype)`` for :func:`fastvid_cli.bench.run_bench`: ``cls``
     (a transformers text model) from ``text_config`` with random weights and the first ``layers``
     layers, and a 16-row vocabulary (the prefill takes ``inputs_embeds``)."""
+
     def build(geometry, layers: int, device, dtype):
         config = copy.deepcopy(text_config)
         config.num_hidden_layers = layers
@@ -427,6 +471,7 @@ def text_model_builder(cls, text_config, attn: str = "sdpa") -> Callable:
         torch.manual_seed(0)
         with torch.device(device):
             return cls._from_config(config, dtype=dtype, attn_implementation=attn).eval()
+
     return build
 
 
@@ -444,8 +489,10 @@ def flash_attention_missing(device: torch.device) -> str | None:
     if device.type != "cuda":
         return "FlashAttention-2 runs on a GPU only"
     if importlib.util.find_spec("flash_attn") is None:
-        return ("flash_attn is not importable here (not in the device image; its wheel is built per torch and CUDA "
-                "version); sdpa's own flash kernel is what ran")
+        return (
+            "flash_attn is not importable here (not in the device image; its wheel is built per torch and CUDA "
+            "version); sdpa's own flash kernel is what ran"
+        )
     return None
 
 
@@ -477,8 +524,7 @@ class Suite:
         (marked ``earlier_run``), so a second device call can run what the first did not.
     """
 
-    def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float,
-                 earlier: dict | None = None) -> None:
+    def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float, earlier: dict | None = None) -> None:
         from fastvid_cli.bench_device import device_slug
 
         self.sizes, self.checks, self.budget_s = sizes, checks, budget_s
@@ -492,7 +538,8 @@ class Suite:
         self.records = {c.name: {"name": c.name, "title": c.title, "status": "pending"} for c in checks}
         self.results: list[dict] = [
             self.records.get(c.name) or {**kept[c.name], "earlier_run": {k: when.get(k) for k in ("date", "commit")}}
-            for c in CHECKS if c.name in self.records or c.name in kept
+            for c in CHECKS
+            if c.name in self.records or c.name in kept
         ]
         self.environment = environment(sizes)
         preload()  # one-off import costs before the budget starts, not inside the first check's share
@@ -516,9 +563,10 @@ class Suite:
             self.write()
             for index, check in enumerate(self.checks):
                 if self._run_check(index, check):
-                    for later in self.checks[index + 1:]:
-                        self.records[later.name].update(status="skipped",
-                                                        reason="the run was terminated (SIGTERM) before this check")
+                    for later in self.checks[index + 1 :]:
+                        self.records[later.name].update(
+                            status="skipped", reason="the run was terminated (SIGTERM) before this check"
+                        )
                     break
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -534,8 +582,11 @@ class Suite:
         need = check.need_s[1 if self.sizes.smoke else 0]
         record.update(share_s=round(check.share * self.budget_s, 1), allowance_s=round(allowance, 1))
         if allowance < need:
-            record.update(status="skipped", reason=f"would pass the budget: {allowance:.0f} s of its share left "
-                          f"({self.budget.elapsed():.0f} of {self.budget_s:.0f} s used), it needs about {need:.0f} s")
+            record.update(
+                status="skipped",
+                reason=f"would pass the budget: {allowance:.0f} s of its share left "
+                f"({self.budget.elapsed():.0f} of {self.budget_s:.0f} s used), it needs about {need:.0f} s",
+            )
             self.say(f"{check.name}: skipped ({record['reason']})")
             self.write()
             return False
@@ -553,13 +604,16 @@ class Suite:
             record.update(status="stopped", reason=str(why))
             terminated = isinstance(why, Terminated)
         except Exception as err:  # noqa: BLE001 - one check's failure must not cost the others' figures
-            record.update(status="failed", reason=f"{type(err).__name__}: {err}",
-                          traceback=traceback.format_exc().splitlines()[-24:])
+            record.update(
+                status="failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc().splitlines()[-24:]
+            )
         finally:
             record["seconds"] = round(time.monotonic() - start, 2)
             self.free()
-        self.say(f"{check.name}: {record['status']} in {record['seconds']:.1f} s"
-                 + (f" ({record['reason']})" if record.get("reason") else ""))
+        self.say(
+            f"{check.name}: {record['status']} in {record['seconds']:.1f} s"
+            + (f" ({record['reason']})" if record.get("reason") else "")
+        )
         self.write()
         return terminated
 
@@ -589,14 +643,17 @@ class Suite:
         if "video_model" not in self.cache:
             self.say("building LLaVA-OneVision-7B with random weights in memory" + (" (test size)" if self.sizes.smoke else ""))
             try:
-                adapter, info = build_video_model(LLAVA_DIR, self.sizes.full_size, self.sizes.device, self.sizes.dtype,
-                                                  "sdpa", self.workdir)
+                adapter, info = build_video_model(
+                    LLAVA_DIR, self.sizes.full_size, self.sizes.device, self.sizes.dtype, "sdpa", self.workdir
+                )
             except BaseException as err:  # OverShare too: the next check should not start the build again
                 self.cache["video_model_error"] = f"{type(err).__name__}: {err}"
                 raise
             self.cache["video_model"] = adapter
             data["model"] = info
-            self.say(f"built in {info['build_s']:.1f} s: {info['parameters'] / 1e9:.2f} B parameters, {info['weights_mib']:,.0f} MiB")
+            self.say(
+                f"built in {info['build_s']:.1f} s: {info['parameters'] / 1e9:.2f} B parameters, {info['weights_mib']:,.0f} MiB"
+            )
         return self.cache["video_model"]
 
     def drop_video_model(self) -> None:
@@ -611,7 +668,9 @@ class Suite:
 
         if "llava_geometry" not in self.cache:
             plan = plan_from_config(LLAVA_DIR, self.sizes.full_size)
-            self.cache["llava_geometry"] = geometry_from_config(plan.config, LLAVA_NAME + ("" if self.sizes.full_size else " (test size)"))
+            self.cache["llava_geometry"] = geometry_from_config(
+                plan.config, LLAVA_NAME + ("" if self.sizes.full_size else " (test size)")
+            )
         return self.cache["llava_geometry"]
 
     def long_clip(self) -> tuple[Path, str]:
@@ -633,8 +692,15 @@ class Suite:
         from fastvid_cli.bench import BenchSettings
 
         s = self.sizes
-        settings = BenchSettings(frames=s.frames, retentions=list(s.retentions), methods=list(s.methods), repeats=s.repeats,
-                                 warmup=s.warmup, device=s.device, dtype=s.dtype)
+        settings = BenchSettings(
+            frames=s.frames,
+            retentions=list(s.retentions),
+            methods=list(s.methods),
+            repeats=s.repeats,
+            warmup=s.warmup,
+            device=s.device,
+            dtype=s.dtype,
+        )
         return replace(settings, **changes)
 
     # output ------------------------------------------------------------------------------------------
@@ -642,11 +708,17 @@ class Suite:
     def to_dict(self) -> dict:
         """The result file: environment, settings (budget s, sizes, shares), elapsed s, the checks, the targets."""
         return {
-            "suite": "benchmarks/gpu_suite.py", "smoke": self.sizes.smoke, "environment": self.environment,
-            "settings": {"budget_s": self.budget_s, "sizes": {k: (str(v) if isinstance(v, (torch.device, torch.dtype)) else v)
-                                                              for k, v in asdict(self.sizes).items()},
-                         "weights": "random, at the geometries of tests/realcfg (no download)",
-                         "shares": {c.name: c.share for c in self.checks}},
+            "suite": "benchmarks/gpu_suite.py",
+            "smoke": self.sizes.smoke,
+            "environment": self.environment,
+            "settings": {
+                "budget_s": self.budget_s,
+                "sizes": {
+                    k: (str(v) if isinstance(v, (torch.device, torch.dtype)) else v) for k, v in asdict(self.sizes).items()
+                },
+                "weights": "random, at the geometries of tests/realcfg (no download)",
+                "shares": {c.name: c.share for c in self.checks},
+            },
             "elapsed_s": round(self.budget.elapsed(), 2),
             "checks": self.results,
             "targets": collect_targets(self.results),
@@ -717,8 +789,9 @@ def check_prefill_pruning(suite: Suite, data: dict) -> None:
     geometry = suite.llava_geometry()
     result = run_bench(geometry, suite.bench_settings(), on_stage=suite.say)
     data["sdpa"] = result.to_dict()
-    data["tflops_per_s"] = {str(p.retention): causal_prefill_tflops(p.prompt_tokens, geometry.llm) / (p.full_model_ms / 1e3)
-                            for p in result.prefill}
+    data["tflops_per_s"] = {
+        str(p.retention): causal_prefill_tflops(p.prompt_tokens, geometry.llm) / (p.full_model_ms / 1e3) for p in result.prefill
+    }
     missing = flash_attention_missing(suite.sizes.device)
     if missing:
         data["flash_attention_2"] = {"skipped": missing}
@@ -765,9 +838,13 @@ def check_questions(suite: Suite, data: dict) -> None:
         further = statistics.median(ttfts[1:]) if len(ttfts) > 1 else None
         t = results[0].timing
         data[str(retention)] = {
-            "questions": len(questions), "first_ttft_ms": ttfts[0], "further_ttft_ms": ttfts[1:], "median_further_ms": further,
+            "questions": len(questions),
+            "first_ttft_ms": ttfts[0],
+            "further_ttft_ms": ttfts[1:],
+            "median_further_ms": further,
             "further_share": further / ttfts[0] if further is not None else None,
-            "prompt_tokens": results[0].tokens.prefill_tokens, "video_tokens": results[0].tokens.video_after,
+            "prompt_tokens": results[0].tokens.prefill_tokens,
+            "video_tokens": results[0].tokens.video_after,
             "stages_ms": {k: getattr(t, f"{k}_ms") for k in ("decode", "preprocess", "vision", "pruning", "prefill")},
         }
 
@@ -808,8 +885,15 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     options = AskOptions(frames=suite.sizes.long_ask_frames, config=config, max_new_tokens=suite.sizes.max_new_tokens)
     result = ask_many(adapter, str(clip), [QUESTION], options)[0]
     peak = peak_memory_mib(device)
-    data.update(frames=result.frames, tokens=asdict(result.tokens), timing=asdict(result.timing),
-                memory_before_mib=before, peak_mib=peak, peak_above_before_mib=peak - (before or 0.0), notes=result.notes)
+    data.update(
+        frames=result.frames,
+        tokens=asdict(result.tokens),
+        timing=asdict(result.timing),
+        memory_before_mib=before,
+        peak_mib=peak,
+        peak_above_before_mib=peak - (before or 0.0),
+        notes=result.notes,
+    )
 
 
 def qwen_check(config_dir: Path, name: str) -> Callable[[Suite, dict], None]:
@@ -820,6 +904,7 @@ def qwen_check(config_dir: Path, name: str) -> Callable[[Suite, dict], None]:
     ``linear_attention_kernels`` (Qwen3.5: whether flash-linear-attention and causal-conv1d import;
     else transformers' PyTorch fallback ran).
     """
+
     def run(suite: Suite, data: dict) -> None:
         from fastvid_cli.bench import run_bench
 
@@ -834,6 +919,7 @@ def qwen_check(config_dir: Path, name: str) -> Callable[[Suite, dict], None]:
         settings = suite.bench_settings(frames=suite.sizes.qwen_frames, methods=["fastvid"])
         result = run_bench(geometry, settings, on_stage=suite.say, build=text_model_builder(cls, text))
         data["bench"] = result.to_dict()
+
     return run
 
 
@@ -858,36 +944,69 @@ def check_device_vs_cpu(suite: Suite, data: dict) -> None:
             method = make_method("fastvid", retention)
             cpu = method(tokens, features, saliency)
             dev = method(tokens.to(device), features.to(device), saliency.to(device))
-            data["float32"].append({
-                "retention": retention, "scene_frames": scene_frames, "shape": list(tokens.shape),
-                "tokens_kept": int(cpu.indices.numel()),
-                "indices_equal": bool(torch.equal(cpu.indices, dev.indices.cpu())),
-                "segments_equal": cpu.segment_lengths == dev.segment_lengths,
-                "max_abs_diff": float((cpu.tokens - dev.tokens.cpu()).abs().max()) if cpu.tokens.shape == dev.tokens.shape else None,
-            })
+            data["float32"].append(
+                {
+                    "retention": retention,
+                    "scene_frames": scene_frames,
+                    "shape": list(tokens.shape),
+                    "tokens_kept": int(cpu.indices.numel()),
+                    "indices_equal": bool(torch.equal(cpu.indices, dev.indices.cpu())),
+                    "segments_equal": cpu.segment_lengths == dev.segment_lengths,
+                    "max_abs_diff": float((cpu.tokens - dev.tokens.cpu()).abs().max())
+                    if cpu.tokens.shape == dev.tokens.shape
+                    else None,
+                }
+            )
             if scene_frames is None:
                 low = method(tokens.to(device, torch.bfloat16), features.to(device, torch.bfloat16), saliency.to(device))
                 kept_cpu = set(cpu.indices.tolist())
-                data["bfloat16"].append({
-                    "retention": retention, "tokens_kept": int(low.indices.numel()), "tokens_kept_float32": len(kept_cpu),
-                    "dtype": str(low.tokens.dtype).removeprefix("torch."), "finite": bool(torch.isfinite(low.tokens).all()),
-                    "index_agreement": len(kept_cpu & set(low.indices.cpu().tolist())) / len(kept_cpu),
-                })
+                data["bfloat16"].append(
+                    {
+                        "retention": retention,
+                        "tokens_kept": int(low.indices.numel()),
+                        "tokens_kept_float32": len(kept_cpu),
+                        "dtype": str(low.tokens.dtype).removeprefix("torch."),
+                        "finite": bool(torch.isfinite(low.tokens).all()),
+                        "index_agreement": len(kept_cpu & set(low.indices.cpu().tolist())) / len(kept_cpu),
+                    }
+                )
 
 
 CHECKS = [
-    Check("llava_ov_7b_prefill_pruning", "prefill and pruning time, every method, LLaVA-OneVision-7B geometry, all layers",
-          0.14, (20, 2), check_prefill_pruning),
-    Check("llava_ov_7b_ask_ttft", "ask end to end at real size: TTFT vanilla vs R = 0.1, per stage", 0.22, (45, 3), check_ask_ttft),
+    Check(
+        "llava_ov_7b_prefill_pruning",
+        "prefill and pruning time, every method, LLaVA-OneVision-7B geometry, all layers",
+        0.14,
+        (20, 2),
+        check_prefill_pruning,
+    ),
+    Check(
+        "llava_ov_7b_ask_ttft", "ask end to end at real size: TTFT vanilla vs R = 0.1, per stage", 0.22, (45, 3), check_ask_ttft
+    ),
     Check("llava_ov_7b_questions", "8 questions on one video: first and further TTFT", 0.07, (8, 1), check_questions),
     Check("long_video_pruning", "pruning time and peak memory at 32, 128, 512 frames", 0.10, (10, 1), check_long_pruning),
     Check("long_video_ask_256", "ask at 256 frames: TTFT and peak memory", 0.11, (15, 2), check_long_ask),
-    Check("qwen3_vl_8b_prefill", "Qwen3-VL-8B LLM: prefill speedup at R = 0.1 and 0.25", 0.11, (15, 1),
-          qwen_check(ROOT / "tests" / "realcfg" / "Qwen3-VL-8B-Instruct", "Qwen/Qwen3-VL-8B-Instruct")),
-    Check("qwen3_5_9b_prefill", "Qwen3.5-9B LLM: prefill speedup at R = 0.1 and 0.25", 0.13, (20, 1),
-          qwen_check(ROOT / "tests" / "realcfg" / "Qwen3.5-9B", "Qwen/Qwen3.5-9B")),
-    Check("fastvid_device_vs_cpu", "FastVID's kept indices on the device equal the CPU's; bf16 runs", 0.05, (5, 0.5),
-          check_device_vs_cpu),
+    Check(
+        "qwen3_vl_8b_prefill",
+        "Qwen3-VL-8B LLM: prefill speedup at R = 0.1 and 0.25",
+        0.11,
+        (15, 1),
+        qwen_check(ROOT / "tests" / "realcfg" / "Qwen3-VL-8B-Instruct", "Qwen/Qwen3-VL-8B-Instruct"),
+    ),
+    Check(
+        "qwen3_5_9b_prefill",
+        "Qwen3.5-9B LLM: prefill speedup at R = 0.1 and 0.25",
+        0.13,
+        (20, 1),
+        qwen_check(ROOT / "tests" / "realcfg" / "Qwen3.5-9B", "Qwen/Qwen3.5-9B"),
+    ),
+    Check(
+        "fastvid_device_vs_cpu",
+        "FastVID's kept indices on the device equal the CPU's; bf16 runs",
+        0.05,
+        (5, 0.5),
+        check_device_vs_cpu,
+    ),
 ]
 """The checks, most valuable first; shares sum to 0.93 of the budget (the rest: slack for the alarm's lag)."""
 
@@ -912,19 +1031,43 @@ def collect_targets(results: list[dict]) -> list[dict]:
         fastvid = next((p for p in bench["pruning"] if p["spec"] == "fastvid" and p["retention"] == 0.1), None)
         pruned = next((p for p in bench["prefill"] if p["retention"] == 0.1), None)
         if fastvid:
-            add("fastvid_pruning_ms", fastvid["median_ms"], GPU_TARGETS["fastvid_pruning_ms"],
-                fastvid["median_ms"] <= GPU_TARGETS["fastvid_pruning_ms"], "GPU_CHECKS.md", "FastVID pruning median at R = 0.1, ms")
+            add(
+                "fastvid_pruning_ms",
+                fastvid["median_ms"],
+                GPU_TARGETS["fastvid_pruning_ms"],
+                fastvid["median_ms"] <= GPU_TARGETS["fastvid_pruning_ms"],
+                "GPU_CHECKS.md",
+                "FastVID pruning median at R = 0.1, ms",
+            )
         if pruned:
-            add("prefill_speedup_at_0.1", pruned["speedup"], GPU_TARGETS["prefill_speedup_at_0.1"],
-                pruned["speedup"] >= GPU_TARGETS["prefill_speedup_at_0.1"], "GPU_CHECKS.md", "vanilla prefill / R = 0.1 prefill")
+            add(
+                "prefill_speedup_at_0.1",
+                pruned["speedup"],
+                GPU_TARGETS["prefill_speedup_at_0.1"],
+                pruned["speedup"] >= GPU_TARGETS["prefill_speedup_at_0.1"],
+                "GPU_CHECKS.md",
+                "vanilla prefill / R = 0.1 prefill",
+            )
     ttft = by_name.get("llava_ov_7b_ask_ttft", {}).get("ttft_speedup")
     if ttft is not None:
-        add("ttft_speedup_at_0.1", ttft, GPU_TARGETS["ttft_speedup_at_0.1"], ttft >= GPU_TARGETS["ttft_speedup_at_0.1"],
-            "GPU_CHECKS.md", "vanilla TTFT / R = 0.1 TTFT, file to first token")
+        add(
+            "ttft_speedup_at_0.1",
+            ttft,
+            GPU_TARGETS["ttft_speedup_at_0.1"],
+            ttft >= GPU_TARGETS["ttft_speedup_at_0.1"],
+            "GPU_CHECKS.md",
+            "vanilla TTFT / R = 0.1 TTFT, file to first token",
+        )
     questions = by_name.get("llava_ov_7b_questions", {}).get("0.1")
     if questions and questions["further_share"] is not None:
-        add("further_question_share", questions["further_share"], 0.05, questions["further_share"] <= 0.05, "fastvid bench",
-            "median further question's TTFT / the first question's TTFT, R = 0.1, measured end to end")
+        add(
+            "further_question_share",
+            questions["further_share"],
+            0.05,
+            questions["further_share"] <= 0.05,
+            "fastvid bench",
+            "median further question's TTFT / the first question's TTFT, R = 0.1, measured end to end",
+        )
     sweep = by_name.get("long_video_pruning", {}).get("sweep")
     if sweep:
         for key, t in sweep["targets"].items():
@@ -933,25 +1076,41 @@ def collect_targets(results: list[dict]) -> list[dict]:
     correctness = by_name.get("fastvid_device_vs_cpu", {}).get("float32")
     if correctness:
         equal = all(c["indices_equal"] for c in correctness)
-        add("fastvid_indices_device_equal_cpu", float(equal), 1.0, equal, "GPU_CHECKS.md",
-            f"kept indices identical in {sum(c['indices_equal'] for c in correctness)} of {len(correctness)} float32 cases")
+        add(
+            "fastvid_indices_device_equal_cpu",
+            float(equal),
+            1.0,
+            equal,
+            "GPU_CHECKS.md",
+            f"kept indices identical in {sum(c['indices_equal'] for c in correctness)} of {len(correctness)} float32 cases",
+        )
     return out
 
 
 def commit_info() -> dict:
     """The commit measured: ``git`` in the checkout, else :data:`COMMIT_FILE` (the device's copy has no .git)."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
-        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+        status = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if head.returncode == 0:
             return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()), "from": "git"}
     except (OSError, subprocess.SubprocessError):
         pass
     if COMMIT_FILE.exists():
         fields = dict(line.split("=", 1) for line in COMMIT_FILE.read_text().splitlines() if "=" in line)
-        return {"commit": fields.get("commit"), "dirty": fields.get("dirty") == "true",
-                "from": "benchmarks/prepare_device.sh (.device-wheels/COMMIT)"}
+        return {
+            "commit": fields.get("commit"),
+            "dirty": fields.get("dirty") == "true",
+            "from": "benchmarks/prepare_device.sh (.device-wheels/COMMIT)",
+        }
     return {"commit": None, "dirty": None, "from": "unknown: no git and no .device-wheels/COMMIT"}
 
 
@@ -964,12 +1123,18 @@ def environment(sizes: Sizes) -> dict:
     if sizes.device.type == "cuda":
         driver = nvidia_driver()
         props = torch.cuda.get_device_properties(sizes.device)
-        env.update(driver=driver.version if driver else None, driver_cuda=driver.cuda if driver else None,
-                   gpu_memory_mib=round(props.total_memory / 2**20), multiprocessors=props.multi_processor_count,
-                   cudnn=torch.backends.cudnn.version(),
-                   sdpa_backends={name: getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
-                                  for name in ("flash", "mem_efficient", "cudnn", "math")
-                                  if hasattr(torch.backends.cuda, f"{name}_sdp_enabled")})
+        env.update(
+            driver=driver.version if driver else None,
+            driver_cuda=driver.cuda if driver else None,
+            gpu_memory_mib=round(props.total_memory / 2**20),
+            multiprocessors=props.multi_processor_count,
+            cudnn=torch.backends.cudnn.version(),
+            sdpa_backends={
+                name: getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
+                for name in ("flash", "mem_efficient", "cudnn", "math")
+                if hasattr(torch.backends.cuda, f"{name}_sdp_enabled")
+            },
+        )
     env["flash_attn"] = _version("flash_attn")
     env["decord"] = _version("decord")
     env["cv2"] = _version("cv2")
@@ -997,14 +1162,21 @@ def markdown(report: dict) -> str:
     """
     env = report["environment"]
     commit = (env.get("commit") or "unknown")[:12] + (" (dirty)" if env.get("dirty") else "")
-    versions = f"torch {env['torch']}" + (f" (CUDA {env['cuda']})" if env.get("cuda") else "") + f", transformers {env['transformers']}"
+    versions = (
+        f"torch {env['torch']}" + (f" (CUDA {env['cuda']})" if env.get("cuda") else "") + f", transformers {env['transformers']}"
+    )
     driver = f", driver {env['driver']}" if env.get("driver") else ""
-    kind = "**smoke run** (tiny sizes on the CPU: checks that the suite runs; no figure here is a measurement of the real models)" \
-        if report["smoke"] else "random weights at the real geometries, bf16"
+    kind = (
+        "**smoke run** (tiny sizes on the CPU: checks that the suite runs; no figure here is a measurement of the real models)"
+        if report["smoke"]
+        else "random weights at the real geometries, bf16"
+    )
     lines = [
         "<!-- written by benchmarks/gpu_suite.py; do not edit by hand -->",
-        (f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
-         f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used."),
+        (
+            f"**{env['device']}**{driver}, {versions}, Python {env['python']}, commit `{commit}`, {env['date']}; {kind}; "
+            f"budget {report['settings']['budget_s']:.0f} s, {report['elapsed_s']:.0f} s used."
+        ),
         "",
         "| check | status | s | note |",
         "|---|---|---|---|",
@@ -1013,7 +1185,9 @@ def markdown(report: dict) -> str:
         note = (r.get("reason") or "").replace("|", "/")
         if r.get("earlier_run"):
             earlier = r["earlier_run"]
-            note = f"from the run of {earlier.get('date')}, commit `{(earlier.get('commit') or '?')[:12]}`" + (f"; {note}" if note else "")
+            note = f"from the run of {earlier.get('date')}, commit `{(earlier.get('commit') or '?')[:12]}`" + (
+                f"; {note}" if note else ""
+            )
         lines.append(f"| {r['name']} | {r['status']} | {_ms(r.get('seconds'), 0)} | {note} |")
     data = {r["name"]: r.get("data") or {} for r in report["checks"]}
     for render in (_md_prefill, _md_ttft, _md_questions, _md_sweep, _md_long_ask, _md_qwen, _md_correctness, _md_targets):
@@ -1028,8 +1202,10 @@ def _prefill_rows(bench: dict, pruning_spec: str = "fastvid") -> list[str]:
     rows = []
     for p in bench["prefill"]:
         label = "vanilla" if p["retention"] == 1.0 else f"R = {p['retention']:g}"
-        rows.append(f"| {label} | {p['prompt_tokens']:,} ({p['video_tokens']:,} video) | {_ms(fastvid.get(p['retention']), 2)} | "
-                    f"{_ms(p['full_model_ms'])} | {p['speedup']:.2f}x | {_ms(p['peak_mib'], 0)} |")
+        rows.append(
+            f"| {label} | {p['prompt_tokens']:,} ({p['video_tokens']:,} video) | {_ms(fastvid.get(p['retention']), 2)} | "
+            f"{_ms(p['full_model_ms'])} | {p['speedup']:.2f}x | {_ms(p['peak_mib'], 0)} |"
+        )
     return rows
 
 
@@ -1039,24 +1215,44 @@ def _md_prefill(data: dict, report: dict) -> list[str]:
     if not bench:
         return []
     s = bench["settings"]
-    out = [(f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, "
-            f"sdpa (median of {s['repeats']}):"), "",
-           "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |", "|---|---|---|---|---|---|",
-           *_prefill_rows(bench)]
+    out = [
+        (
+            f"Prefill and pruning, {s['model']}, {s['token_frames']} frames, {s['layers_run']} of {s['layers_full']} layers, "
+            f"sdpa (median of {s['repeats']}):"
+        ),
+        "",
+        "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |",
+        "|---|---|---|---|---|---|",
+        *_prefill_rows(bench),
+    ]
     rates = d.get("tflops_per_s") or {}
     if rates:
-        out += ["", "Prefill TFLOP/s (analytic 2 x MACs over measured ms): " +
-                ", ".join(f"{'vanilla' if float(k) == 1.0 else 'R = ' + k} {v:.3g}" for k, v in rates.items()) + "."]
+        out += [
+            "",
+            "Prefill TFLOP/s (analytic 2 x MACs over measured ms): "
+            + ", ".join(f"{'vanilla' if float(k) == 1.0 else 'R = ' + k} {v:.3g}" for k, v in rates.items())
+            + ".",
+        ]
     others = [p for p in bench["pruning"] if p["spec"] != "fastvid"]
     if others:
-        out += ["", "Pruning ms of the other methods: " + ", ".join(
-            f"{p['method']} R = {p['retention']:g}: {p['median_ms']:.2f}" for p in others) + "."]
+        out += [
+            "",
+            "Pruning ms of the other methods: "
+            + ", ".join(f"{p['method']} R = {p['retention']:g}: {p['median_ms']:.2f}" for p in others)
+            + ".",
+        ]
     flash = d.get("flash_attention_2") or {}
     if "skipped" in flash:
         out += ["", f"FlashAttention-2: not run ({flash['skipped']})."]
     elif flash:
-        out += ["", "The same with FlashAttention-2:", "", "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |",
-                "|---|---|---|---|---|---|", *_prefill_rows(flash)]
+        out += [
+            "",
+            "The same with FlashAttention-2:",
+            "",
+            "| | prompt tokens | FastVID pruning ms | prefill ms | speedup | peak MiB |",
+            "|---|---|---|---|---|---|",
+            *_prefill_rows(flash),
+        ]
     return out
 
 
@@ -1066,11 +1262,19 @@ def _md_ttft(data: dict, report: dict) -> list[str]:
         return []
     model = d.get("model") or data.get("llava_ov_7b_questions", {}).get("model") or {}
     built = f" (built in memory in {model['build_s']:.0f} s: {model['parameters'] / 1e9:.2f} B parameters)" if model else ""
-    out = [f"`ask` end to end on {d['clip']}, LLaVA-OneVision-7B{built}, ms:", "",
-           "| | decode | preprocess | vision | pruning | prefill | TTFT |", "|---|---|---|---|---|---|---|"]
+    out = [
+        f"`ask` end to end on {d['clip']}, LLaVA-OneVision-7B{built}, ms:",
+        "",
+        "| | decode | preprocess | vision | pruning | prefill | TTFT |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in d["rows"]:
         label = "vanilla" if r["retention"] == 1.0 else f"FastVID R = {r['retention']:g}"
-        out.append(f"| {label} | " + " | ".join(_ms(r[f"{k}_ms"]) for k in ("decode", "preprocess", "vision", "pruning", "prefill", "ttft")) + " |")
+        out.append(
+            f"| {label} | "
+            + " | ".join(_ms(r[f"{k}_ms"]) for k in ("decode", "preprocess", "vision", "pruning", "prefill", "ttft"))
+            + " |"
+        )
     out += ["", f"TTFT speedup at R = 0.1: {d['ttft_speedup']:.2f}x."] if "ttft_speedup" in d else []
     return out
 
@@ -1080,13 +1284,19 @@ def _md_questions(data: dict, report: dict) -> list[str]:
     rows = [(k, v) for k, v in d.items() if k in ("1.0", "0.1")]
     if not rows:
         return []
-    out = ["Several questions on one video (one `ask`), ms:", "",
-           "| | questions | first TTFT | further TTFT (median) | further / first | each further |", "|---|---|---|---|---|---|"]
+    out = [
+        "Several questions on one video (one `ask`), ms:",
+        "",
+        "| | questions | first TTFT | further TTFT (median) | further / first | each further |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, v in rows:
         label = "vanilla" if key == "1.0" else f"R = {key}"
         share = "-" if v["further_share"] is None else f"{100 * v['further_share']:.1f} %"
-        out.append(f"| {label} | {v['questions']} | {_ms(v['first_ttft_ms'])} | {_ms(v['median_further_ms'])} | {share} | "
-                   f"{', '.join(_ms(t) for t in v['further_ttft_ms'])} |")
+        out.append(
+            f"| {label} | {v['questions']} | {_ms(v['first_ttft_ms'])} | {_ms(v['median_further_ms'])} | {share} | "
+            f"{', '.join(_ms(t) for t in v['further_ttft_ms'])} |"
+        )
     return out
 
 
@@ -1094,11 +1304,17 @@ def _md_sweep(data: dict, report: dict) -> list[str]:
     sweep = data.get("long_video_pruning", {}).get("sweep")
     if not sweep:
         return []
-    out = ["Pruning by frame count (4 synthetic scenes), median ms / peak MiB (MiB in use before):", "",
-           "| frames | method | R | ms | peak MiB | before MiB | longest segment |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "Pruning by frame count (4 synthetic scenes), median ms / peak MiB (MiB in use before):",
+        "",
+        "| frames | method | R | ms | peak MiB | before MiB | longest segment |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in sweep["sweep"]:
-        out.append(f"| {r['frames']} | {r['method']} | {r['retention']:g} | {_ms(r['median_ms'], 2)} | {_ms(r['peak_mib'], 0)} | "
-                   f"{_ms(r['baseline_mib'], 0)} | {r['longest_segment']} |")
+        out.append(
+            f"| {r['frames']} | {r['method']} | {r['retention']:g} | {_ms(r['median_ms'], 2)} | {_ms(r['peak_mib'], 0)} | "
+            f"{_ms(r['baseline_mib'], 0)} | {r['longest_segment']} |"
+        )
     return out
 
 
@@ -1107,10 +1323,14 @@ def _md_long_ask(data: dict, report: dict) -> list[str]:
     if "timing" not in d:
         return []
     t, tok = d["timing"], d["tokens"]
-    return [(f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
-             f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
-             f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
-             f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before).")]
+    return [
+        (
+            f"`ask` at {d['frames']} frames ({d['clip']['how']}), R = 0.1: {tok['video_after']:,} of {tok['video_before']:,} video "
+            f"tokens; decode {_ms(t['decode_ms'])}, preprocess {_ms(t['preprocess_ms'])}, vision {_ms(t['vision_ms'])}, "
+            f"pruning {_ms(t['pruning_ms'])}, prefill {_ms(t['prefill_ms'])}, TTFT {_ms(t['ttft_ms'])} ms; peak memory "
+            f"{_ms(d['peak_mib'], 0)} MiB ({_ms(d['peak_above_before_mib'], 0)} above the {_ms(d['memory_before_mib'], 0)} held before)."
+        )
+    ]
 
 
 def _md_qwen(data: dict, report: dict) -> list[str]:
@@ -1121,30 +1341,51 @@ def _md_qwen(data: dict, report: dict) -> list[str]:
             continue
         by_r = {p["retention"]: p for p in bench["prefill"]}
         vanilla = by_r[1.0]
-        cells = " | ".join(f"{_ms(by_r[r]['full_model_ms'])} ({by_r[r]['speedup']:.2f}x)" if r in by_r else "-" for r in (0.1, 0.25))
+        cells = " | ".join(
+            f"{_ms(by_r[r]['full_model_ms'])} ({by_r[r]['speedup']:.2f}x)" if r in by_r else "-" for r in (0.1, 0.25)
+        )
         kernels = data[name].get("linear_attention_kernels")
-        note = "" if not kernels else (" (linear attention: " + ("fla" if all(kernels.values()) else "transformers' PyTorch fallback") + ")")
-        rows.append(f"| {bench['settings']['model']}{note} | {bench['settings']['layers_run']} | {vanilla['prompt_tokens']:,} | "
-                    f"{_ms(vanilla['full_model_ms'])} | {cells} |")
+        note = (
+            ""
+            if not kernels
+            else (" (linear attention: " + ("fla" if all(kernels.values()) else "transformers' PyTorch fallback") + ")")
+        )
+        rows.append(
+            f"| {bench['settings']['model']}{note} | {bench['settings']['layers_run']} | {vanilla['prompt_tokens']:,} | "
+            f"{_ms(vanilla['full_model_ms'])} | {cells} |"
+        )
     if not rows:
         return []
-    return ["Prefill of the Qwen3-VL / Qwen3.5 LLMs (transformers' text models, random weights), ms (speedup):", "",
-            "| model | layers | vanilla tokens | vanilla | R = 0.1 | R = 0.25 |", "|---|---|---|---|---|---|", *rows]
+    return [
+        "Prefill of the Qwen3-VL / Qwen3.5 LLMs (transformers' text models, random weights), ms (speedup):",
+        "",
+        "| model | layers | vanilla tokens | vanilla | R = 0.1 | R = 0.25 |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def _md_correctness(data: dict, report: dict) -> list[str]:
     d = data.get("fastvid_device_vs_cpu", {})
     if not d.get("float32"):
         return []
-    out = [f"FastVID on {d['devices'][0]} against {d['devices'][1]}, same float32 inputs:", "",
-           "| R | scenes | tokens kept | indices equal | segments equal | max abs diff |", "|---|---|---|---|---|---|"]
+    out = [
+        f"FastVID on {d['devices'][0]} against {d['devices'][1]}, same float32 inputs:",
+        "",
+        "| R | scenes | tokens kept | indices equal | segments equal | max abs diff |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in d["float32"]:
         scenes = "4" if c["scene_frames"] is None else f"every {c['scene_frames']} frames"
-        out.append(f"| {c['retention']:g} | {scenes} | {c['tokens_kept']:,} | {'yes' if c['indices_equal'] else 'NO'} | "
-                   f"{'yes' if c['segments_equal'] else 'NO'} | {_ms(c['max_abs_diff'], 7) if c['max_abs_diff'] is not None else '-'} |")
+        out.append(
+            f"| {c['retention']:g} | {scenes} | {c['tokens_kept']:,} | {'yes' if c['indices_equal'] else 'NO'} | "
+            f"{'yes' if c['segments_equal'] else 'NO'} | {_ms(c['max_abs_diff'], 7) if c['max_abs_diff'] is not None else '-'} |"
+        )
     for b in d.get("bfloat16", []):
-        out.append(f"\nbfloat16, R = {b['retention']:g}: {b['tokens_kept']:,} kept (float32: {b['tokens_kept_float32']:,}), "
-                   f"{'finite' if b['finite'] else 'NOT finite'}, {100 * b['index_agreement']:.1f} % of the float32 indices.")
+        out.append(
+            f"\nbfloat16, R = {b['retention']:g}: {b['tokens_kept']:,} kept (float32: {b['tokens_kept_float32']:,}), "
+            f"{'finite' if b['finite'] else 'NOT finite'}, {100 * b['index_agreement']:.1f} % of the float32 indices."
+        )
     return out
 
 
@@ -1152,10 +1393,18 @@ def _md_targets(data: dict, report: dict) -> list[str]:
     targets = report.get("targets") or []
     if not targets:
         return []
-    out = ["Targets" + (" (a smoke run reads them at tiny sizes on the CPU: they say nothing there)" if report["smoke"] else "") + ":",
-           "", "| target | value | goal | met | from | how |", "|---|---|---|---|---|---|"]
+    out = [
+        "Targets"
+        + (" (a smoke run reads them at tiny sizes on the CPU: they say nothing there)" if report["smoke"] else "")
+        + ":",
+        "",
+        "| target | value | goal | met | from | how |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in targets:
-        out.append(f"| {t['name']} | {t['value']:.4g} | {t['target']:g} | {'yes' if t['met'] else 'NO'} | {t['source']} | {t['how']} |")
+        out.append(
+            f"| {t['name']} | {t['value']:.4g} | {t['target']:g} | {'yes' if t['met'] else 'NO'} | {t['source']} | {t['how']} |"
+        )
     return out
 
 
@@ -1166,12 +1415,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="every check at tiny sizes on the CPU (CI)")
     ap.add_argument("--budget-s", type=float, default=None, help="time budget in seconds [420; smoke: 90]")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="folder of the result files [benchmarks/results; smoke: $TMPDIR/fastvid-gpu-suite-smoke]")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder of the result files [benchmarks/results; smoke: $TMPDIR/fastvid-gpu-suite-smoke]",
+    )
     ap.add_argument("--device", default=None, help="cuda or cpu [cuda; smoke: cpu]")
     ap.add_argument("--checks", nargs="+", default=None, choices=[c.name for c in CHECKS], help="run only these checks")
-    ap.add_argument("--merge", type=Path, default=None,
-                    help="an earlier result file of this device: the checks not run now keep its entries")
+    ap.add_argument(
+        "--merge", type=Path, default=None, help="an earlier result file of this device: the checks not run now keep its entries"
+    )
     args = ap.parse_args(argv)
 
     device = torch.device(args.device or ("cpu" if args.smoke else "cuda"))
@@ -1181,7 +1435,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = smoke_sizes(device) if args.smoke else real_sizes(device)
     if args.smoke and device.type == "cuda":
         sizes = replace(sizes, dtype=torch.bfloat16)
-    out = args.out or (Path(os.environ.get("TMPDIR", "/tmp")) / "fastvid-gpu-suite-smoke" if args.smoke else ROOT / "benchmarks" / "results")
+    out = args.out or (
+        Path(os.environ.get("TMPDIR", "/tmp")) / "fastvid-gpu-suite-smoke" if args.smoke else ROOT / "benchmarks" / "results"
+    )
     checks = [c for c in CHECKS if args.checks is None or c.name in args.checks]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded, whatever the machine
     earlier = json.loads(args.merge.read_text()) if args.merge else None

@@ -37,8 +37,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "What happens in this video?"
-OV_05B_TEXT = {"hidden_size": 896, "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
-               "vocab_size": 151936, "initializer_range": 0.02}
+OV_05B_TEXT = {
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "initializer_range": 0.02,
+}
 """LLaVA-OneVision-0.5B's Qwen2 (llava-hf/llava-onevision-qwen2-0.5b-ov-hf, text_config)."""
 
 
@@ -86,8 +92,9 @@ def build_ov_05b(out: Path, vision_layers: int, llm_layers: int) -> Path:
     from fastvid_cli.tiny import build_llava_onevision
 
     if not (out / "config.json").exists():
-        build_llava_onevision(out, text=OV_05B_TEXT | {"num_hidden_layers": llm_layers},
-                              vision=SO400M_VISION | {"num_hidden_layers": vision_layers})
+        build_llava_onevision(
+            out, text=OV_05B_TEXT | {"num_hidden_layers": llm_layers}, vision=SO400M_VISION | {"num_hidden_layers": vision_layers}
+        )
     return out
 
 
@@ -108,14 +115,34 @@ afresh at exec, unlike ``ru_maxrss``, which keeps the parent's size at fork."""
 
 def measure(model: str, clip: Path, frames: int, retention: float, vision_batch: int | None) -> dict:
     """One ``fastvid ask --json`` in its own process: its JSON, wall time (s) and peak RSS (MiB, VmHWM)."""
-    args = ["ask", str(clip), QUESTION, "--model", model, "--frames", str(frames), "--retention", str(retention),
-            "--device", "cpu", "--no-baseline", "--max-new-tokens", "8", "--json"]
+    args = [
+        "ask",
+        str(clip),
+        QUESTION,
+        "--model",
+        model,
+        "--frames",
+        str(frames),
+        "--retention",
+        str(retention),
+        "--device",
+        "cpu",
+        "--no-baseline",
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]
     if vision_batch:
         args += ["--vision-batch", str(vision_batch)]
     peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"fastvid-peak-{os.getpid()}"
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], capture_output=True, text=True,
-                          env={**os.environ, "FASTVID_PEAK_FILE": str(peak_file)}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FASTVID_PEAK_FILE": str(peak_file)},
+        check=False,
+    )
     wall = time.perf_counter() - start
     if proc.returncode:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
@@ -137,18 +164,28 @@ def row_of(model: str, frames: int, run: dict) -> dict:
     r = run["result"]
     t, tok = r["timing"], r["tokens"]
     return {
-        "model": model, "frames": frames, "video_tokens_before": tok["video_before"], "video_tokens_after": tok["video_after"],
-        "segments": len(r["segments"]), "tflops_run_model": r["flops"]["table5"]["after"],
-        "tflops_7b": tflops_7b(tok["video_after"]), "vanilla_tflops_7b": tflops_7b(tok["video_before"]),
-        "peak_rss_mib": run["peak_rss_mib"], "wall_s": run["wall_s"],
+        "model": model,
+        "frames": frames,
+        "video_tokens_before": tok["video_before"],
+        "video_tokens_after": tok["video_after"],
+        "segments": len(r["segments"]),
+        "tflops_run_model": r["flops"]["table5"]["after"],
+        "tflops_7b": tflops_7b(tok["video_after"]),
+        "vanilla_tflops_7b": tflops_7b(tok["video_before"]),
+        "peak_rss_mib": run["peak_rss_mib"],
+        "wall_s": run["wall_s"],
         **{k: t[k] for k in ("decode_ms", "preprocess_ms", "vision_ms", "pruning_ms", "prefill_ms", "ttft_ms")},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["tiny-random", "ov-0.5b"],
-                    choices=["tiny-random", "ov-0.5b", "tiny-random-qwen3-vl", "tiny-random-qwen3.5"])
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=["tiny-random", "ov-0.5b"],
+        choices=["tiny-random", "ov-0.5b", "tiny-random-qwen3-vl", "tiny-random-qwen3.5"],
+    )
     ap.add_argument("--frames", nargs="+", type=int, default=[32, 256, 1024])
     ap.add_argument("--retention", type=float, default=0.1)
     ap.add_argument("--vision-batch", type=int, default=None, help="frames per chunk of the streaming encode [fastvid's default]")
@@ -161,8 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     clip = make_long_clip(args.work / "long_clip.mp4", frames=max(2400, max(args.frames)))
     rows, targets = [], []
     for name in args.models:
-        model = name if name.startswith("tiny-random") else str(build_ov_05b(args.work / f"ov-0.5b-{args.vision_layers}v{args.llm_layers}l",
-                                                                               args.vision_layers, args.llm_layers))
+        model = (
+            name
+            if name.startswith("tiny-random")
+            else str(
+                build_ov_05b(args.work / f"ov-0.5b-{args.vision_layers}v{args.llm_layers}l", args.vision_layers, args.llm_layers)
+            )
+        )
         runs = {}
         for frames in args.frames:
             print(f"{name}: ask at {frames} frames...", file=sys.stderr, flush=True)
@@ -175,17 +217,39 @@ def main(argv: list[str] | None = None) -> int:
             per_token = runs[high]["result"]["tokens"]["tokens_per_frame"]
             pooled_mib = high * per_token * dim * 4 / 2**20
             limit = 2 * runs[low]["peak_rss_mib"] + pooled_mib
-            targets.append({"model": name, "target": f"peak RSS at {high} frames <= 2 x at {low} + pooled tokens ({pooled_mib:.0f} MiB)",
-                            "measured_mib": runs[high]["peak_rss_mib"], "limit_mib": limit, "met": runs[high]["peak_rss_mib"] <= limit})
+            targets.append(
+                {
+                    "model": name,
+                    "target": f"peak RSS at {high} frames <= 2 x at {low} + pooled tokens ({pooled_mib:.0f} MiB)",
+                    "measured_mib": runs[high]["peak_rss_mib"],
+                    "limit_mib": limit,
+                    "met": runs[high]["peak_rss_mib"] <= limit,
+                }
+            )
     by_frames = {r["frames"]: r for r in rows}
     if 32 in by_frames and 256 in by_frames:
         after, vanilla = by_frames[256]["tflops_7b"], by_frames[32]["vanilla_tflops_7b"]
-        targets.append({"model": "LLaVA-OneVision-7B geometry", "target": f"TFLOPs at 256 frames, R {args.retention:g} < vanilla at 32",
-                        "measured": after, "limit": vanilla, "met": after < vanilla})
-    report = {"device": "cpu", "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)), "machine": platform.processor() or platform.machine(),
-              "clip": {"frames": max(2400, max(args.frames)), "fps": 25, "size": "640x360", "from": "the sample clips, cycled"},
-              "retention": args.retention, "vision_batch": args.vision_batch, "vision_layers": args.vision_layers,
-              "llm_layers": args.llm_layers, "rows": rows, "targets": targets}
+        targets.append(
+            {
+                "model": "LLaVA-OneVision-7B geometry",
+                "target": f"TFLOPs at 256 frames, R {args.retention:g} < vanilla at 32",
+                "measured": after,
+                "limit": vanilla,
+                "met": after < vanilla,
+            }
+        )
+    report = {
+        "device": "cpu",
+        "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+        "machine": platform.processor() or platform.machine(),
+        "clip": {"frames": max(2400, max(args.frames)), "fps": 25, "size": "640x360", "from": "the sample clips, cycled"},
+        "retention": args.retention,
+        "vision_batch": args.vision_batch,
+        "vision_layers": args.vision_layers,
+        "llm_layers": args.llm_layers,
+        "rows": rows,
+        "targets": targets,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
     print(markdown(report))
@@ -194,16 +258,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(report: dict) -> str:
     """The long-video table of docs/long-videos.md."""
-    lines = ["| model | frames | video tokens (kept / all) | TFLOPs, this model | TFLOPs, 7B geometry (vanilla) | peak RSS | decode | preprocess | vision | pruning | prefill | TTFT |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | frames | video tokens (kept / all) | TFLOPs, this model | TFLOPs, 7B geometry (vanilla) | peak RSS | decode | preprocess | vision | pruning | prefill | TTFT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
-        lines.append(f"| {r['model']} | {r['frames']} | {r['video_tokens_after']:,} / {r['video_tokens_before']:,} | {r['tflops_run_model']:.3f} | "
-                     f"{r['tflops_7b']:.1f} ({r['vanilla_tflops_7b']:.1f}) | {r['peak_rss_mib']:,.0f} MiB | {r['decode_ms'] / 1e3:.1f} s | "
-                     f"{r['preprocess_ms'] / 1e3:.1f} s | {r['vision_ms'] / 1e3:.1f} s | {r['pruning_ms']:.0f} ms | {r['prefill_ms'] / 1e3:.2f} s | {r['ttft_ms'] / 1e3:.1f} s |")
+        lines.append(
+            f"| {r['model']} | {r['frames']} | {r['video_tokens_after']:,} / {r['video_tokens_before']:,} | {r['tflops_run_model']:.3f} | "
+            f"{r['tflops_7b']:.1f} ({r['vanilla_tflops_7b']:.1f}) | {r['peak_rss_mib']:,.0f} MiB | {r['decode_ms'] / 1e3:.1f} s | "
+            f"{r['preprocess_ms'] / 1e3:.1f} s | {r['vision_ms'] / 1e3:.1f} s | {r['pruning_ms']:.0f} ms | {r['prefill_ms'] / 1e3:.2f} s | {r['ttft_ms'] / 1e3:.1f} s |"
+        )
     lines.append("")
     for t in report["targets"]:
-        lines.append(f"- {t['model']}: {t['target']}: {'met' if t['met'] else 'NOT met'} "
-                     f"({', '.join(f'{k} {v:,.2f}' for k, v in t.items() if isinstance(v, float))})")
+        lines.append(
+            f"- {t['model']}: {t['target']}: {'met' if t['met'] else 'NOT met'} "
+            f"({', '.join(f'{k} {v:,.2f}' for k, v in t.items() if isinstance(v, float))})"
+        )
     return "\n".join(lines)
 
 

@@ -50,7 +50,9 @@ def load_release_block(clone: Path):
     if path.exists():
         source = path.read_text()
     else:  # a bare mirror: read the file from git
-        proc = subprocess.run(["git", "-C", str(clone), "show", f"HEAD:{RELEASE_FILE}"], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(clone), "show", f"HEAD:{RELEASE_FILE}"], capture_output=True, text=True, check=False
+        )
         if proc.returncode:
             raise SystemExit(f"no {RELEASE_FILE} in {clone}: pass a clone of LunarShen/FastVID")
         source = proc.stdout
@@ -60,9 +62,12 @@ def load_release_block(clone: Path):
         end = next(i for i in range(start, len(lines)) if "keep_indexs = keep_indexs[sorted_indexs]" in lines[i])
     except StopIteration:
         raise SystemExit("the release's FastVID block markers were not found; has the file changed?") from None
-    body = textwrap.dedent("\n".join(lines[start + 1:end + 1]))
-    code = "def release_block(self, hidden_states, seq_length):\n" + textwrap.indent(body, "    ") + \
-        "\n    return hidden_states, keep_indexs\n"
+    body = textwrap.dedent("\n".join(lines[start + 1 : end + 1]))
+    code = (
+        "def release_block(self, hidden_states, seq_length):\n"
+        + textwrap.indent(body, "    ")
+        + "\n    return hidden_states, keep_indexs\n"
+    )
     namespace = {"torch": torch, "F": torch.nn.functional}
     exec(compile(code, str(path), "exec"), namespace)  # noqa: S102 - the authors' release code, run as they wrote it
     return namespace["release_block"]
@@ -72,9 +77,18 @@ def release_prune(block, tokens, features, saliency, R=0.1, c=8, tau=0.9, d=0.4,
     """(F, N, D) tokens -> (kept (K, D), kept flat indices (K,)) by the release's block."""
     frames, per_frame, dim = tokens.shape
     self = types.SimpleNamespace(
-        video_start_idx=0, video_token_len=frames * per_frame, frame_num=frames, frame_attn_weights=saliency,
-        frame_global_features=features, fastvid_retention_ratio=R, fastvid_DySeg_c=c, fastvid_DySeg_tau=tau,
-        fastvid_STPrune_d=d, fastvid_DTM_p=p, fastvid_DTM_beta=beta)
+        video_start_idx=0,
+        video_token_len=frames * per_frame,
+        frame_num=frames,
+        frame_attn_weights=saliency,
+        frame_global_features=features,
+        fastvid_retention_ratio=R,
+        fastvid_DySeg_c=c,
+        fastvid_DySeg_tau=tau,
+        fastvid_STPrune_d=d,
+        fastvid_DTM_p=p,
+        fastvid_DTM_beta=beta,
+    )
     hidden, keep = block(self, tokens.reshape(1, frames * per_frame, dim), frames * per_frame)
     return hidden[0], keep
 
@@ -85,7 +99,11 @@ def inputs(frames: int, dim: int, scenes: int, dtype, device, seed: int = 0):
     centres = torch.randn(scenes, 1152, generator=gen)
     features = centres[torch.arange(frames) * scenes // frames] + 0.05 * torch.randn(frames, 1152, generator=gen)
     saliency = torch.randn(frames, 196, generator=gen).softmax(-1)
-    return tokens.to(device, dtype), features.to(device), saliency.to(device)  # the model's dtype is the tokens'; features and saliency float32
+    return (
+        tokens.to(device, dtype),
+        features.to(device),
+        saliency.to(device),
+    )  # the model's dtype is the tokens'; features and saliency float32
 
 
 def timed_ms(fn, device) -> float:
@@ -117,11 +135,21 @@ def compare(block, frames, dim, scenes, dtype, device, repeats, c=8) -> dict:
     subset = set(theirs[1].tolist()) <= set(ours.indices.tolist())
     median = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "frames": frames, "dim": dim, "dtype": str(dtype).removeprefix("torch."), "device": str(device), "c": c,
-        "segments": ours.segment_lengths, "kept": int(ours.indices.numel()), "kept_release": int(theirs[1].numel()), "kept_indices_identical": same,
-        "release_subset_of_fastvid": subset, "scenes": scenes,
+        "frames": frames,
+        "dim": dim,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device),
+        "c": c,
+        "segments": ours.segment_lengths,
+        "kept": int(ours.indices.numel()),
+        "kept_release": int(theirs[1].numel()),
+        "kept_indices_identical": same,
+        "release_subset_of_fastvid": subset,
+        "scenes": scenes,
         "max_abs_diff_kept_tokens": float((ours.tokens.float() - theirs[0].float()).abs().max()) if same else None,
-        "release_ms": median["release"], "fastvid_ms": median["fastvid"], "ratio": median["fastvid"] / median["release"],
+        "release_ms": median["release"],
+        "fastvid_ms": median["fastvid"],
+        "ratio": median["fastvid"] / median["release"],
         "runs_ms": times,
     }
 
@@ -134,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--dim", type=int, default=3584)
-    ap.add_argument("--cases", nargs="+", default=["2:2", "8:8"], help="c:scenes pairs [one scene cut with c 2; 8 scenes with c 8]")
+    ap.add_argument(
+        "--cases", nargs="+", default=["2:2", "8:8"], help="c:scenes pairs [one scene cut with c 2; 8 scenes with c 8]"
+    )
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -146,12 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     for (c, scenes), name in ((case, name) for case in cases for name in args.dtype):
         row = compare(block, args.frames, args.dim, scenes, getattr(torch, name), device, args.repeats, c=c)
         rows.append(row)
-        print(f"c {c}, {scenes} scenes, segments {row['segments']}, {row['dtype']}, {row['device']}: release {row['release_ms']:.1f} ms, "
-              f"fastvid_prune {row['fastvid_ms']:.1f} ms ({row['ratio']:.2f}x the release's time); kept {row['kept']} "
-              f"(release {row['kept_release']}), indices identical: {row['kept_indices_identical']}, "
-              f"max |diff| of kept tokens {row['max_abs_diff_kept_tokens']}", flush=True)
-    report = {"threads": args.threads, "torch": torch.__version__, "rows": rows,
-              "target": "fastvid_prune at most half the release's time, same kept indices"}
+        print(
+            f"c {c}, {scenes} scenes, segments {row['segments']}, {row['dtype']}, {row['device']}: release {row['release_ms']:.1f} ms, "
+            f"fastvid_prune {row['fastvid_ms']:.1f} ms ({row['ratio']:.2f}x the release's time); kept {row['kept']} "
+            f"(release {row['kept_release']}), indices identical: {row['kept_indices_identical']}, "
+            f"max |diff| of kept tokens {row['max_abs_diff_kept_tokens']}",
+            flush=True,
+        )
+    report = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "rows": rows,
+        "target": "fastvid_prune at most half the release's time, same kept indices",
+    }
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=1) + "\n")

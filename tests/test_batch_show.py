@@ -73,22 +73,30 @@ def test_paths_from_stdin_and_questions_file(tmp_path):
     items = collect_items(["-"], "q?", None, stdin_lines=[clips[0] + "\n", "\n", clips[1] + "\n"])
     assert [i.video for i in items] == clips and all(i.question == "q?" for i in items)
     qfile = tmp_path / "q.jsonl"
-    qfile.write_text("\n".join([
-        json.dumps({"video": clips[0], "question": "a?", "id": "first"}),
-        json.dumps({"video": clips[0], "question": "b?"}),
-        json.dumps({"video": clips[0], "question": "c?"}),
-    ]) + "\n")
+    qfile.write_text(
+        "\n".join(
+            [
+                json.dumps({"video": clips[0], "question": "a?", "id": "first"}),
+                json.dumps({"video": clips[0], "question": "b?"}),
+                json.dumps({"video": clips[0], "question": "c?"}),
+            ]
+        )
+        + "\n"
+    )
     items = collect_items([], None, qfile)
     assert [i.id for i in items] == ["first", clips[0], clips[0] + "#1"]
     assert [i.question for i in items] == ["a?", "b?", "c?"]
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "no videos to process"),
-    (["VIDEO"], "give --question"),
-    (["VIDEO", "-q", "x", "--questions", "BADJSON"], "not valid JSON"),
-    (["VIDEO", "-q", "x", "--retention", "3"], "retention ratio"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "no videos to process"),
+        (["VIDEO"], "give --question"),
+        (["VIDEO", "-q", "x", "--questions", "BADJSON"], "not valid JSON"),
+        (["VIDEO", "-q", "x", "--retention", "3"], "retention ratio"),
+    ],
+)
 def test_batch_bad_usage(capsys, tmp_path, args, message):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
@@ -131,8 +139,12 @@ def test_ctrl_c_stops_after_the_current_item(tiny_dir, tmp_path):
     clip = str(ROOT / "sample_videos" / "carphone.mp4")
     qfile.write_text("".join(json.dumps({"video": clip, "question": f"q{i}?", "id": f"item{i}"}) + "\n" for i in range(40)))
     out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen([console_script(), "batch", "--questions", str(qfile), "-o", str(out), *FAST],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [console_script(), "batch", "--questions", str(qfile), "-o", str(out), *FAST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300  # the first answer, on a busy 2-core machine
     while (not out.exists() or not out.read_text().count("\n")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -154,8 +166,23 @@ def test_two_processes_give_the_same_lines_as_one(tiny_dir, tmp_path):
     assert single.returncode == 1, single.stderr
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     launch = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--module", "fastvid_cli", *args, "-o", str(two)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--module",
+            "fastvid_cli",
+            *args,
+            "-o",
+            str(two),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert two.exists(), launch.stderr[-2000:]
     keys = ("id", "video", "answer", "tokens", "segments", "error")
@@ -188,14 +215,19 @@ def test_a_failing_process_does_not_hang_the_others_and_resume_finishes(tiny_dir
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     launch = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), *args, "-o", str(out)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert launch.returncode != 0
     assert "rank 1: RuntimeError: rank 1 cannot load the model" in launch.stderr, launch.stderr[-2000:]
     assert [r["id"] for r in records(out)] == clips[:2], "rank 0's share is merged into the output"
     assert not list(tmp_path.glob("two.jsonl.part*"))
-    resumed = subprocess.run([console_script(), *args, "-o", str(out), "--resume"], capture_output=True, text=True,
-                             timeout=300, check=False)
+    resumed = subprocess.run(
+        [console_script(), *args, "-o", str(out), "--resume"], capture_output=True, text=True, timeout=300, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "1 answered, 0 failed, 2 skipped" in resumed.stderr
     single = subprocess.run([console_script(), *args, "-o", str(one)], capture_output=True, text=True, timeout=300, check=False)
@@ -212,8 +244,18 @@ def test_resume_reads_part_files_left_by_a_crash(tiny_dir, tmp_path):
     out = tmp_path / "r.jsonl"
     kept = {"id": clips[1], "video": clips[1], "answer": "from a crashed rank"}
     part_path(out, 1, 2).write_text(json.dumps(kept) + "\n" + '{"id": "torn')  # a crash mid-line
-    summary = run_job(items, out, model="tiny-random", device="cpu", dtype="float32", settings=None,
-                      fastvid={}, max_new_tokens=2, resume=True, prefetch=0)
+    summary = run_job(
+        items,
+        out,
+        model="tiny-random",
+        device="cpu",
+        dtype="float32",
+        settings=None,
+        fastvid={},
+        max_new_tokens=2,
+        resume=True,
+        prefetch=0,
+    )
     assert (summary.answered, summary.skipped, summary.processes) == (1, 1, 1)
     rows = records(out)
     assert [r["id"] for r in rows] == clips and rows[1] == kept
@@ -229,8 +271,23 @@ def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
     from fastvid_cli.show import figure_size_px
 
     out = tmp_path / "kept.png"
-    code, _, err = fastvid(capsys, "show", ROOT / "sample_videos" / "big_buck_bunny.mp4", "--model", "tiny-random",
-                           "--frames", "8", "--columns", "4", "--width", "800", "--out", out, "--retention", "0.25")
+    code, _, err = fastvid(
+        capsys,
+        "show",
+        ROOT / "sample_videos" / "big_buck_bunny.mp4",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "8",
+        "--columns",
+        "4",
+        "--width",
+        "800",
+        "--out",
+        out,
+        "--retention",
+        "0.25",
+    )
     assert code == 0, err
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size == figure_size_px(8, 800, 4)
@@ -254,7 +311,13 @@ def test_token_map_classifies_every_token(tiny_model, sample_video):
 
 
 def test_ask_in_a_pipe_is_plain(tiny_dir, sample_video):
-    proc = subprocess.run([console_script(), "ask", str(sample_video), "q", *FAST, "--json"], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [console_script(), "ask", str(sample_video), "q", *FAST, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0
     json.loads(proc.stdout)
     assert "\x1b[" not in proc.stderr and "\x1b[" not in proc.stdout, "no colour or progress off a terminal"
@@ -272,8 +335,9 @@ def test_streamed_batch_gives_the_same_answers(tiny_model, tmp_path, broken_file
     lines = {}
     for name, vision_batch in (("whole", None), ("streamed", 3)):
         out = tmp_path / f"{name}.jsonl"
-        summary = run_batch(tiny_model, items, out, AskOptions(frames=8, max_new_tokens=3, baseline=False,
-                                                               vision_batch=vision_batch))
+        summary = run_batch(
+            tiny_model, items, out, AskOptions(frames=8, max_new_tokens=3, baseline=False, vision_batch=vision_batch)
+        )
         assert (summary.answered, summary.failed) == (2, 1)
         lines[name] = [(r["id"], r.get("answer"), r.get("tokens"), "error" in r) for r in records(out)]
     assert lines["streamed"] == lines["whole"]

@@ -31,9 +31,22 @@ def test_ask_json_end_to_end(tiny_dir, sample_video):
     exe = shutil.which("fastvid", path=os.path.dirname(sys.executable)) or shutil.which("fastvid")
     assert exe, "the fastvid console script is installed"
     proc = subprocess.run(
-        [exe, "ask", str(sample_video), "What happens in this video?", "--model", "tiny-random", "--json",
-         "--max-new-tokens", "8"],
-        capture_output=True, text=True, timeout=300, env=os.environ | {"HF_HUB_OFFLINE": "1"}, check=False,
+        [
+            exe,
+            "ask",
+            str(sample_video),
+            "What happens in this video?",
+            "--model",
+            "tiny-random",
+            "--json",
+            "--max-new-tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"HF_HUB_OFFLINE": "1"},
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert not re.search(r"^\S+:\d+: \w*Warning: ", proc.stderr, re.MULTILINE), proc.stderr  # no Python warning
@@ -59,16 +72,37 @@ def test_ask_json_end_to_end(tiny_dir, sample_video):
     assert timing["prefill_vanilla_ms"] > 0
     assert timing["prefill_speedup"] == pytest.approx(timing["prefill_vanilla_ms"] / timing["prefill_ms"])
     assert sum(data["segments"]) == 32 and len(data["segments"]) >= 8
-    assert data["config"] == {"retention_ratio": 0.1, "c": 8, "tau": 0.9, "d": 0.4, "p": 4, "beta": 0.6,
-                              "segmentation": "dyseg", "split_tau": None, "max_segment": None}
+    assert data["config"] == {
+        "retention_ratio": 0.1,
+        "c": 8,
+        "tau": 0.9,
+        "d": 0.4,
+        "p": 4,
+        "beta": 0.6,
+        "segmentation": "dyseg",
+        "split_tau": None,
+        "max_segment": None,
+    }
     assert any("noise" in note for note in data["notes"])
     assert "noise" in proc.stderr
 
 
 def test_ask_prints_answer_and_tables(capsys, tiny_dir):
     video = ROOT / "sample_videos" / "carphone.mp4"
-    code, out, err = fastvid(capsys, "ask", video, "What happens?", "--model", "tiny-random", "--frames", "8",
-                             "--retention", "0.25", "--max-new-tokens", "6")
+    code, out, err = fastvid(
+        capsys,
+        "ask",
+        video,
+        "What happens?",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "8",
+        "--retention",
+        "0.25",
+        "--max-new-tokens",
+        "6",
+    )
     assert code == 0, err
     assert out.strip() and "\n" not in out.strip(), "stdout holds only the answer"
     for title in ("Tokens", "LLM prefill FLOPs", "Measured prefill", "Time breakdown", "DySeg segments"):
@@ -77,16 +111,47 @@ def test_ask_prints_answer_and_tables(capsys, tiny_dir):
 
 
 def test_no_baseline_skips_vanilla_prefill(capsys, tiny_dir, sample_video):
-    code, out, err = fastvid(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--frames", "4",
-                             "--no-baseline", "--json", "--max-new-tokens", "2")
+    code, out, err = fastvid(
+        capsys,
+        "ask",
+        sample_video,
+        "q",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "4",
+        "--no-baseline",
+        "--json",
+        "--max-new-tokens",
+        "2",
+    )
     assert code == 0, err
     timing = json.loads(out)["timing"]
     assert timing["prefill_vanilla_ms"] is None and timing["prefill_speedup"] is None
 
 
 def test_hyperparameters_reach_the_pruning(capsys, tiny_dir, sample_video):
-    code, out, err = fastvid(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--frames", "16", "--c", "2",
-                             "--tau", "-1", "--d", "0", "--retention", "0.5", "--json", "--max-new-tokens", "2")
+    code, out, err = fastvid(
+        capsys,
+        "ask",
+        sample_video,
+        "q",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "16",
+        "--c",
+        "2",
+        "--tau",
+        "-1",
+        "--d",
+        "0",
+        "--retention",
+        "0.5",
+        "--json",
+        "--max-new-tokens",
+        "2",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert len(data["segments"]) == 2 and data["tokens"]["video_after"] == 16 * 98
@@ -94,8 +159,9 @@ def test_hyperparameters_reach_the_pruning(capsys, tiny_dir, sample_video):
 
 def test_short_video_samples_what_exists(capsys, tiny_dir):
     video = ROOT / "sample_videos" / "carphone.mp4"  # 120 frames
-    code, out, err = fastvid(capsys, "ask", video, "q", "--model", "tiny-random", "--frames", "200", "--json",
-                             "--no-baseline", "--max-new-tokens", "2")
+    code, out, err = fastvid(
+        capsys, "ask", video, "q", "--model", "tiny-random", "--frames", "200", "--json", "--no-baseline", "--max-new-tokens", "2"
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["frames"] == 120 and data["tokens"]["video_after"] == 120 * 19
@@ -107,8 +173,9 @@ def test_tiny_model_writes_a_loadable_checkpoint(capsys, tmp_path, sample_video)
     code, _, err = fastvid(capsys, "tiny-model", target)
     assert code == 0, err
     assert (target / "config.json").exists() and (target / "siglip_head" / "model.safetensors").exists()
-    code, out, err = fastvid(capsys, "ask", sample_video, "q", "--model", target, "--frames", "4", "--json",
-                             "--max-new-tokens", "2", "--no-baseline")
+    code, out, err = fastvid(
+        capsys, "ask", sample_video, "q", "--model", target, "--frames", "4", "--json", "--max-new-tokens", "2", "--no-baseline"
+    )
     assert code == 0, err
     assert json.loads(out)["model"]["tiny_random"] is True
     code, _, err = fastvid(capsys, "tiny-model", target)
@@ -139,8 +206,21 @@ def one_error_line(err: str) -> str:
         (lambda f, v: [v, " ", "--model", "tiny-random"], 2, "question is empty"),
         (lambda f, v: [v, "q", "--p", "0"], 2, "p must be an integer >= 1"),
     ],
-    ids=["missing", "text-file", "random-bytes", "truncated", "R=0", "R>1", "R<0", "unknown-model", "not-a-checkpoint",
-         "frames-not-int", "frames-zero", "empty-question", "p-zero"],
+    ids=[
+        "missing",
+        "text-file",
+        "random-bytes",
+        "truncated",
+        "R=0",
+        "R>1",
+        "R<0",
+        "unknown-model",
+        "not-a-checkpoint",
+        "frames-not-int",
+        "frames-zero",
+        "empty-question",
+        "p-zero",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, broken_files, sample_video, make_args, code, message):
     status, out, err = fastvid(capsys, "ask", *make_args(broken_files, sample_video))
@@ -177,8 +257,22 @@ def test_gpu_asked_where_none_exists(capsys, tiny_dir, sample_video):
 def test_help_lists_every_option(capsys):
     status, out, _ = fastvid(capsys, "ask", "--help")
     assert status == 0
-    for option in ("--model", "--frames", "--retention", "--max-new-tokens", "--device", "--dtype",
-                   "--attn-implementation", "--c", "--tau", "--d", "--p", "--beta", "--no-baseline", "--json"):
+    for option in (
+        "--model",
+        "--frames",
+        "--retention",
+        "--max-new-tokens",
+        "--device",
+        "--dtype",
+        "--attn-implementation",
+        "--c",
+        "--tau",
+        "--d",
+        "--p",
+        "--beta",
+        "--no-baseline",
+        "--json",
+    ):
         assert option in out
 
 

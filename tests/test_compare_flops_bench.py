@@ -24,10 +24,22 @@ def parsed(*argv: str) -> dict:
 
 
 def test_space_separated_values_and_repeated_options_mean_the_same():
-    spaced = parsed("compare", "v.mp4", "q", "--retention", "0.1", "0.25", "--method", "fastvid", "uniform:x=1",
-                    "--frames", "8")
-    repeated = parsed("compare", "v.mp4", "q", "-r", "0.1", "--retention", "0.25", "--method", "fastvid",
-                      "--method", "uniform:x=1", "--frames", "8")
+    spaced = parsed("compare", "v.mp4", "q", "--retention", "0.1", "0.25", "--method", "fastvid", "uniform:x=1", "--frames", "8")
+    repeated = parsed(
+        "compare",
+        "v.mp4",
+        "q",
+        "-r",
+        "0.1",
+        "--retention",
+        "0.25",
+        "--method",
+        "fastvid",
+        "--method",
+        "uniform:x=1",
+        "--frames",
+        "8",
+    )
     assert spaced == repeated
     assert spaced["retention"] == [0.1, 0.25] and spaced["method"] == ["fastvid", "uniform:x=1"] and spaced["frames"] == 8
     # a list ends at the next option or at a word that is not a value: here the arguments
@@ -47,10 +59,13 @@ def test_argv_is_not_rewritten(capsys):
     assert [row["retention"] for row in json.loads(out)["rows"]] == [1.0, 0.1, 0.25]  # vanilla first
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["bench", "--frames", "4", "0"], "Invalid value for '--frames'"),
-    (["compare", "v.mp4", "q", "--method", "fastvid", "--retention", "0.1", "x"], "unexpected extra argument(s) (x)"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["bench", "--frames", "4", "0"], "Invalid value for '--frames'"),
+        (["compare", "v.mp4", "q", "--method", "fastvid", "--retention", "0.1", "x"], "unexpected extra argument(s) (x)"),
+    ],
+)
 def test_a_bad_value_in_a_list_is_one_line(capsys, argv, message):
     code, out, err = fastvid(capsys, *argv)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
@@ -58,8 +73,24 @@ def test_a_bad_value_in_a_list_is_one_line(capsys, argv, message):
 
 def test_compare_every_method_side_by_side(capsys, tiny_dir, sample_video):
     methods = ["fastvid", "uniform", "visionzip", "dycoke", "fastvid:segmentation=fixed", "fastvid:d=0"]
-    code, out, err = fastvid(capsys, "compare", sample_video, "What happens?", "--model", "tiny-random", "--frames", "8",
-                             "--method", *methods, "--retention", "0.1", "0.25", "--max-new-tokens", "4", "--json")
+    code, out, err = fastvid(
+        capsys,
+        "compare",
+        sample_video,
+        "What happens?",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "8",
+        "--method",
+        *methods,
+        "--retention",
+        "0.1",
+        "0.25",
+        "--max-new-tokens",
+        "4",
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     rows = data["rows"]
@@ -83,8 +114,23 @@ def test_compare_every_method_side_by_side(capsys, tiny_dir, sample_video):
 
 
 def test_compare_prints_table_and_one_answer_line_per_row(capsys, tiny_dir, sample_video):
-    code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", "tiny-random", "--frames", "4",
-                             "--method", "fastvid", "uniform", "-r", "0.25", "--max-new-tokens", "3")
+    code, out, err = fastvid(
+        capsys,
+        "compare",
+        sample_video,
+        "q",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "4",
+        "--method",
+        "fastvid",
+        "uniform",
+        "-r",
+        "0.25",
+        "--max-new-tokens",
+        "3",
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert [line.split("\t")[:2] for line in lines] == [["vanilla", "1"], ["fastvid", "0.25"], ["uniform", "0.25"]]
@@ -92,11 +138,14 @@ def test_compare_prints_table_and_one_answer_line_per_row(capsys, tiny_dir, samp
         assert header in err
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--method", "magic"], "unknown method 'magic'"),
-    (["--method", "fastvid:zz=1"], "bad option"),
-    (["--retention", "0.1", "2"], "retention ratio must be in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--method", "magic"], "unknown method 'magic'"),
+        (["--method", "fastvid:zz=1"], "bad option"),
+        (["--retention", "0.1", "2"], "retention ratio must be in (0, 1]"),
+    ],
+)
 def test_compare_bad_input_before_any_work(capsys, sample_video, args, message):
     code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", "tiny-random", *args)
     lines = [line for line in err.splitlines() if line.strip()]
@@ -118,8 +167,10 @@ def test_flops_reproduces_table5_offline(capsys, monkeypatch):
     assert code == 0 and "48.82" in out and "4.042" in out and "8.3%" in out
 
 
-@pytest.mark.parametrize("model,hidden,layers", [
-    ("llava-ov-0.5b", 896, 24), ("llava-hf/llava-onevision-qwen2-72b-ov-hf", 8192, 80), ("tiny-random", 64, 2)])
+@pytest.mark.parametrize(
+    "model,hidden,layers",
+    [("llava-ov-0.5b", 896, 24), ("llava-hf/llava-onevision-qwen2-72b-ov-hf", 8192, 80), ("tiny-random", 64, 2)],
+)
 def test_flops_for_every_supported_geometry(capsys, monkeypatch, tiny_dir, model, hidden, layers):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, out, err = fastvid(capsys, "flops", "--model", model, "--frames", "16", "--json")
@@ -144,15 +195,42 @@ def test_flops_unknown_model_offline(capsys, monkeypatch, tmp_path):
 
 def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
     target = tmp_path / "results" / "cpu.json"
-    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--layers", "1", "--frames", "8", "--repeats", "2",
-                             "--warmup", "1", "--method", "fastvid", "uniform", "--retention", "0.1", "0.5",
-                             "--video", sample_video, "--output", target, "--device", "cpu")
+    code, out, err = fastvid(
+        capsys,
+        "bench",
+        "--model",
+        "tiny-random",
+        "--layers",
+        "1",
+        "--frames",
+        "8",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--method",
+        "fastvid",
+        "uniform",
+        "--retention",
+        "0.1",
+        "0.5",
+        "--video",
+        sample_video,
+        "--output",
+        target,
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     result = json.loads(target.read_text())
     assert result["environment"]["device_type"] == "cpu" and result["environment"]["torch"]
     assert result["settings"]["layers_run"] == 1 and result["settings"]["prefill_scaled_by"] == 2
     assert [(p["method"], p["retention"]) for p in result["pruning"]] == [
-        ("fastvid", 0.1), ("fastvid", 0.5), ("uniform", 0.1), ("uniform", 0.5)]
+        ("fastvid", 0.1),
+        ("fastvid", 0.5),
+        ("uniform", 0.1),
+        ("uniform", 0.5),
+    ]
     for p in result["pruning"]:
         assert len(p["runs_ms"]) == 2 and p["median_ms"] > 0 and p["peak_mib"] > 0
         assert p["tokens_kept"] == 8 * max(1, math.floor(196 * p["retention"]))
@@ -170,9 +248,30 @@ def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
 
 def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample_video):
     target = tmp_path / "sweep.json"
-    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--scene-frames", "4",
-                             "--method", "fastvid", "uniform", "--retention", "0.1", "--repeats", "2", "--warmup", "0",
-                             "--device", "cpu", "--output", target)
+    code, out, err = fastvid(
+        capsys,
+        "bench",
+        "--model",
+        "tiny-random",
+        "--frames",
+        "4",
+        "16",
+        "--scene-frames",
+        "4",
+        "--method",
+        "fastvid",
+        "uniform",
+        "--retention",
+        "0.1",
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+        "--output",
+        target,
+    )
     assert code == 0, err
     result = json.loads(target.read_text())
     assert "prefill" not in result and result["settings"]["frames"] == [4, 16] and result["settings"]["scene_frames"] == 4
@@ -189,10 +288,17 @@ def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample
     assert code == 2 and "--video" in err
 
 
-@pytest.mark.parametrize("model,family,per_frame,frames", [
-    ("lmms-lab/LLaVA-Video-7B-Qwen2", "llava_video", 169, 64), ("llava-video-7b", "llava_video", 169, 64),
-    ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", 256, 16), ("qwen2.5-vl-3b", "qwen2_5_vl", 256, 16),
-    ("tiny-random-llava-video", "llava_video", 169, 64), ("tiny-random-qwen2.5-vl", "qwen2_5_vl", 256, 16)])
+@pytest.mark.parametrize(
+    "model,family,per_frame,frames",
+    [
+        ("lmms-lab/LLaVA-Video-7B-Qwen2", "llava_video", 169, 64),
+        ("llava-video-7b", "llava_video", 169, 64),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl", 256, 16),
+        ("qwen2.5-vl-3b", "qwen2_5_vl", 256, 16),
+        ("tiny-random-llava-video", "llava_video", 169, 64),
+        ("tiny-random-qwen2.5-vl", "qwen2_5_vl", 256, 16),
+    ],
+)
 def test_flops_for_the_other_families_offline(capsys, monkeypatch, tiny_dir, model, family, per_frame, frames):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, out, err = fastvid(capsys, "flops", "--model", model, "-r", "0.1", "--json")
@@ -205,8 +311,24 @@ def test_flops_for_the_other_families_offline(capsys, monkeypatch, tiny_dir, mod
 
 @pytest.mark.parametrize("model", ["tiny-random-llava-video", "tiny-random-qwen2.5-vl"])
 def test_compare_on_the_other_families(capsys, model, sample_video):
-    code, out, err = fastvid(capsys, "compare", sample_video, "q", "--model", model, "--frames", "8",
-                             "--method", "fastvid", "visionzip", "-r", "0.25", "--max-new-tokens", "2", "--json")
+    code, out, err = fastvid(
+        capsys,
+        "compare",
+        sample_video,
+        "q",
+        "--model",
+        model,
+        "--frames",
+        "8",
+        "--method",
+        "fastvid",
+        "visionzip",
+        "-r",
+        "0.25",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    )
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert [r["spec"] for r in rows] == ["vanilla", "fastvid", "visionzip"]
@@ -215,8 +337,19 @@ def test_compare_on_the_other_families(capsys, model, sample_video):
 
 # The JSON keys of `fastvid bench` (all three forms), pinned: the typed results' to_dict() must keep them, in order.
 ENVIRONMENT_KEYS = ["device", "device_type", "dtype", "fastvid", "torch", "transformers", "python", "platform", "date"]
-PRUNING_KEYS = ["method", "spec", "retention", "shape", "tokens_kept", "median_ms", "runs_ms", "peak_mib", "baseline_mib",
-                "segments", "longest_segment"]
+PRUNING_KEYS = [
+    "method",
+    "spec",
+    "retention",
+    "shape",
+    "tokens_kept",
+    "median_ms",
+    "runs_ms",
+    "peak_mib",
+    "baseline_mib",
+    "segments",
+    "longest_segment",
+]
 TARGET_KEYS = ["value", "target", "met", "how"]
 
 
@@ -239,8 +372,9 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     from fastvid_cli.report import bench_tables, sweep_tables
 
     geometry = model_geometry("tiny-random")
-    settings = BenchSettings(layers=1, frames=4, retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0, questions=2,
-                             vision_layers=1)
+    settings = BenchSettings(
+        layers=1, frames=4, retentions=[0.1], methods=["fastvid"], repeats=1, warmup=0, questions=2, vision_layers=1
+    )
     bench = run_bench(geometry, settings)
     assert isinstance(bench, BenchResult) and bench.ttft is None
     assert isinstance(bench.pruning[0], PruningTiming) and isinstance(bench.prefill[0], PrefillTiming)
@@ -250,31 +384,64 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     d = bench.to_dict()
     assert list(d) == ["environment", "settings", "pruning", "prefill", "questions", "targets"]  # no "ttft" without --video
     assert list(d["environment"]) == ENVIRONMENT_KEYS  # "cuda" only on a GPU
-    assert list(d["settings"]) == ["model", "geometry", "token_frames", "layers_run", "layers_full", "prefill_scaled_by",
-                                   "text_tokens", "retentions", "methods", "repeats", "warmup", "questions", "weights", "inputs"]
+    assert list(d["settings"]) == [
+        "model",
+        "geometry",
+        "token_frames",
+        "layers_run",
+        "layers_full",
+        "prefill_scaled_by",
+        "text_tokens",
+        "retentions",
+        "methods",
+        "repeats",
+        "warmup",
+        "questions",
+        "weights",
+        "inputs",
+    ]
     assert d["settings"]["geometry"] == geometry.to_dict()
     assert [list(p) for p in d["pruning"]] == [PRUNING_KEYS]
-    assert [list(p) for p in d["prefill"]] == 2 * [["retention", "video_tokens", "prompt_tokens", "median_ms", "runs_ms",
-                                                    "full_model_ms", "peak_mib", "speedup"]]
-    assert [list(q) for q in d["questions"]] == 2 * [["retention", "prefix_tokens", "question_tokens", "first_ms", "further_ms",
-                                                      "further_share", "further_runs_ms", "vision_ms", "pruning_ms",
-                                                      "first_ttft_ms"]]
+    assert [list(p) for p in d["prefill"]] == 2 * [
+        ["retention", "video_tokens", "prompt_tokens", "median_ms", "runs_ms", "full_model_ms", "peak_mib", "speedup"]
+    ]
+    assert [list(q) for q in d["questions"]] == 2 * [
+        [
+            "retention",
+            "prefix_tokens",
+            "question_tokens",
+            "first_ms",
+            "further_ms",
+            "further_share",
+            "further_runs_ms",
+            "vision_ms",
+            "pruning_ms",
+            "first_ttft_ms",
+        ]
+    ]
     for q in bench.questions:  # the first question's TTFT adds the vision encoder and the pruning to its prefill
         assert q.vision_ms > 0 and q.first_ttft_ms == pytest.approx(q.vision_ms + q.pruning_ms + q.first_ms)
         assert q.further_share == pytest.approx(q.further_ms / q.first_ttft_ms)
     assert bench.questions[0].pruning_ms == 0.0 and bench.questions[1].pruning_ms == bench.pruning[0].median_ms
     assert {k: list(t) for k, t in d["targets"].items()} == {
-        "fastvid_pruning_share_of_pruned_prefill": TARGET_KEYS, "further_question_share": TARGET_KEYS}
+        "fastvid_pruning_share_of_pruned_prefill": TARGET_KEYS,
+        "further_question_share": TARGET_KEYS,
+    }
     assert json.loads(json.dumps(d)) == d
 
     # --video: the TTFT rows, vanilla first
-    bench.ttft = VideoTTFT(video=str(sample_video), model="tiny-random", questions=2,
-                           rows=ttft_on_video(tiny_model, str(sample_video), "What happens?", 4, [0.1], 1, questions=2))
+    bench.ttft = VideoTTFT(
+        video=str(sample_video),
+        model="tiny-random",
+        questions=2,
+        rows=ttft_on_video(tiny_model, str(sample_video), "What happens?", 4, [0.1], 1, questions=2),
+    )
     assert all(isinstance(r, TTFTRow) for r in bench.ttft.rows)
     d = bench.to_dict()
     assert list(d)[-1] == "ttft" and list(d["ttft"]) == ["video", "model", "questions", "rows"]
-    assert [list(r) for r in d["ttft"]["rows"]] == 2 * [["retention", "decode_ms", "preprocess_ms", "vision_ms", "pruning_ms",
-                                                         "prefill_ms", "ttft_ms", "further_ttft_ms"]]
+    assert [list(r) for r in d["ttft"]["rows"]] == 2 * [
+        ["retention", "decode_ms", "preprocess_ms", "vision_ms", "pruning_ms", "prefill_ms", "ttft_ms", "further_ttft_ms"]
+    ]
     assert [r["retention"] for r in d["ttft"]["rows"]] == [1.0, 0.1] and d["ttft"]["rows"][1]["further_ttft_ms"] is not None
 
     # --frames F1 F2: the sweep
@@ -282,8 +449,18 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     assert isinstance(sweep, SweepResult) and all(isinstance(r, FrameCountTiming) for r in sweep.sweep)
     d = sweep.to_dict()
     assert list(d) == ["environment", "settings", "sweep", "targets"] and list(d["environment"]) == ENVIRONMENT_KEYS
-    assert list(d["settings"]) == ["model", "geometry", "frames", "retentions", "methods", "repeats", "warmup", "scene_frames",
-                                   "inputs", "peak_memory"]
+    assert list(d["settings"]) == [
+        "model",
+        "geometry",
+        "frames",
+        "retentions",
+        "methods",
+        "repeats",
+        "warmup",
+        "scene_frames",
+        "inputs",
+        "peak_memory",
+    ]
     assert [list(r) for r in d["sweep"]] == 2 * [["frames", "token_frames", *PRUNING_KEYS]]
     assert list(d["targets"]["fastvid_time_linear_in_frames"]) == ["value", "target", "met", "retention", "how"]
     assert json.loads(json.dumps(d)) == d

@@ -150,7 +150,9 @@ def test_readme_is_short():
 
 
 def test_every_docs_page_is_linked_from_the_readme_and_links_back():
-    readme_targets = {(README.parent / target.partition("#")[0]).resolve() for _, target in links(README.read_text(encoding="utf-8"))}
+    readme_targets = {
+        (README.parent / target.partition("#")[0]).resolve() for _, target in links(README.read_text(encoding="utf-8"))
+    }
     for page in sorted(DOCS.glob("*.md")):
         assert page.resolve() in readme_targets, f"docs/{page.name} is not linked from README.md"
         back = {(page.parent / target.partition("#")[0]).resolve() for _, target in links(page.read_text(encoding="utf-8"))}

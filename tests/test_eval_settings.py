@@ -33,8 +33,16 @@ def test_model_args_defaults_leave_the_family_to_decide():
 
 def test_model_args_as_lmms_eval_converts_them():
     # lmms-eval turns "retention=1" into int 1, "tau=0.8" into float, "split_tau=none" stays a string
-    settings = parse_model_args(pretrained="tiny-random", retention=1, frames=16, tau=0.8, c=4, split_tau="none",
-                                method="'fastvid:p=2,beta=0.8'", segmentation="fixed")
+    settings = parse_model_args(
+        pretrained="tiny-random",
+        retention=1,
+        frames=16,
+        tau=0.8,
+        c=4,
+        split_tau="none",
+        method="'fastvid:p=2,beta=0.8'",
+        segmentation="fixed",
+    )
     assert settings.retention == 1 and settings.frames == 16
     assert settings.method == "fastvid:p=2,beta=0.8"  # quotes keep a spec's commas from lmms-eval's split
     assert settings.hyperparameters == {"tau": 0.8, "c": 4, "split_tau": None, "segmentation": "fixed"}
@@ -90,8 +98,12 @@ def test_resolved_method_takes_family_defaults_then_model_args():
     # a spec's own fields win over the model args; fields a method lacks are ignored
     config = resolve_method(parse_model_args(pretrained="m", method="fastvid:d=0", d=0.5, retention=0.25), {})
     assert config == FastVIDConfig(retention_ratio=0.25, d=0)
-    assert resolve_method(parse_model_args(pretrained="m", method="visionzip", tau=0.5), qwen_like) == VisionZipConfig(retention_ratio=0.27)
-    assert resolve_method(parse_model_args(pretrained="m", method="dycoke:window=8", retention=0.5), {}) == DyCokeConfig(retention_ratio=0.5, window=8)
+    assert resolve_method(parse_model_args(pretrained="m", method="visionzip", tau=0.5), qwen_like) == VisionZipConfig(
+        retention_ratio=0.27
+    )
+    assert resolve_method(parse_model_args(pretrained="m", method="dycoke:window=8", retention=0.5), {}) == DyCokeConfig(
+        retention_ratio=0.5, window=8
+    )
 
 
 def test_paper_task_table_covers_every_family_and_benchmark():

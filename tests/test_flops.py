@@ -17,8 +17,14 @@ def test_table5_pins_the_paper():
 def test_geometry_from_transformers_config():
     from transformers import LlavaOnevisionConfig, Qwen2Config
 
-    text = Qwen2Config(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)
+    text = Qwen2Config(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+    )
     assert LLMGeometry.from_config(LlavaOnevisionConfig(text_config=text.to_dict())) == OV7B
 
 

@@ -43,12 +43,20 @@ def ceil_div(a: int, b: int) -> int:
 
 # ---- hand counts from the published configs -------------------------------------------------------------------
 
+
 def qwen3_vl_8b_by_hand(n: int) -> tuple[int, int]:
     """(Table 5 MACs, causal MACs) of Qwen3-VL-8B-Instruct: D 4096, 32 heads x 128, 8 KV heads, MLP 12288,
     36 layers, vocab 151936."""
     t = text_config("Qwen3-VL-8B-Instruct")
-    assert (t["hidden_size"], t["num_attention_heads"], t["head_dim"], t["num_key_value_heads"], t["intermediate_size"],
-            t["num_hidden_layers"], t["vocab_size"]) == (4096, 32, 128, 8, 12288, 36, 151936)
+    assert (
+        t["hidden_size"],
+        t["num_attention_heads"],
+        t["head_dim"],
+        t["num_key_value_heads"],
+        t["intermediate_size"],
+        t["num_hidden_layers"],
+        t["vocab_size"],
+    ) == (4096, 32, 128, 8, 12288, 36, 151936)
     projections = 4096 * 4096 + 4096 * 1024 + 4096 * 1024 + 4096 * 4096  # q (32 x 128 = 4096), k, v (8 x 128), o
     mlp = 3 * 4096 * 12288
     table5 = 36 * (n * (projections + mlp) + 2 * n * n * 4096)
@@ -60,9 +68,19 @@ def qwen3_vl_30b_a3b_by_hand(n: int) -> tuple[int, int]:
     """Qwen3-VL-30B-A3B-Instruct: D 2048, 32 heads x 128 (attention 4096, twice D), 4 KV heads, 48 layers, all MoE
     (mlp_only_layers [], decoder_sparse_step 1): router 2048 x 128, 8 active experts of width 768."""
     t = text_config("Qwen3-VL-30B-A3B-Instruct")
-    assert (t["hidden_size"], t["num_attention_heads"], t["head_dim"], t["num_key_value_heads"], t["num_hidden_layers"],
-            t["num_experts"], t["num_experts_per_tok"], t["moe_intermediate_size"], t["mlp_only_layers"],
-            t["decoder_sparse_step"], t["vocab_size"]) == (2048, 32, 128, 4, 48, 128, 8, 768, [], 1, 151936)
+    assert (
+        t["hidden_size"],
+        t["num_attention_heads"],
+        t["head_dim"],
+        t["num_key_value_heads"],
+        t["num_hidden_layers"],
+        t["num_experts"],
+        t["num_experts_per_tok"],
+        t["moe_intermediate_size"],
+        t["mlp_only_layers"],
+        t["decoder_sparse_step"],
+        t["vocab_size"],
+    ) == (2048, 32, 128, 4, 48, 128, 8, 768, [], 1, 151936)
     projections = 2048 * 4096 + 2048 * 512 + 2048 * 512 + 4096 * 2048
     moe = 2048 * 128 + 8 * (3 * 2048 * 768)
     table5 = 48 * (n * (projections + moe) + 2 * n * n * 4096)
@@ -79,17 +97,33 @@ def qwen3_5_9b_by_hand(n: int) -> tuple[int, int]:
     """Qwen3.5-9B: D 4096, 32 layers = 8 full attention (16 heads x 256, q_proj doubled by the output gate, 4 KV
     heads) + 24 Gated DeltaNet (16 q/k heads x 128, 32 v heads x 128, conv 4), MLP 12288, vocab 248320."""
     t = text_config("Qwen3.5-9B")
-    assert (t["hidden_size"], t["num_attention_heads"], t["head_dim"], t["num_key_value_heads"], t["attn_output_gate"],
-            t["intermediate_size"], t["num_hidden_layers"], t["vocab_size"]) == (4096, 16, 256, 4, True, 12288, 32, 248320)
-    assert (t["linear_num_key_heads"], t["linear_key_head_dim"], t["linear_num_value_heads"], t["linear_value_head_dim"],
-            t["linear_conv_kernel_dim"]) == (16, 128, 32, 128, 4)
+    assert (
+        t["hidden_size"],
+        t["num_attention_heads"],
+        t["head_dim"],
+        t["num_key_value_heads"],
+        t["attn_output_gate"],
+        t["intermediate_size"],
+        t["num_hidden_layers"],
+        t["vocab_size"],
+    ) == (4096, 16, 256, 4, True, 12288, 32, 248320)
+    assert (
+        t["linear_num_key_heads"],
+        t["linear_key_head_dim"],
+        t["linear_num_value_heads"],
+        t["linear_value_head_dim"],
+        t["linear_conv_kernel_dim"],
+    ) == (16, 128, 32, 128, 4)
     assert t["layer_types"].count("full_attention") == 8 and t["layer_types"].count("linear_attention") == 24
     full_proj = 4096 * 8192 + 4096 * 1024 + 4096 * 1024 + 4096 * 4096  # q + gate (2 x 16 x 256), k, v (4 x 256), o
-    linear_proj = (4096 * (2 * 2048 + 4096)  # in_proj_qkv: q, k (16 x 128 each), v (32 x 128)
-                   + 4096 * 4096             # in_proj_z
-                   + 4096 * 32 + 4096 * 32   # in_proj_b, in_proj_a (one per value head)
-                   + 4096 * 4096             # out_proj
-                   + 8192 * 4)               # depthwise conv1d over the 8192 q/k/v channels, kernel 4
+    linear_proj = (
+        4096 * (2 * 2048 + 4096)  # in_proj_qkv: q, k (16 x 128 each), v (32 x 128)
+        + 4096 * 4096  # in_proj_z
+        + 4096 * 32
+        + 4096 * 32  # in_proj_b, in_proj_a (one per value head)
+        + 4096 * 4096  # out_proj
+        + 8192 * 4
+    )  # depthwise conv1d over the 8192 q/k/v channels, kernel 4
     delta = 32 * ceil_div(n, 64) * DELTA_CHUNK_128
     mlp = 3 * 4096 * 12288
     table5 = 8 * (n * full_proj + 2 * n * n * 4096) + 24 * (n * linear_proj + delta) + 32 * n * mlp
@@ -102,11 +136,25 @@ def qwen3_5_35b_a3b_by_hand(n: int) -> tuple[int, int]:
     DeltaNet (as the 9B's); every layer MoE: router 2048 x 256, 8 experts of 512, a shared expert of 512 and its
     2048 x 1 gate."""
     t = text_config("Qwen3.5-35B-A3B")
-    assert (t["hidden_size"], t["num_attention_heads"], t["head_dim"], t["num_key_value_heads"], t["num_hidden_layers"],
-            t["num_experts"], t["num_experts_per_tok"], t["moe_intermediate_size"], t["shared_expert_intermediate_size"],
-            t["vocab_size"]) == (2048, 16, 256, 2, 40, 256, 8, 512, 512, 248320)
-    assert (t["linear_num_key_heads"], t["linear_key_head_dim"], t["linear_num_value_heads"], t["linear_value_head_dim"],
-            t["linear_conv_kernel_dim"]) == (16, 128, 32, 128, 4)
+    assert (
+        t["hidden_size"],
+        t["num_attention_heads"],
+        t["head_dim"],
+        t["num_key_value_heads"],
+        t["num_hidden_layers"],
+        t["num_experts"],
+        t["num_experts_per_tok"],
+        t["moe_intermediate_size"],
+        t["shared_expert_intermediate_size"],
+        t["vocab_size"],
+    ) == (2048, 16, 256, 2, 40, 256, 8, 512, 512, 248320)
+    assert (
+        t["linear_num_key_heads"],
+        t["linear_key_head_dim"],
+        t["linear_num_value_heads"],
+        t["linear_value_head_dim"],
+        t["linear_conv_kernel_dim"],
+    ) == (16, 128, 32, 128, 4)
     assert t["layer_types"].count("full_attention") == 10 and t["layer_types"].count("linear_attention") == 30
     full_proj = 2048 * 8192 + 2048 * 512 + 2048 * 512 + 4096 * 2048
     linear_proj = 2048 * 8192 + 2048 * 4096 + 2048 * 32 + 2048 * 32 + 4096 * 2048 + 8192 * 4
@@ -117,8 +165,12 @@ def qwen3_5_35b_a3b_by_hand(n: int) -> tuple[int, int]:
     return table5, causal
 
 
-BY_HAND = {"Qwen3-VL-8B-Instruct": qwen3_vl_8b_by_hand, "Qwen3-VL-30B-A3B-Instruct": qwen3_vl_30b_a3b_by_hand,
-           "Qwen3.5-9B": qwen3_5_9b_by_hand, "Qwen3.5-35B-A3B": qwen3_5_35b_a3b_by_hand}
+BY_HAND = {
+    "Qwen3-VL-8B-Instruct": qwen3_vl_8b_by_hand,
+    "Qwen3-VL-30B-A3B-Instruct": qwen3_vl_30b_a3b_by_hand,
+    "Qwen3.5-9B": qwen3_5_9b_by_hand,
+    "Qwen3.5-35B-A3B": qwen3_5_35b_a3b_by_hand,
+}
 
 
 @pytest.mark.parametrize("n", [1, 100, 608, 6272])
@@ -144,8 +196,18 @@ PUBLISHED = {
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_figures_at_the_papers_token_counts(name):
     g = geometry(name)
-    assert tuple(round(x, 2) for x in (table5_tflops(6272, g), table5_tflops(608, g), causal_prefill_tflops(6272, g),
-                                        causal_prefill_tflops(608, g))) == PUBLISHED[name]
+    assert (
+        tuple(
+            round(x, 2)
+            for x in (
+                table5_tflops(6272, g),
+                table5_tflops(608, g),
+                causal_prefill_tflops(6272, g),
+                causal_prefill_tflops(608, g),
+            )
+        )
+        == PUBLISHED[name]
+    )
 
 
 def test_delta_rule_is_linear_in_chunks():
@@ -158,6 +220,7 @@ def test_delta_rule_is_linear_in_chunks():
 
 
 # ---- weight counts of the transformers models on the meta device ----------------------------------------------
+
 
 def short_config(name: str, layers: int, **fields):
     """The published text config as transformers reads it, with its first ``layers`` layers only."""
@@ -214,15 +277,18 @@ def expected_weights(layer, g: LLMGeometry) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize("name,cls_name,layers,fields", [
-    ("Qwen3-VL-8B-Instruct", "Qwen3VLTextModel", 2, {}),
-    ("Qwen3-VL-30B-A3B-Instruct", "Qwen3VLMoeTextModel", 2, {}),
-    # mlp_only_layers and decoder_sparse_step pick the MoE layers: here layers 1 and 3 of 4
-    ("Qwen3-VL-30B-A3B-Instruct", "Qwen3VLMoeTextModel", 4, {"mlp_only_layers": [0], "decoder_sparse_step": 2}),
-    ("Qwen3.5-0.8B", "Qwen3_5TextModel", 4, {}),
-    ("Qwen3.5-9B", "Qwen3_5TextModel", 4, {}),
-    ("Qwen3.5-35B-A3B", "Qwen3_5MoeTextModel", 4, {}),
-])
+@pytest.mark.parametrize(
+    "name,cls_name,layers,fields",
+    [
+        ("Qwen3-VL-8B-Instruct", "Qwen3VLTextModel", 2, {}),
+        ("Qwen3-VL-30B-A3B-Instruct", "Qwen3VLMoeTextModel", 2, {}),
+        # mlp_only_layers and decoder_sparse_step pick the MoE layers: here layers 1 and 3 of 4
+        ("Qwen3-VL-30B-A3B-Instruct", "Qwen3VLMoeTextModel", 4, {"mlp_only_layers": [0], "decoder_sparse_step": 2}),
+        ("Qwen3.5-0.8B", "Qwen3_5TextModel", 4, {}),
+        ("Qwen3.5-9B", "Qwen3_5TextModel", 4, {}),
+        ("Qwen3.5-35B-A3B", "Qwen3_5MoeTextModel", 4, {}),
+    ],
+)
 def test_projection_macs_equal_the_models_weights(name, cls_name, layers, fields):
     config = short_config(name, layers, **fields)
     g = LLMGeometry.from_config(config)
@@ -241,8 +307,15 @@ def test_attention_width_differs_from_the_hidden_size():
     """Qwen3-VL-4B's shape (issue 17): 32 heads x 128 = 4096 against D 2560."""
     from transformers import Qwen3VLTextConfig
 
-    config = Qwen3VLTextConfig(hidden_size=2560, num_attention_heads=32, head_dim=128, num_key_value_heads=8,
-                               intermediate_size=9728, num_hidden_layers=1, vocab_size=151936)
+    config = Qwen3VLTextConfig(
+        hidden_size=2560,
+        num_attention_heads=32,
+        head_dim=128,
+        num_key_value_heads=8,
+        intermediate_size=9728,
+        num_hidden_layers=1,
+        vocab_size=151936,
+    )
     g = LLMGeometry.from_config(config)
     assert (g.q_dim, g.kv_dim, g.attn_output_gate) == (4096, 1024, False)
     model = meta_model("Qwen3VLTextModel", config)
@@ -252,6 +325,7 @@ def test_attention_width_differs_from_the_hidden_size():
 
 
 # ---- reading configs -------------------------------------------------------------------------------------------
+
 
 def test_every_config_layout_gives_the_same_geometry():
     from transformers import AutoConfig
@@ -276,9 +350,15 @@ def test_every_config_layout_gives_the_same_geometry():
 def test_describe_names_the_shapes():
     assert geometry("Qwen3.5-9B").describe() == (
         "D 4096, attention width 4096, q_proj x2 (output gate), D_kv 1024, MLP 12288, 32 layers "
-        "(8 full attention + 24 Gated DeltaNet: q/k 16 x 128, v 32 x 128, conv 4)")
-    assert geometry("Qwen3.5-35B-A3B").describe().startswith(
-        "D 2048, attention width 4096, q_proj x2 (output gate), D_kv 512, MoE 8 of 256 experts x 512 + shared expert 512, 40")
+        "(8 full attention + 24 Gated DeltaNet: q/k 16 x 128, v 32 x 128, conv 4)"
+    )
+    assert (
+        geometry("Qwen3.5-35B-A3B")
+        .describe()
+        .startswith(
+            "D 2048, attention width 4096, q_proj x2 (output gate), D_kv 512, MoE 8 of 256 experts x 512 + shared expert 512, 40"
+        )
+    )
 
 
 # ---- the split by layer type -----------------------------------------------------------------------------------
@@ -306,8 +386,9 @@ def test_split_of_a_hybrid_model_by_hand():
     """Qwen3.5-9B, 6272 -> 608 video tokens: each layer type's Table 5 MACs from the hand count's terms."""
     n0, n1 = 6272, 608
     full = lambda n: 8 * (n * (4096 * 8192 + 2 * 4096 * 1024 + 4096 * 4096) + 2 * n * n * 4096)
-    linear = lambda n: 24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4)
-                             + 32 * ceil_div(n, 64) * DELTA_CHUNK_128)
+    linear = lambda n: (
+        24 * (n * (4096 * 8192 + 4096 * 4096 + 2 * 4096 * 32 + 4096 * 4096 + 8192 * 4) + 32 * ceil_div(n, 64) * DELTA_CHUNK_128)
+    )
     mlp = lambda n: 32 * n * 3 * 4096 * 12288
     split = flops_report(geometry("Qwen3.5-9B"), n0, n1, n0, n1).split.table5
     saved = sum(f(n0) - f(n1) for f in (full, linear, mlp))
@@ -327,8 +408,14 @@ def test_split_json_keys_and_a_model_without_linear_layers():
     for key in ("table5", "causal_2mac"):
         assert list(report["split"][key]) == list(PARTS)
         assert all(list(part) == SPLIT_KEYS for part in report["split"][key].values())
-        assert report["split"][key]["linear_attention"] == {"before": 0, "after": 0, "ratio": 1.0, "share_before": 0.0,
-                                                            "share_after": 0.0, "share_of_saving": 0.0}
+        assert report["split"][key]["linear_attention"] == {
+            "before": 0,
+            "after": 0,
+            "ratio": 1.0,
+            "share_before": 0.0,
+            "share_after": 0.0,
+            "share_of_saving": 0.0,
+        }
     rows = flops_split_rows(ov7b, 196, 1, 32, [0.1])
     assert [r.retention for r in rows] == [1.0, 0.1] and [r.video_tokens for r in rows] == [6272, 608]
     assert rows[0].split.table5.mlp.share_of_saving == 0.0  # vanilla against itself: nothing saved
@@ -363,8 +450,10 @@ def test_ask_table_caption_gives_the_saving_by_layer_type():
 
     g = geometry("Qwen3.5-9B")
     line = saving_by_layer_type(flops_report(g, 6272, 608, 6272, 608).split, g)
-    assert line == ("Saving by layer type: Table 5: full attention 12%, Gated DeltaNet 23%, MLP / MoE 65%; "
-                    "causal: full attention 10%, Gated DeltaNet 23%, MLP / MoE 67%")
+    assert line == (
+        "Saving by layer type: Table 5: full attention 12%, Gated DeltaNet 23%, MLP / MoE 65%; "
+        "causal: full attention 10%, Gated DeltaNet 23%, MLP / MoE 67%"
+    )
     ov7b = LLMGeometry(hidden=3584, kv_dim=512, intermediate=18944, layers=28, vocab=152064)
     assert "Gated DeltaNet" not in saving_by_layer_type(flops_report(ov7b, 6272, 608, 6320, 656).split, ov7b)
 

@@ -50,8 +50,9 @@ def machine(monkeypatch):
         assert args == (), args
         return smi_header(facts["driver"], facts["cuda"]) if facts["cuda"] else "no header here\n"
 
-    def set_facts(driver: str | None, cuda: str | None, torch_cuda: str | None, available: bool,
-                  torch_says: str = TOO_OLD) -> None:
+    def set_facts(
+        driver: str | None, cuda: str | None, torch_cuda: str | None, available: bool, torch_says: str = TOO_OLD
+    ) -> None:
         facts.update(driver=driver, cuda=cuda)
 
         def is_available() -> bool:
@@ -74,8 +75,9 @@ def test_old_driver_for_the_cuda13_wheel_is_one_line_with_the_fix(cli_line, mach
     assert status == 2
     assert "NVIDIA GPU is here (driver 550.54.15, CUDA up to 12.4)" in line
     assert f"torch {torch.__version__} is built for CUDA 13.0, which needs driver 580 or newer" in line
-    assert ("pip uninstall -y torch torchvision && pip install torch torchvision "
-            "--index-url https://download.pytorch.org/whl/cu126") in line
+    assert (
+        "pip uninstall -y torch torchvision && pip install torch torchvision --index-url https://download.pytorch.org/whl/cu126"
+    ) in line
     assert "update the NVIDIA driver to 580 or newer" in line
     assert machine.calls[0] == ("--query-gpu=driver_version", "--format=csv,noheader")
 
@@ -92,20 +94,30 @@ def test_driver_too_old_for_any_current_build_says_update(machine):
 
 def test_cpu_only_torch_on_a_gpu_machine(machine):
     machine(driver="580.65.06", cuda="13.0", torch_cuda=None, available=False)
-    with pytest.raises(DeviceError, match=r"is built without CUDA: install a CUDA build \(pip uninstall -y torch "
-                                          r"torchvision && pip install torch torchvision "
-                                          r"--index-url https://download.pytorch.org/whl/cu130\)"):
+    with pytest.raises(
+        DeviceError,
+        match=r"is built without CUDA: install a CUDA build \(pip uninstall -y torch "
+        r"torchvision && pip install torch torchvision "
+        r"--index-url https://download.pytorch.org/whl/cu130\)",
+    ):
         resolve_device("auto")
 
 
 def test_matching_driver_but_unusable_points_at_the_environment(cli_line, machine, sample_video):
-    machine(driver="580.65.06", cuda="13.0", torch_cuda="13.0", available=False,
-            torch_says="CUDA unknown error - this may be due to an incorrectly set up environment. Setting the "
-                       "available devices to be zero.")
+    machine(
+        driver="580.65.06",
+        cuda="13.0",
+        torch_cuda="13.0",
+        available=False,
+        torch_says="CUDA unknown error - this may be due to an incorrectly set up environment. Setting the "
+        "available devices to be zero.",
+    )
     status, line = cli_line("ask", sample_video, "q", "--model", "tiny-random", "--device", "cuda")
     assert status == 2
-    assert ("cannot use it (torch says: CUDA unknown error - this may be due to an incorrectly set up environment), "
-            "although it is built for CUDA 13.0, which this driver runs") in line
+    assert (
+        "cannot use it (torch says: CUDA unknown error - this may be due to an incorrectly set up environment), "
+        "although it is built for CUDA 13.0, which this driver runs"
+    ) in line
     assert "CUDA_VISIBLE_DEVICES" in line
 
 

@@ -22,11 +22,20 @@ CHECK_NAMES = [c.name for c in gpu_suite.CHECKS]
 
 
 def run_suite(out: Path, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, float]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+    }
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(SUITE), "--smoke", "--out", str(out), *args], capture_output=True,
-                          text=True, env=env, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(SUITE), "--smoke", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
     return proc, time.monotonic() - start
 
 

@@ -202,7 +202,7 @@ def cycles(graph: dict[str, dict[str, tuple[str | None, int]]]) -> list[list[str
         path = [group[0]]
         while path.count(path[-1]) == 1:
             path.append(next(w for w in sorted(graph[path[-1]]) if w in group))
-        found.append(path[path.index(path[-1]):])
+        found.append(path[path.index(path[-1]) :])
     return found
 
 
@@ -239,28 +239,32 @@ def write_package(root: Path, files: dict[str, str]) -> Path:
 
 def test_a_made_up_circle_is_caught(tmp_path):
     """pkg.a imports pkg.sub.b at module level; pkg.sub.b imports pkg.a back inside a function, relatively."""
-    src = write_package(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from .sub.b import helper\n",
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/b.py": "def helper():\n    from ..a import helper as again\n    return again\n",
-        "pkg/c.py": "from . import a\nimport pkg.sub\n",  # into the circle, not part of it
-    })
+    src = write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from .sub.b import helper\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/b.py": "def helper():\n    from ..a import helper as again\n    return again\n",
+            "pkg/c.py": "from . import a\nimport pkg.sub\n",  # into the circle, not part of it
+        },
+    )
     graph = import_graph(src)
     found = cycles(graph)
     assert found == [["pkg.a", "pkg.sub.b", "pkg.a"]]
-    assert describe_cycle(graph, found[0]) == (
-        "pkg.a:1 (module level) imports pkg.sub.b -> pkg.sub.b:2 (helper) imports pkg.a"
-    )
+    assert describe_cycle(graph, found[0]) == ("pkg.a:1 (module level) imports pkg.sub.b -> pkg.sub.b:2 (helper) imports pkg.a")
     (src / "pkg" / "sub" / "b.py").write_text("def helper():\n    return 1\n")  # the circle broken: none found
     assert cycles(import_graph(src)) == []
 
 
 def test_a_circle_through_a_package_init_and_type_checking_is_caught(tmp_path):
-    src = write_package(tmp_path, {
-        "pkg/__init__.py": "from .low import x\n",
-        "pkg/low.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import x\nx = 1\n",
-    })
+    src = write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .low import x\n",
+            "pkg/low.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import x\nx = 1\n",
+        },
+    )
     assert cycles(import_graph(src)) == [["pkg", "pkg.low", "pkg"]]
 
 
@@ -277,8 +281,10 @@ def undeclared_deferrals(src: Path) -> list[str]:
             targets = import_targets(statement, module, package, set(known))
             said = "# deferred" in lines[statement.lineno - 1] or lines[first - 2].strip().startswith("# deferred")
             if function is not None and targets and not said:
-                out.append(f"{path.relative_to(src)}:{statement.lineno} imports {', '.join(targets)} inside a function "
-                           "without a `# deferred` comment saying why")
+                out.append(
+                    f"{path.relative_to(src)}:{statement.lineno} imports {', '.join(targets)} inside a function "
+                    "without a `# deferred` comment saying why"
+                )
     return sorted(out)
 
 
@@ -287,10 +293,12 @@ def test_every_function_level_import_of_the_package_says_it_is_deferred():
 
 
 def test_an_undeclared_deferral_is_caught(tmp_path):
-    src = write_package(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "x = 1\n",
-        "pkg/b.py": """\
+    src = write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "x = 1\n",
+            "pkg/b.py": """\
             import json
 
 
@@ -306,7 +314,6 @@ def test_an_undeclared_deferral_is_caught(tmp_path):
                     from . import a
                 return a
             """,
-    })
-    assert undeclared_deferrals(src) == [
-        "pkg/b.py:13 imports pkg.a inside a function without a `# deferred` comment saying why"
-    ]
+        },
+    )
+    assert undeclared_deferrals(src) == ["pkg/b.py:13 imports pkg.a inside a function without a `# deferred` comment saying why"]

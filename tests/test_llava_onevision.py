@@ -48,7 +48,7 @@ def test_keep_all_matches_transformers_generate(tiny_model, prepared):
         ref_tokens = tiny_model.model.generate(**inputs, max_new_tokens=12, do_sample=False)
     torch.testing.assert_close(tiny_model.prefill(ours).logits, reference.float(), atol=1e-5, rtol=1e-5)
     new = tiny_model.generate(ours, 12)
-    assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1]:].tolist()
+    assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1] :].tolist()
     assert len(set(new.tolist())) > 1, "the tiny model's greedy answer depends on its input"
 
 
@@ -56,7 +56,9 @@ def test_keep_all_matches_transformers_generate(tiny_model, prepared):
 def test_pruned_prefill_equals_masked_full_forward(tiny_model, prepared, retention):
     """Kept tokens at their original positions == the full sequence with the dropped slots masked."""
     inputs, features = prepared
-    kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, FastVIDConfig(retention_ratio=retention))
+    kept = fastvid_prune(
+        features.video_tokens, features.frame_features, features.saliency, FastVIDConfig(retention_ratio=retention)
+    )
     pruned = tiny_model.build_inputs(inputs, features, kept)
     assert pruned.length == inputs["input_ids"].shape[1] - (8 * 196 - kept.indices.numel())
     ids = inputs["input_ids"]

@@ -43,7 +43,9 @@ def test_llava_next_checkpoint_maps_every_tensor(video_model):
             assert torch.equal(state[name], f.get_tensor(key)), key
     assert video_model.family == "llava_video" and video_model.default_frames == 64
     tokenizer = video_model.processor.tokenizer
-    assert video_model.video_token_id == tokenizer.convert_tokens_to_ids("<video>") < video_model.model.config.text_config.vocab_size
+    assert (
+        video_model.video_token_id == tokenizer.convert_tokens_to_ids("<video>") < video_model.model.config.text_config.vocab_size
+    )
 
 
 def test_grid_geometry(video_model, prepared):
@@ -63,7 +65,9 @@ def test_newline_kept_for_rows_that_keep_a_token(video_model, prepared):
     _, features = prepared
     # frame 0 keeps tokens in rows 0 and 5; frame 2 keeps one token in row 12
     indices = torch.tensor([0, 3, 5 * 13 + 7, 2 * 169 + 12 * 13 + 12])
-    kept = PruneResult(tokens=torch.zeros(4, 1), indices=indices, segment_lengths=[6], anchor_mask=torch.zeros(4, dtype=torch.bool))
+    kept = PruneResult(
+        tokens=torch.zeros(4, 1), indices=indices, segment_lengths=[6], anchor_mask=torch.zeros(4, dtype=torch.bool)
+    )
     token_slots, newline_slots = video_model.slot_indices(features, kept)
     assert token_slots.tolist() == [0, 3, 5 * 14 + 7, 2 * 182 + 12 * 14 + 12]
     assert newline_slots.tolist() == [13, 5 * 14 + 13, 2 * 182 + 12 * 14 + 13]
@@ -84,11 +88,19 @@ def test_pruned_prefill_equals_masked_full_forward(video_model, prepared):
     mask[0, ids[0] != video_model.video_token_id] = 1
     mask[0, slots[torch.cat([token_slots, newline_slots])]] = 1
     with torch.inference_mode():
-        masked = video_model.model(input_ids=ids, attention_mask=mask, position_ids=torch.arange(ids.shape[1])[None],
-                                   mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=values[None])}).logits[0, -1]
+        masked = video_model.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=torch.arange(ids.shape[1])[None],
+            mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=values[None])},
+        ).logits[0, -1]
     torch.testing.assert_close(video_model.prefill(pruned).logits, masked.float(), atol=1e-5, rtol=1e-5)
-    keep_all = fastvid_prune(features.video_tokens, features.frame_features, features.saliency, FastVIDConfig(retention_ratio=1.0))
-    torch.testing.assert_close(video_model.prefill(video_model.build_inputs(inputs, features, keep_all)).logits, video_model.prefill(full).logits)
+    keep_all = fastvid_prune(
+        features.video_tokens, features.frame_features, features.saliency, FastVIDConfig(retention_ratio=1.0)
+    )
+    torch.testing.assert_close(
+        video_model.prefill(video_model.build_inputs(inputs, features, keep_all)).logits, video_model.prefill(full).logits
+    )
 
 
 def test_layout_grid_for_transformers_format_checkpoint(video_model, tmp_path, sample_video):
@@ -117,7 +129,9 @@ def test_layout_grid_for_transformers_format_checkpoint(video_model, tmp_path, s
 def test_ask_json_with_tiny_llava_video(capsys, sample_video):
     from fastvid_cli.cli import run
 
-    code = run(["ask", str(sample_video), "What happens?", "--model", "tiny-random-llava-video", "--json", "--max-new-tokens", "4"])
+    code = run(
+        ["ask", str(sample_video), "What happens?", "--model", "tiny-random-llava-video", "--json", "--max-new-tokens", "4"]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -126,4 +140,5 @@ def test_ask_json_with_tiny_llava_video(capsys, sample_video):
     assert tokens["video_before"] == 64 * 169 and tokens["video_after"] == 64 * 16
     assert tokens["newline_before"] == 64 * 13 and 0 < tokens["newline_after"] <= 64 * 13
     assert tokens["prompt_before"] - tokens["prompt_after"] == (
-        tokens["video_before"] + tokens["newline_before"] - tokens["video_after"] - tokens["newline_after"])
+        tokens["video_before"] + tokens["newline_before"] - tokens["video_after"] - tokens["newline_after"]
+    )

@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TASK_DIR = ROOT / "tests" / "lmms_eval_task"
 TASK = "fastvid_local_mcq"
 FRAMES = 4
-TINY_FAMILIES = {"tiny-random": "llava_onevision", "tiny-random-llava-video": "llava_video", "tiny-random-qwen2.5-vl": "qwen2_5_vl",
-                 "tiny-random-qwen3-vl": "qwen3_vl", "tiny-random-qwen3.5": "qwen3_5"}
+TINY_FAMILIES = {
+    "tiny-random": "llava_onevision",
+    "tiny-random-llava-video": "llava_video",
+    "tiny-random-qwen2.5-vl": "qwen2_5_vl",
+    "tiny-random-qwen3-vl": "qwen3_vl",
+    "tiny-random-qwen3.5": "qwen3_5",
+}
 
 
 def read_docs() -> list[dict]:
@@ -36,8 +41,15 @@ def read_docs() -> list[dict]:
 def offline_env(tmp: Path) -> dict:
     """The test session's environment (its FASTVID_CACHE holds the tiny models), with no network use."""
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled",
-               HF_HOME=str(tmp / "hf-home"), TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        WANDB_MODE="disabled",
+        HF_HOME=str(tmp / "hf-home"),
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("HF_TOKEN", None)
     return env
 
@@ -45,8 +57,18 @@ def offline_env(tmp: Path) -> dict:
 def run_lmms_eval(model_args: str, out: Path, launcher: list[str] | None = None, tasks: str = TASK) -> dict:
     """Run lmms-eval on the local task; return the results JSON, its samples and the log."""
     command = (launcher or [sys.executable, "-m"]) + [
-        "lmms_eval", "--model", "fastvid", "--model_args", model_args, "--tasks", tasks,
-        "--include_path", str(TASK_DIR), "--output_path", str(out), "--log_samples",
+        "lmms_eval",
+        "--model",
+        "fastvid",
+        "--model_args",
+        model_args,
+        "--tasks",
+        tasks,
+        "--include_path",
+        str(TASK_DIR),
+        "--output_path",
+        str(out),
+        "--log_samples",
     ]
     proc = subprocess.run(command, cwd=ROOT, env=offline_env(out), capture_output=True, text=True, timeout=600, check=False)
     log = proc.stdout + proc.stderr
@@ -155,18 +177,51 @@ def test_a_baseline_method_runs_under_the_same_harness(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 DOCS = {  # the fields each benchmark's doc_to_text / doc_to_target read, with made-up values
-    "videomme": {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "History", "url": "",
-                 "videoID": "vid001", "question_id": "001-1", "task_type": "Counting Problem",
-                 "question": "How many people enter the room?", "options": ["A. One.", "B. Two.", "C. Three.", "D. Four."],
-                 "answer": "B"},
-    "mvbench": {"video": "clip.mp4", "question": "What does the person do after opening the door?",
-                "candidates": ["Sits down.", "Leaves.", "Turns on the light."], "answer": "Leaves."},
-    "longvideobench": {"video_path": "clip.mp4", "subtitle_path": "clip.json", "question": "What is on the table?",
-                       "option0": "A cup", "option1": "A book", "option2": "A phone", "option3": "A lamp", "option4": "N/A",
-                       "correct_choice": 1, "duration": 60.0, "starting_timestamp_for_subtitles": 0.0, "id": "q1",
-                       "question_category": "S2E", "topic_category": "NP", "level": "L1", "duration_group": 60, "view_count": 1},
-    "mlvu": {"video_name": "clip.mp4", "question": "What is the main event?\n(A) A race\n(B) A wedding\n(C) A storm\n(D) A match",
-             "answer": "(A) A race", "task_type": "plotQA", "question_type": "plotQA"},
+    "videomme": {
+        "video_id": "001",
+        "duration": "short",
+        "domain": "Knowledge",
+        "sub_category": "History",
+        "url": "",
+        "videoID": "vid001",
+        "question_id": "001-1",
+        "task_type": "Counting Problem",
+        "question": "How many people enter the room?",
+        "options": ["A. One.", "B. Two.", "C. Three.", "D. Four."],
+        "answer": "B",
+    },
+    "mvbench": {
+        "video": "clip.mp4",
+        "question": "What does the person do after opening the door?",
+        "candidates": ["Sits down.", "Leaves.", "Turns on the light."],
+        "answer": "Leaves.",
+    },
+    "longvideobench": {
+        "video_path": "clip.mp4",
+        "subtitle_path": "clip.json",
+        "question": "What is on the table?",
+        "option0": "A cup",
+        "option1": "A book",
+        "option2": "A phone",
+        "option3": "A lamp",
+        "option4": "N/A",
+        "correct_choice": 1,
+        "duration": 60.0,
+        "starting_timestamp_for_subtitles": 0.0,
+        "id": "q1",
+        "question_category": "S2E",
+        "topic_category": "NP",
+        "level": "L1",
+        "duration_group": 60,
+        "view_count": 1,
+    },
+    "mlvu": {
+        "video_name": "clip.mp4",
+        "question": "What is the main event?\n(A) A race\n(B) A wedding\n(C) A storm\n(D) A match",
+        "answer": "(A) A race",
+        "task_type": "plotQA",
+        "question_type": "plotQA",
+    },
 }
 
 
@@ -240,8 +295,12 @@ def make_requests(lm, items: list[tuple[str, str]], gen_kwargs: dict | None = No
     lm.task_dict = {"t": {"test": [{"video": str(v), "question": q} for v, q in items]}}
     kwargs = gen_kwargs or {"max_new_tokens": 6, "until": ["\n\n"]}
     return [
-        Instance("generate_until", (q, dict(kwargs), lambda doc: [doc["video"]], i, "t", "test"), idx=0,
-                 metadata={"task": "t", "doc_id": i, "repeats": 1})
+        Instance(
+            "generate_until",
+            (q, dict(kwargs), lambda doc: [doc["video"]], i, "t", "test"),
+            idx=0,
+            metadata={"task": "t", "doc_id": i, "repeats": 1},
+        )
         for i, (_, q) in enumerate(items)
     ]
 
@@ -259,12 +318,21 @@ def test_questions_on_one_video_share_its_encoding_and_answer_as_ask_does(tiny_l
     calls = []
     encode = tiny_lm.adapter.encode
     monkeypatch.setattr(tiny_lm.adapter, "encode", lambda inputs: calls.append(1) or encode(inputs))
-    items = [(SAMPLES / "bikes.mp4", "What moves?"), (SAMPLES / "carphone.mp4", "Who is there?"), (SAMPLES / "bikes.mp4", "Is it day?")]
+    items = [
+        (SAMPLES / "bikes.mp4", "What moves?"),
+        (SAMPLES / "carphone.mp4", "Who is there?"),
+        (SAMPLES / "bikes.mp4", "Is it day?"),
+    ]
     results = tiny_lm.generate_until(make_requests(tiny_lm, items))
     assert len(calls) == 2  # bikes once, carphone once
     monkeypatch.setattr(tiny_lm.adapter, "encode", encode)
     for (video, question), result in zip(items, results):
-        alone = ask(tiny_lm.adapter, str(video), question, AskOptions(frames=FRAMES, config=tiny_lm.method, max_new_tokens=6, baseline=False))
+        alone = ask(
+            tiny_lm.adapter,
+            str(video),
+            question,
+            AskOptions(frames=FRAMES, config=tiny_lm.method, max_new_tokens=6, baseline=False),
+        )
         assert result.text == alone.answer
         assert result.token_counts.input_tokens == alone.tokens.prompt_after
 
@@ -278,14 +346,22 @@ def test_retention_one_is_the_vanilla_model(tiny_lm):
     items = [(SAMPLES / "carphone.mp4", "What happens?")]
     vanilla = lm.generate_until(make_requests(lm, items))[0]
     pruned = tiny_lm.generate_until(make_requests(tiny_lm, items))[0]
-    alone = ask(lm.adapter, str(items[0][0]), items[0][1],
-                AskOptions(frames=FRAMES, config=FastVIDConfig(retention_ratio=1), max_new_tokens=6, baseline=False))
+    alone = ask(
+        lm.adapter,
+        str(items[0][0]),
+        items[0][1],
+        AskOptions(frames=FRAMES, config=FastVIDConfig(retention_ratio=1), max_new_tokens=6, baseline=False),
+    )
     assert vanilla.token_counts.input_tokens == alone.tokens.prompt_before > pruned.token_counts.input_tokens
     assert vanilla.text == alone.answer
 
 
 def test_an_unreadable_video_gets_empty_answers_and_the_run_goes_on(tiny_lm, tmp_path, broken_files):
-    items = [(broken_files["corrupt"], "What happens?"), (SAMPLES / "bikes.mp4", "What moves?"), (tmp_path / "missing.mp4", "Why?")]
+    items = [
+        (broken_files["corrupt"], "What happens?"),
+        (SAMPLES / "bikes.mp4", "What moves?"),
+        (tmp_path / "missing.mp4", "Why?"),
+    ]
     results = tiny_lm.generate_until(make_requests(tiny_lm, items))
     assert [r.text for r in (results[0], results[2])] == ["", ""]
     assert results[0].token_counts is None and results[1].token_counts.input_tokens > 0
@@ -296,8 +372,12 @@ def test_requests_that_are_not_one_video_fail_before_any_model_work(tiny_lm):
 
     tiny_lm.task_dict = {"t": {"test": [{}]}}
     for visuals, kind in ((["a.mp4", "b.mp4"], "str, str"), ([], "none"), ([object()], "object")):
-        request = Instance("generate_until", ("Q?", {}, lambda doc, v=visuals: v, 0, "t", "test"), idx=0,
-                           metadata={"task": "t", "doc_id": 0, "repeats": 1})
+        request = Instance(
+            "generate_until",
+            ("Q?", {}, lambda doc, v=visuals: v, 0, "t", "test"),
+            idx=0,
+            metadata={"task": "t", "doc_id": 0, "repeats": 1},
+        )
         with pytest.raises(ValueError, match=rf"one video file per request; task t, doc 0 gave visuals of type \[{kind}\]"):
             tiny_lm.generate_until([request])
     with pytest.raises(NotImplementedError, match="generate_until"):

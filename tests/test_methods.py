@@ -22,14 +22,25 @@ from fastvid_cli.pruning import (
     method_label,
 )
 
-SPECS = ["fastvid", "fastvid:segmentation=fixed", "fastvid:segmentation=cluster", "fastvid:d=0", "fastvid:d=1",
-         "uniform", "visionzip", "dycoke"]
+SPECS = [
+    "fastvid",
+    "fastvid:segmentation=fixed",
+    "fastvid:segmentation=cluster",
+    "fastvid:d=0",
+    "fastvid:d=1",
+    "uniform",
+    "visionzip",
+    "dycoke",
+]
 
 
 def inputs(frames=12, tokens=49, dim=16, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(frames, tokens, dim, generator=gen), torch.randn(frames, 8, generator=gen),
-            torch.rand(frames, tokens, generator=gen))
+    return (
+        torch.randn(frames, tokens, dim, generator=gen),
+        torch.randn(frames, 8, generator=gen),
+        torch.rand(frames, tokens, generator=gen),
+    )
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -142,8 +153,13 @@ def test_method_specs():
     assert make_method("fastvid", 0.2, c=4, window=9) == FastVIDConfig(retention_ratio=0.2, c=4)
     assert make_method("dycoke", 0.3, c=4) == DyCokeConfig(retention_ratio=0.3)
     assert method_label(make_method("fastvid:d=0", 0.1)) == "fastvid (d=0)"
-    for bad, match in [("nope", "unknown method"), ("fastvid:q=1", "bad option"), ("fastvid:c=x", "expected int"),
-                       ("fastvid:segmentation=zig", "segmentation must be"), ("uniform:retention_ratio=1", "bad option")]:
+    for bad, match in [
+        ("nope", "unknown method"),
+        ("fastvid:q=1", "bad option"),
+        ("fastvid:c=x", "expected int"),
+        ("fastvid:segmentation=zig", "segmentation must be"),
+        ("uniform:retention_ratio=1", "bad option"),
+    ]:
         with pytest.raises(ValueError, match=match):
             make_method(bad, 0.1)
 
@@ -209,7 +225,8 @@ def test_family_defaults_then_overrides_then_the_spec():
     qwen_like = {"retention_ratio": 0.27, "tau": 0.84, "split_tau": 0.95}
     assert method_for_family(qwen_like) == FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95)
     assert method_for_family(qwen_like, {"tau": 0.9, "retention_ratio": 0.1}) == FastVIDConfig(
-        retention_ratio=0.1, tau=0.9, split_tau=0.95)
+        retention_ratio=0.1, tau=0.9, split_tau=0.95
+    )
     assert method_for_family(qwen_like, {"retention_ratio": 0.1}, retention_ratio=0.5).retention_ratio == 0.5
     assert method_for_family({}, {"d": 0.5}, "fastvid:d=0") == FastVIDConfig(d=0)
     assert method_for_family(qwen_like, {"c": 4}, "uniform") == UniformConfig(retention_ratio=0.27)  # fields it lacks

@@ -145,8 +145,11 @@ def test_cached_model_never_touches_the_network(monkeypatch, hub_env, tmp_path):
     cached = tmp_path / "snapshot"
     cached.mkdir()
     monkeypatch.setattr(constants, "ENDPOINT", CLOSED)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download",
-                        lambda repo_id, local_files_only=False, **kwargs: str(cached) if local_files_only else pytest.fail())
+    monkeypatch.setattr(
+        huggingface_hub,
+        "snapshot_download",
+        lambda repo_id, local_files_only=False, **kwargs: str(cached) if local_files_only else pytest.fail(),
+    )
     assert resolve_model(NOT_CACHED).path == cached
     assert hub_env["probe"] == 0
 
@@ -172,8 +175,10 @@ class _FakeHub(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize(
     "refusal,message",
-    [((404, "RepoNotFound"), f"unknown model '{NOT_CACHED}': no such repository on the Hugging Face Hub"),
-     ((403, "GatedRepo"), f"{NOT_CACHED} is gated: accept its license")],
+    [
+        ((404, "RepoNotFound"), f"unknown model '{NOT_CACHED}': no such repository on the Hugging Face Hub"),
+        ((403, "GatedRepo"), f"{NOT_CACHED} is gated: accept its license"),
+    ],
     ids=["unknown-repo", "gated-repo"],
 )
 def test_reachable_hub_keeps_the_library_errors(cli_line, monkeypatch, hub_env, sample_video, refusal, message):

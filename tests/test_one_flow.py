@@ -40,7 +40,7 @@ def record_calls(model):
 def own_suffix(model, question: str) -> int:
     """Tokens of the prompt after the video, tokenized on their own from the template's text."""
     text = model.full_prompt(question)
-    after = text[text.rindex(model.media_token) + len(model.media_token):]
+    after = text[text.rindex(model.media_token) + len(model.media_token) :]
     assert question in after
     return len(model.processor.tokenizer(after, add_special_tokens=False)["input_ids"])
 
@@ -84,7 +84,9 @@ def test_one_pruned_prefill_per_answer_and_one_vanilla_for_the_baseline(sample_v
     for baseline in (False, True):
         calls, handle = record_calls(model)
         try:
-            result = ask_many(model, str(sample_video), ["What happens?"], AskOptions(frames=4, max_new_tokens=3, baseline=baseline))[0]
+            result = ask_many(
+                model, str(sample_video), ["What happens?"], AskOptions(frames=4, max_new_tokens=3, baseline=baseline)
+            )[0]
         finally:
             handle.remove()
         over_video = [n for n, _ in calls if n > result.tokens.video_after]
@@ -98,7 +100,9 @@ def test_one_pruned_prefill_per_answer_and_one_vanilla_for_the_baseline(sample_v
 def test_ask_several_questions_from_the_command_line(capsys, sample_video, tmp_path):
     from fastvid_cli.cli import run
 
-    code = run(["ask", str(sample_video), *QUESTIONS, "--model", "tiny-random", "--json", "--max-new-tokens", "3", "--frames", "4"])
+    code = run(
+        ["ask", str(sample_video), *QUESTIONS, "--model", "tiny-random", "--json", "--max-new-tokens", "3", "--frames", "4"]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -111,8 +115,22 @@ def test_ask_several_questions_from_the_command_line(capsys, sample_video, tmp_p
 
     questions = tmp_path / "q.txt"
     questions.write_text("Who is there?\n\nWhat color is the car?\n")
-    code = run(["ask", str(sample_video), "First?", "--questions", str(questions), "--model", "tiny-random", "--max-new-tokens", "2",
-                "--frames", "4", "--no-baseline"])
+    code = run(
+        [
+            "ask",
+            str(sample_video),
+            "First?",
+            "--questions",
+            str(questions),
+            "--model",
+            "tiny-random",
+            "--max-new-tokens",
+            "2",
+            "--frames",
+            "4",
+            "--no-baseline",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     lines = out.out.splitlines()
@@ -132,14 +150,37 @@ def test_batch_answers_the_questions_of_a_video_on_one_session(tmp_path, sample_
 
     items = tmp_path / "items.jsonl"
     other = sample_video.parent / "carphone.mp4"
-    items.write_text("\n".join(json.dumps(r) for r in [
-        {"video": str(sample_video), "question": "What happens?", "id": "a"},
-        {"video": str(other), "question": "Who talks?", "id": "b"},
-        {"video": str(sample_video), "question": "Where?", "id": "c"},
-    ]) + "\n")
+    items.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"video": str(sample_video), "question": "What happens?", "id": "a"},
+                {"video": str(other), "question": "Who talks?", "id": "b"},
+                {"video": str(sample_video), "question": "Where?", "id": "c"},
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
-    assert run(["batch", "--questions", str(items), "--model", "tiny-random", "--frames", "4", "--max-new-tokens", "2",
-                "-o", str(out), "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "batch",
+                "--questions",
+                str(items),
+                "--model",
+                "tiny-random",
+                "--frames",
+                "4",
+                "--max-new-tokens",
+                "2",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert set(records) == {"a", "b", "c"}
     assert records["a"]["timing"]["vision_ms"] > 0 and records["b"]["timing"]["vision_ms"] > 0

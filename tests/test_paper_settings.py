@@ -113,8 +113,18 @@ def test_qwen_ask_token_counts_follow_the_paper_formula(capsys, clips, clip):
     from fastvid_cli.video import probe_video
 
     info = probe_video(clips[clip])
-    data, _ = run_json(capsys, "ask", clips[clip], "What happens?", "--model", "tiny-random-qwen2.5-vl", "--json",
-                       "--no-baseline", "--max-new-tokens", "1")
+    data, _ = run_json(
+        capsys,
+        "ask",
+        clips[clip],
+        "What happens?",
+        "--model",
+        "tiny-random-qwen2.5-vl",
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "1",
+    )
     frames = paper_qwen_frames(info.total_frames, info.fps)
     h, w = paper_qwen_size(info.height, info.width, frames)
     assert data["frames"] == frames
@@ -135,8 +145,20 @@ def test_qwen_flops_on_the_long_high_resolution_clip(capsys, clips):
 
 
 def test_qwen_frames_override_keeps_the_budget(capsys, clips):
-    data, _ = run_json(capsys, "ask", clips["high_short"], "q", "--model", "tiny-random-qwen2.5-vl", "--json", "--no-baseline",
-                       "--max-new-tokens", "1", "--frames", "4")
+    data, _ = run_json(
+        capsys,
+        "ask",
+        clips["high_short"],
+        "q",
+        "--model",
+        "tiny-random-qwen2.5-vl",
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "1",
+        "--frames",
+        "4",
+    )
     h, w = paper_qwen_size(1080, 1920, 4)
     assert data["frames"] == 4 and data["tokens"]["grid_thw"] == [2, h // 14, w // 14]
 
@@ -156,8 +178,9 @@ def grid_layout_checkpoint(tmp_path, pool_mode: str):
 
 def test_llava_video_runs_the_paper_layout_whatever_the_config_says(capsys, tmp_path, sample_video):
     target = grid_layout_checkpoint(tmp_path, "bilinear")
-    data, _err = run_json(capsys, "ask", sample_video, "What happens?", "--model", target, "--json", "--no-baseline",
-                          "--max-new-tokens", "2")
+    data, _err = run_json(
+        capsys, "ask", sample_video, "What happens?", "--model", target, "--json", "--no-baseline", "--max-new-tokens", "2"
+    )
     assert data["frames"] == 64 and data["tokens"]["tokens_per_frame"] == 13 * 13
     assert data["tokens"]["video_before"] == 10816 and data["tokens"]["newline_before"] == 832
     assert data["tokens"]["prompt_before"] - 10816 - 832 > 0
@@ -166,8 +189,22 @@ def test_llava_video_runs_the_paper_layout_whatever_the_config_says(capsys, tmp_
     assert data["video"]["frame_indices"] == np.linspace(0, data["video"]["total_frames"] - 1, 64, dtype=int).tolist()
     flops, _ = run_json(capsys, "flops", "--model", target, "--json", "-r", "0.1")
     assert flops["frames"] == 64 and flops["model"]["tokens_per_frame"] == 169 and flops["model"]["newlines_per_frame"] == 13
-    bilinear, _ = run_json(capsys, "ask", sample_video, "q", "--model", target, "--json", "--no-baseline", "--max-new-tokens", "1",
-                           "--frames", "4", "--pool-mode", "bilinear")
+    bilinear, _ = run_json(
+        capsys,
+        "ask",
+        sample_video,
+        "q",
+        "--model",
+        target,
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "1",
+        "--frames",
+        "4",
+        "--pool-mode",
+        "bilinear",
+    )
     assert bilinear["tokens"]["tokens_per_frame"] == 14 * 14 and bilinear["tokens"]["newline_before"] == 4 * 14
 
 
@@ -203,7 +240,11 @@ def test_qwen_prompt_has_the_system_turn_first(sample_video):
 
 
 PUBLISHED_LLAVA_VIDEO_GENERATION = {
-    "do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05,
+    "do_sample": True,
+    "temperature": 0.7,
+    "top_k": 20,
+    "top_p": 0.8,
+    "repetition_penalty": 1.05,
 }
 """The sampling fields of LLaVA-Video-7B-Qwen2's published generation_config.json (realcfg)."""
 
@@ -250,20 +291,43 @@ def test_greedy_under_a_sampling_generation_config(tmp_path, sample_video):
             position = positions[:, -1:] + 1
             positions = torch.cat([positions, position], dim=1)
             mask = torch.ones(1, positions.shape[1], dtype=torch.long)
-            step = model.model(input_ids=torch.tensor([[token]]), position_ids=position, attention_mask=mask,
-                               cache=cache, use_cache=True)
+            step = model.model(
+                input_ids=torch.tensor([[token]]), position_ids=position, attention_mask=mask, cache=cache, use_cache=True
+            )
     assert answers[0] == out
 
 
 def test_settings_overrides_and_their_errors(capsys, sample_video):
     from fastvid_cli.cli import run
 
-    data, _ = run_json(capsys, "ask", sample_video, "q", "--model", "tiny-random", "--json", "--no-baseline", "--max-new-tokens", "1",
-                       "--fps", "1", "--max-frames", "6", "--system-prompt", "", "--repetition-penalty", "1.2")
+    data, _ = run_json(
+        capsys,
+        "ask",
+        sample_video,
+        "q",
+        "--model",
+        "tiny-random",
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "1",
+        "--fps",
+        "1",
+        "--max-frames",
+        "6",
+        "--system-prompt",
+        "",
+        "--repetition-penalty",
+        "1.2",
+    )
     assert data["frames"] == 6 and data["settings"]["frames"]["fps"] == 1.0
     assert data["settings"]["system_prompt"] is None and data["settings"]["decoding"]["repetition_penalty"] == 1.2
-    for bad, words in [(["--video-pixels", "1000"], "Qwen models"), (["--frames", "4", "--fps", "1"], "not both"),
-                       (["--max-frames", "4"], "frame rate"), (["--pool-mode", "max"], "LLaVA-Video")]:
+    for bad, words in [
+        (["--video-pixels", "1000"], "Qwen models"),
+        (["--frames", "4", "--fps", "1"], "not both"),
+        (["--max-frames", "4"], "frame rate"),
+        (["--pool-mode", "max"], "LLaVA-Video"),
+    ]:
         code = run(["ask", str(sample_video), "q", "--model", "tiny-random", *bad])
         err = capsys.readouterr().err
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

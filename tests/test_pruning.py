@@ -164,7 +164,9 @@ def dense_density_merge(tokens, segmentation, context, p, beta, eligible=None):
     best = torch.full((flat.shape[0], num_frames), float("-inf")).scatter_reduce(1, group, sim, "amax")
     hit = (sim == best.gather(1, group)) & allowed
     column = torch.arange(num_anchors).expand_as(hit)
-    first = torch.full((flat.shape[0], num_frames), num_anchors).scatter_reduce(1, group, torch.where(hit, column, num_anchors), "amin")
+    first = torch.full((flat.shape[0], num_frames), num_anchors).scatter_reduce(
+        1, group, torch.where(hit, column, num_anchors), "amin"
+    )
     assign = hit & (column == first.gather(1, group))
     weights = assign.T.to(flat.dtype)
     assigned = weights.sum(1, keepdim=True)
@@ -324,9 +326,7 @@ def test_salient_tokens_kept_unchanged_and_anchors_keep_their_own_index():
 
 def test_merge_follows_eq5_on_a_constructed_frame():
     # One frame, 6 tokens: 2 salient, 4 left; one anchor absorbs all four (w = max(beta, 1/5)).
-    x = torch.tensor(
-        [[9.0, 0, 0], [0, 9, 0], [1.0, 0.1, 0], [1.0, 0.0, 0.1], [1.0, 0.05, 0.05], [1.0, -0.1, 0]]
-    )[None]
+    x = torch.tensor([[9.0, 0, 0], [0, 9, 0], [1.0, 0.1, 0], [1.0, 0.0, 0.1], [1.0, 0.05, 0.05], [1.0, -0.1, 0]])[None]
     s = torch.tensor([[1.0, 0.9, 0.1, 0.1, 0.1, 0.1]])
     g = torch.ones(1, 2)
     cfg = FastVIDConfig(retention_ratio=0.5, d=1 / 3, beta=0.6)  # retain 3 = 2 salient + 1 anchor
@@ -343,7 +343,9 @@ def test_merge_follows_eq5_on_a_constructed_frame():
 def test_density_scores_pick_cluster_centres():
     gen = torch.Generator().manual_seed(0)
     centres = torch.tensor([[5.0, 0.0], [-5.0, 0.0]])
-    points = torch.cat([centres[0] + 0.3 * torch.randn(10, 2, generator=gen), centres[1] + 0.3 * torch.randn(10, 2, generator=gen)])
+    points = torch.cat(
+        [centres[0] + 0.3 * torch.randn(10, 2, generator=gen), centres[1] + 0.3 * torch.randn(10, 2, generator=gen)]
+    )
     scores = density_scores(points[None])[0]
     top2 = scores.topk(2).indices.tolist()
     assert {i // 10 for i in top2} == {0, 1}, "one peak per cluster"
@@ -467,7 +469,9 @@ def test_blockwise_merge_equals_dense_in_every_block_layout(monkeypatch, block, 
     monkeypatch.setattr(dtm, "BLOCK_ELEMENTS", block)
     x, _, _ = random_inputs(40, 12, 8, seed=context + p)
     if lengths is None:
-        seg = Segmentation.from_labels(torch.arange(40) % 3 * (torch.arange(40) < 30) + 3 * (torch.arange(40) >= 30), torch.zeros(39))
+        seg = Segmentation.from_labels(
+            torch.arange(40) % 3 * (torch.arange(40) < 30) + 3 * (torch.arange(40) >= 30), torch.zeros(39)
+        )
     else:
         seg = segments_of(lengths)
     eligible = (torch.arange(40) % 3 == 0) if split else None
@@ -515,7 +519,9 @@ def test_max_segment_bounds_dyseg_and_leaves_short_videos_alone():
     gen = torch.Generator().manual_seed(3)
     frames = 96
     tokens = torch.randn(frames, 196, 32, generator=gen)
-    features = torch.randn(2, 64, generator=gen)[torch.arange(frames) * 2 // frames] + 0.01 * torch.randn(frames, 64, generator=gen)
+    features = torch.randn(2, 64, generator=gen)[torch.arange(frames) * 2 // frames] + 0.01 * torch.randn(
+        frames, 64, generator=gen
+    )
     saliency = torch.rand(frames, 196, generator=gen)
     plain = fastvid_prune(tokens, features, saliency, FastVIDConfig(retention_ratio=0.1))
     bounded = fastvid_prune(tokens, features, saliency, FastVIDConfig(retention_ratio=0.1, max_segment=16))

@@ -48,13 +48,17 @@ def test_keep_all_matches_transformers_generate(qwen, prepared):
         ref_tokens = qwen.model.generate(**inputs, max_new_tokens=10, do_sample=False)
     torch.testing.assert_close(qwen.prefill(ours).logits, reference.float(), atol=1e-5, rtol=1e-5)
     new = qwen.generate(ours, 10)
-    assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1]:].tolist()
+    assert new.tolist() == ref_tokens[0, inputs["input_ids"].shape[1] :].tolist()
 
 
 def test_pruned_prefill_equals_masked_full_forward(qwen, prepared):
     inputs, features = prepared
-    kept = fastvid_prune(features.video_tokens, features.frame_features, features.saliency,
-                         FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95))
+    kept = fastvid_prune(
+        features.video_tokens,
+        features.frame_features,
+        features.saliency,
+        FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95),
+    )
     pruned = qwen.build_inputs(inputs, features, kept)
     ids = inputs["input_ids"]
     slots = (ids[0] == qwen.video_token_id).nonzero().flatten()
@@ -67,10 +71,20 @@ def test_pruned_prefill_equals_masked_full_forward(qwen, prepared):
     positions = qwen.position_ids(inputs)
     assert positions.shape == (4, 1, ids.shape[1]) and not torch.equal(positions[1], positions[0]), "3-D M-RoPE rows"
     with torch.inference_mode():
-        masked = qwen.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                            mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=(tokens,))}).logits[0, -1]
-        unpruned = qwen.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=positions,
-                              mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=(features.video_tokens.reshape(tokens.shape),))}).logits[0, -1]
+        masked = qwen.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=(tokens,))},
+        ).logits[0, -1]
+        unpruned = qwen.model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            position_ids=positions,
+            mm_encoder_outputs={
+                "video": BaseModelOutputWithPooling(pooler_output=(features.video_tokens.reshape(tokens.shape),))
+            },
+        ).logits[0, -1]
     logits = qwen.prefill(pruned).logits
     torch.testing.assert_close(logits, masked.float(), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits, unpruned.float(), atol=1e-3)
@@ -88,8 +102,12 @@ def test_generation_continues_from_original_positions(qwen, prepared):
     manual = []
     with torch.inference_mode():
         for _ in range(5):
-            logits = qwen.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=pos,
-                                mm_encoder_outputs=dict(pruned.kwargs["mm_encoder_outputs"])).logits[0, -1]
+            logits = qwen.model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                position_ids=pos,
+                mm_encoder_outputs=dict(pruned.kwargs["mm_encoder_outputs"]),
+            ).logits[0, -1]
             logits[suppressed] = float("-inf")
             nxt = int(logits.argmax())
             manual.append(nxt)
@@ -101,7 +119,9 @@ def test_generation_continues_from_original_positions(qwen, prepared):
 def test_ask_json_with_release_defaults(capsys, sample_video):
     from fastvid_cli.cli import run
 
-    code = run(["ask", str(sample_video), "What happens?", "--model", "tiny-random-qwen2.5-vl", "--json", "--max-new-tokens", "4"])
+    code = run(
+        ["ask", str(sample_video), "What happens?", "--model", "tiny-random-qwen2.5-vl", "--json", "--max-new-tokens", "4"]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -113,8 +133,24 @@ def test_ask_json_with_release_defaults(capsys, sample_video):
     per_group = (h // 2) * (w // 2)
     assert t == two_fps // 2 and data["tokens"]["video_before"] == t * per_group
     assert data["tokens"]["video_after"] == t * max(1, int(per_group * 0.27))
-    code = run(["ask", str(sample_video), "q", "--model", "tiny-random-qwen2.5-vl", "--json", "-r", "0.5", "--tau", "0.9",
-                "--max-new-tokens", "2", "--frames", "8"])
+    code = run(
+        [
+            "ask",
+            str(sample_video),
+            "q",
+            "--model",
+            "tiny-random-qwen2.5-vl",
+            "--json",
+            "-r",
+            "0.5",
+            "--tau",
+            "0.9",
+            "--max-new-tokens",
+            "2",
+            "--frames",
+            "8",
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["config"]["retention_ratio"] == 0.5 and data["config"]["tau"] == 0.9
 

@@ -60,10 +60,18 @@ def test_nothing_pruned_gives_transformers_logits_and_answer(model):
     ours = model.build_inputs(inputs, features, kept)
     text = model.processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What happens?"}]}],
-        add_generation_prompt=True, enable_thinking=False)
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
     metadata = VideoMetadata(total_num_frames=video.total_frames, fps=video.fps, frames_indices=video.indices.tolist())
-    reference = model.processor(text=[text], videos=[video.frames], video_metadata=[metadata], do_sample_frames=False,
-                                videos_kwargs={"cap_pixels_per_frame": True}, return_tensors="pt")
+    reference = model.processor(
+        text=[text],
+        videos=[video.frames],
+        video_metadata=[metadata],
+        do_sample_frames=False,
+        videos_kwargs={"cap_pixels_per_frame": True},
+        return_tensors="pt",
+    )
     assert torch.equal(inputs["input_ids"], reference["input_ids"])
     with torch.inference_mode():
         model.model.model.rope_deltas = None
@@ -71,7 +79,7 @@ def test_nothing_pruned_gives_transformers_logits_and_answer(model):
         model.model.model.rope_deltas = None
         answer = model.model.generate(**reference, max_new_tokens=6, do_sample=False)
     torch.testing.assert_close(model.prefill(ours).logits, logits.float(), atol=1e-5, rtol=1e-5)
-    assert model.generate(ours, 6).tolist() == answer[0, reference["input_ids"].shape[1]:].tolist()
+    assert model.generate(ours, 6).tolist() == answer[0, reference["input_ids"].shape[1] :].tolist()
 
 
 def test_questions_in_any_order_equal_fresh_runs(model):
@@ -115,8 +123,20 @@ def test_thinking_switch(capsys, built):
 
     dense = load_model(str(built["dense"]), device="cpu", dtype="float32")
     assert dense.full_prompt("Q").endswith("<think>\n\n</think>\n\n")  # off: an empty think block
-    code = run(["ask", str(SAMPLES / "carphone.mp4"), "What happens?", "--model", str(built["dense"]), "--json",
-                "--max-new-tokens", "4", "--no-baseline", "--thinking"])
+    code = run(
+        [
+            "ask",
+            str(SAMPLES / "carphone.mp4"),
+            "What happens?",
+            "--model",
+            str(built["dense"]),
+            "--json",
+            "--max-new-tokens",
+            "4",
+            "--no-baseline",
+            "--thinking",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -131,16 +151,41 @@ def test_ask_json_several_questions_and_compare_at_full_retention(capsys, built)
     from fastvid_cli.cli import run
 
     for kind in PUBLISHED:
-        code = run(["ask", str(SAMPLES / "bikes.mp4"), "What happens?", "Who rides?", "--model", str(built[kind]),
-                    "--json", "--max-new-tokens", "3"])
+        code = run(
+            [
+                "ask",
+                str(SAMPLES / "bikes.mp4"),
+                "What happens?",
+                "Who rides?",
+                "--model",
+                str(built[kind]),
+                "--json",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
         out = capsys.readouterr()
         assert code == 0, out.err
         first, second = json.loads(out.out)
         assert first["model"]["family"] == "qwen3_5" and first["frames"] == 20 and first["reasoning"] is None
         assert first["tokens"]["video_after"] == 10 * math.floor(160 * 0.27)
         assert second["tokens"]["prefill_tokens"] < first["tokens"]["prefill_tokens"]
-        code = run(["compare", str(SAMPLES / "bikes.mp4"), "What happens?", "--model", str(built[kind]), "--retention",
-                    "1.0", "--method", "fastvid", "--json", "--max-new-tokens", "5"])
+        code = run(
+            [
+                "compare",
+                str(SAMPLES / "bikes.mp4"),
+                "What happens?",
+                "--model",
+                str(built[kind]),
+                "--retention",
+                "1.0",
+                "--method",
+                "fastvid",
+                "--json",
+                "--max-new-tokens",
+                "5",
+            ]
+        )
         out = capsys.readouterr()
         assert code == 0, out.err
         rows = json.loads(out.out)["rows"]

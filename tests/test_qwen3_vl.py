@@ -53,15 +53,25 @@ def processor_inputs(model, video, question):
     conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
     text = model.processor.apply_chat_template(conversation, add_generation_prompt=True)
     metadata = VideoMetadata(total_num_frames=video.total_frames, fps=video.fps, frames_indices=video.indices.tolist())
-    return model.processor(text=[text], videos=[video.frames], video_metadata=[metadata], do_sample_frames=False,
-                           videos_kwargs={"cap_pixels_per_frame": True}, return_tensors="pt")
+    return model.processor(
+        text=[text],
+        videos=[video.frames],
+        video_metadata=[metadata],
+        do_sample_frames=False,
+        videos_kwargs={"cap_pixels_per_frame": True},
+        return_tensors="pt",
+    )
 
 
 def test_family_and_model_class(qwen3, built):
     config = json.loads((built["moe" if "Moe" in type(qwen3.model).__name__ else "dense"] / "config.json").read_text())
     assert qwen3.family == "qwen3_vl"
-    assert type(qwen3.model).__name__ == {"qwen3_vl": "Qwen3VLForConditionalGeneration",
-                                          "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration"}[config["model_type"]]
+    assert (
+        type(qwen3.model).__name__
+        == {"qwen3_vl": "Qwen3VLForConditionalGeneration", "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration"}[
+            config["model_type"]
+        ]
+    )
     assert len(qwen3.model.config.vision_config.deepstack_visual_indexes) == 3
 
 
@@ -106,7 +116,7 @@ def test_nothing_pruned_gives_transformers_logits_and_answer(qwen3):
         qwen3.model.model.rope_deltas = None
         answer = qwen3.model.generate(**reference, max_new_tokens=8, do_sample=False)
     torch.testing.assert_close(qwen3.prefill(ours).logits, logits.float(), atol=1e-5, rtol=1e-5)
-    assert qwen3.generate(ours, 8).tolist() == answer[0, reference["input_ids"].shape[1]:].tolist()
+    assert qwen3.generate(ours, 8).tolist() == answer[0, reference["input_ids"].shape[1] :].tolist()
 
 
 def masked_reference(model, inputs, features, kept, levels):
@@ -131,8 +141,13 @@ def masked_reference(model, inputs, features, kept, levels):
     mask[0, slots[dropped]] = 0
     video = BaseModelOutputWithDeepstackFeatures(pooler_output=(tokens,), deepstack_features=full_levels)
     with torch.inference_mode():
-        return model.model(input_ids=ids, attention_mask=mask, position_ids=model.position_ids(inputs),
-                           mm_encoder_outputs={"video": video}).logits[0, -1].float()
+        return (
+            model.model(
+                input_ids=ids, attention_mask=mask, position_ids=model.position_ids(inputs), mm_encoder_outputs={"video": video}
+            )
+            .logits[0, -1]
+            .float()
+        )
 
 
 def test_pruned_prefill_equals_masked_full_forward_with_merged_deepstack(dense):
@@ -141,8 +156,9 @@ def test_pruned_prefill_equals_masked_full_forward_with_merged_deepstack(dense):
     video = read_video(SAMPLES / "bikes.mp4", dense.settings.sampling)
     inputs = dense.prepare(video, "What happens?")
     features = dense.encode(inputs)
-    kept = FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95)(features.video_tokens, features.frame_features,
-                                                                         features.saliency)
+    kept = FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95)(
+        features.video_tokens, features.frame_features, features.saliency
+    )
     assert kept.anchor_mask.any(), "DTM merged some tokens"
     logits = dense.prefill(dense.build_inputs(inputs, features, kept)).logits
     merged = [kept.gather(level) for level in features.state.levels]
@@ -173,7 +189,9 @@ def test_exact_token_budget_and_every_timestamp_kept(dense, retention):
     assert re.findall(r"<\d+\.\d seconds>", after) == re.findall(r"<\d+\.\d seconds>", before)
     assert after.count("<|vision_start|>") == after.count("<|vision_end|>") == t
     assert int((llm.kwargs["input_ids"] == dense.video_token_id).sum()) == kept.indices.numel()
-    assert all(level.shape[0] == kept.indices.numel() for level in llm.kwargs["mm_encoder_outputs"]["video"].deepstack_features[0])
+    assert all(
+        level.shape[0] == kept.indices.numel() for level in llm.kwargs["mm_encoder_outputs"]["video"].deepstack_features[0]
+    )
 
 
 def test_a_temporal_patch_that_keeps_no_token_keeps_its_timestamp(dense):
@@ -185,8 +203,12 @@ def test_a_temporal_patch_that_keeps_no_token_keeps_its_timestamp(dense):
     features = dense.encode(inputs)
     n = features.tokens_per_frame
     keep = torch.arange(n, features.num_frames * n)  # nothing of the first temporal patch
-    kept = PruneResult(tokens=features.video_tokens.reshape(-1, features.video_tokens.shape[-1])[keep], indices=keep,
-                       segment_lengths=[features.num_frames], anchor_mask=torch.zeros(keep.numel(), dtype=torch.bool))
+    kept = PruneResult(
+        tokens=features.video_tokens.reshape(-1, features.video_tokens.shape[-1])[keep],
+        indices=keep,
+        segment_lengths=[features.num_frames],
+        anchor_mask=torch.zeros(keep.numel(), dtype=torch.bool),
+    )
     after = dense.processor.tokenizer.decode(dense.build_inputs(inputs, features, kept).kwargs["input_ids"][0])
     first = re.search(r"<\d+\.\d seconds><\|vision_start\|><\|vision_end\|>", after)
     assert first is not None and after.count("<|vision_start|>") == features.num_frames
@@ -204,15 +226,18 @@ def test_several_questions_equal_fresh_runs(dense):
     assert together[1].tokens.prefill_tokens < together[0].tokens.prefill_tokens
 
 
-@pytest.mark.parametrize("clip, frames, grid", [
-    # 250 frames at 25 fps = 10 s -> 20 frames; 272 x 640 -> (round(8.5) = 8, 20) x 32 px: 8 x 20 tokens
-    ("bikes.mp4", 20, (8, 20)),
-    # 120 frames at 29.97 fps = 4.004 s -> int(8.008) = 8 frames; 144 x 176 -> (4, round(5.5) = 6) x 32 px
-    ("carphone.mp4", 8, (4, 6)),
-    # 132 frames at 25 fps = 5.28 s -> 10 frames; 720 x 1280 = 921,600 px > 768 tokens x 1024 px per frame:
-    # beta = sqrt(921600 / 786432) -> floor(720 / beta / 32) = 20, floor(1280 / beta / 32) = 36
-    ("big_buck_bunny.mp4", 10, (20, 36)),
-])
+@pytest.mark.parametrize(
+    "clip, frames, grid",
+    [
+        # 250 frames at 25 fps = 10 s -> 20 frames; 272 x 640 -> (round(8.5) = 8, 20) x 32 px: 8 x 20 tokens
+        ("bikes.mp4", 20, (8, 20)),
+        # 120 frames at 29.97 fps = 4.004 s -> int(8.008) = 8 frames; 144 x 176 -> (4, round(5.5) = 6) x 32 px
+        ("carphone.mp4", 8, (4, 6)),
+        # 132 frames at 25 fps = 5.28 s -> 10 frames; 720 x 1280 = 921,600 px > 768 tokens x 1024 px per frame:
+        # beta = sqrt(921600 / 786432) -> floor(720 / beta / 32) = 20, floor(1280 / beta / 32) = 36
+        ("big_buck_bunny.mp4", 10, (20, 36)),
+    ],
+)
 def test_geometry_at_2_fps_by_hand(dense, clip, frames, grid):
     """Frames and tokens per temporal patch from the published video processor, computed by hand."""
     video = read_video(SAMPLES / clip, dense.settings.sampling, decode=False)
@@ -243,8 +268,13 @@ def test_sampling_is_the_processors_and_agrees_with_qwen_vl_utils():
     pixels = Qwen3VLPixels()
     for height, width, frames in [(272, 640, 20), (720, 1280, 10), (1080, 1920, 32)]:
         # qwen-vl-utils' fetch_video: per-frame max = max(min(768 x 32^2, total / frames x 2), 1.05 x min)
-        reference = smart_resize(height, width, 32, min_pixels=128 * 32 * 32,
-                                 max_pixels=max(min(768 * 32 * 32, pixels.total_pixels / frames * 2), int(128 * 32 * 32 * 1.05)))
+        reference = smart_resize(
+            height,
+            width,
+            32,
+            min_pixels=128 * 32 * 32,
+            max_pixels=max(min(768 * 32 * 32, pixels.total_pixels / frames * 2), int(128 * 32 * 32 * 1.05)),
+        )
         assert pixels.frame_size(height, width, frames) == reference
     # where they differ: qwen-vl-utils raises a small frame to 128 tokens (the published processor's floor is
     # 4,096 px for the whole video); on a long video transformers shares longest_edge over frames, qwen-vl-utils over pairs
@@ -262,8 +292,9 @@ def test_frame_size_equals_the_processors_resize(dense):
     size = processor.size if isinstance(processor.size, SizeDict) else SizeDict(**processor.size)
     for frames, height, width in [(20, 272, 640), (10, 720, 1280), (64, 720, 1280), (9, 144, 176)]:
         video = torch.zeros(1, frames, 3, height, width, dtype=torch.uint8)
-        resized = processor.resize(video, size=size, resample=processor.resample, factor=32, temporal_factor=2,
-                                   cap_pixels_per_frame=True)
+        resized = processor.resize(
+            video, size=size, resample=processor.resample, factor=32, temporal_factor=2, cap_pixels_per_frame=True
+        )
         assert tuple(resized.shape[-2:]) == dense.settings.pixels.frame_size(height, width, frames)
 
 
@@ -291,8 +322,22 @@ def test_ask_json_and_compare_at_full_retention(capsys, built):
         assert data["tokens"]["grid_thw"][0] == 10 and data["reasoning"] is None
         assert data["tokens"]["video_after"] == 10 * math.floor(160 * 0.27)
         assert data["retention"] == 0.27
-        code = run(["compare", str(SAMPLES / "bikes.mp4"), "What happens?", "--model", model, "--retention", "1.0",
-                    "--method", "fastvid", "--json", "--max-new-tokens", "6"])
+        code = run(
+            [
+                "compare",
+                str(SAMPLES / "bikes.mp4"),
+                "What happens?",
+                "--model",
+                model,
+                "--retention",
+                "1.0",
+                "--method",
+                "fastvid",
+                "--json",
+                "--max-new-tokens",
+                "6",
+            ]
+        )
         out = capsys.readouterr()
         assert code == 0, out.err
         rows = json.loads(out.out)["rows"]

@@ -36,8 +36,18 @@ def built(tmp_path_factory):
 
 
 def test_llava_onevision_from_its_published_config(capsys, built, sample_video):
-    data, _ = run_json(capsys, "ask", sample_video, "What happens?", "--model", built[FOLDERS[0]], "--json", "--no-baseline",
-                       "--max-new-tokens", "2")
+    data, _ = run_json(
+        capsys,
+        "ask",
+        sample_video,
+        "What happens?",
+        "--model",
+        built[FOLDERS[0]],
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "2",
+    )
     assert data["frames"] == 32 and data["tokens"]["tokens_per_frame"] == 196
     assert data["tokens"]["video_before"] == 32 * 196 and data["tokens"]["newline_before"] == 1
     assert data["settings"]["system_prompt"] == SYSTEM and data["settings"]["decoding"]["greedy"]
@@ -48,8 +58,18 @@ def test_llava_onevision_from_its_published_config(capsys, built, sample_video):
 def test_llava_video_from_its_published_config(capsys, built, sample_video):
     published = json.loads((REALCFG / FOLDERS[1] / "config.json").read_text())
     assert published["mm_spatial_pool_mode"] == "bilinear"  # what a user of the real checkpoint gets
-    data, _ = run_json(capsys, "ask", sample_video, "What happens?", "--model", built[FOLDERS[1]], "--json", "--no-baseline",
-                       "--max-new-tokens", "2")
+    data, _ = run_json(
+        capsys,
+        "ask",
+        sample_video,
+        "What happens?",
+        "--model",
+        built[FOLDERS[1]],
+        "--json",
+        "--no-baseline",
+        "--max-new-tokens",
+        "2",
+    )
     assert data["frames"] == 64 and data["tokens"]["tokens_per_frame"] == 169
     assert data["tokens"]["video_before"] == 10816 and data["tokens"]["newline_before"] == 832
     assert (data["tokens"]["video_before"] + data["tokens"]["newline_before"]) / 64 == 182
@@ -67,8 +87,9 @@ def test_qwen_from_its_published_config(capsys, built, sample_video, name):
     processor = json.loads((REALCFG / name / "preprocessor_config.json").read_text())
     assert processor["max_pixels"] == 12845056  # a per-frame cap only: the paper's budget is fastvid's
     info = probe_video(sample_video)
-    data, _ = run_json(capsys, "ask", sample_video, "What happens?", "--model", built[name], "--json", "--no-baseline",
-                       "--max-new-tokens", "2")
+    data, _ = run_json(
+        capsys, "ask", sample_video, "What happens?", "--model", built[name], "--json", "--no-baseline", "--max-new-tokens", "2"
+    )
     frames = paper_qwen_frames(info.total_frames, info.fps)
     h, w = paper_qwen_size(info.height, info.width, frames)
     assert data["frames"] == frames and data["tokens"]["grid_thw"] == [frames // 2, h // 14, w // 14]
@@ -87,8 +108,10 @@ def test_prompt_text_around_the_video(built, sample_video, name):
     token = tokenizer.convert_ids_to_tokens(model.video_token_id)
     text = tokenizer.decode(ids).replace(token * int((ids == model.video_token_id).sum()), "<VIDEO>")
     if model.family == "qwen2_5_vl":
-        assert text == (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|><VIDEO><|vision_end|>"
-                        "What is on the road?<|im_end|>\n<|im_start|>assistant\n")
+        assert text == (
+            f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|><VIDEO><|vision_end|>"
+            "What is on the road?<|im_end|>\n<|im_start|>assistant\n"
+        )
     else:
         assert text == qwen_1_5("What is on the road?", "<VIDEO>")
 
@@ -111,12 +134,32 @@ def test_llava_video_decodes_greedily_under_its_sampling_config(built, sample_vi
 @pytest.mark.parametrize("name", FOLDERS)
 def test_flops_bench_and_ask_agree_on_the_geometry(capsys, built, sample_video, tmp_path, name):
     """One source of truth: tokens per frame, newline slots and FLOPs agree across the three commands."""
-    ask, _ = run_json(capsys, "ask", sample_video, "q", "--model", built[name], "--json", "--no-baseline", "--max-new-tokens", "1",
-                      "-r", "0.1")
+    ask, _ = run_json(
+        capsys, "ask", sample_video, "q", "--model", built[name], "--json", "--no-baseline", "--max-new-tokens", "1", "-r", "0.1"
+    )
     real, _ = run_json(capsys, "flops", "--model", REALCFG / name, "--video", sample_video, "--json", "-r", "0.1")
     tiny, _ = run_json(capsys, "flops", "--model", built[name], "--video", sample_video, "--json", "-r", "0.1")
-    bench, _ = run_json(capsys, "bench", "--model", built[name], "--layers", "1", "--repeats", "1", "--warmup", "0",
-                        "--device", "cpu", "--method", "fastvid", "-r", "0.1", "--json", "--output", tmp_path / "bench.json")
+    bench, _ = run_json(
+        capsys,
+        "bench",
+        "--model",
+        built[name],
+        "--layers",
+        "1",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+        "--method",
+        "fastvid",
+        "-r",
+        "0.1",
+        "--json",
+        "--output",
+        tmp_path / "bench.json",
+    )
     tokens = ask["tokens"]
     for flops in (real, tiny):
         assert flops["frames"] == ask["frames"]

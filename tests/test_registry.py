@@ -23,7 +23,15 @@ REAL = {  # realcfg folder -> (family, the shipped repo id it was published as)
 
 def test_the_base_is_abstract():
     assert inspect.isabstract(ModelAdapter)
-    assert {"from_pretrained", "claims", "geometry_from_config", "video_token_id", "prompt_inputs", "preprocess", "encode"} <= ModelAdapter.__abstractmethods__
+    assert {
+        "from_pretrained",
+        "claims",
+        "geometry_from_config",
+        "video_token_id",
+        "prompt_inputs",
+        "preprocess",
+        "encode",
+    } <= ModelAdapter.__abstractmethods__
     with pytest.raises(TypeError):
         ModelAdapter(None, None, "x")
 

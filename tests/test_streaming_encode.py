@@ -73,10 +73,22 @@ def test_prompt_inputs_match_the_processor_path(family_model, sample_video):
         from transformers.video_utils import VideoMetadata
 
         frames = model.resize_frames(video.frames, model.frame_size(video))
-        meta = VideoMetadata(total_num_frames=video.total_frames, fps=video.fps, frames_indices=video.indices.tolist(),
-                             width=frames.shape[2], height=frames.shape[1])
-        reference = model.processor(text=[model.prompt_text("What happens?")], videos=[frames], video_metadata=[meta],
-                                    do_sample_frames=False, do_resize=False, cap_pixels_per_frame=True, return_tensors="pt")
+        meta = VideoMetadata(
+            total_num_frames=video.total_frames,
+            fps=video.fps,
+            frames_indices=video.indices.tolist(),
+            width=frames.shape[2],
+            height=frames.shape[1],
+        )
+        reference = model.processor(
+            text=[model.prompt_text("What happens?")],
+            videos=[frames],
+            video_metadata=[meta],
+            do_sample_frames=False,
+            do_resize=False,
+            cap_pixels_per_frame=True,
+            return_tensors="pt",
+        )
         for key in ("input_ids", "mm_token_type_ids", "video_grid_thw"):
             assert torch.equal(lazy[key].cpu(), reference[key]), key
 

@@ -32,9 +32,12 @@ SHRINKABLE = {
     "llava_video": _TEXT | {"mm_hidden_size", "vision_config"},
     "llava_onevision": {f"text_config.{k}" for k in _TEXT}
     | {f"vision_config.{k}" for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers")},
-    "qwen2_5_vl": _TEXT | {"rope_scaling.mrope_section"}
-    | {f"vision_config.{k}" for k in ("depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
-                                      "fullatt_block_indexes")},
+    "qwen2_5_vl": _TEXT
+    | {"rope_scaling.mrope_section"}
+    | {
+        f"vision_config.{k}"
+        for k in ("depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size", "fullatt_block_indexes")
+    },
 }
 """Config paths allowed to change in tiny mode (names only; the published values are read from realcfg)."""
 NOT_COPIED = {"config.json", "generation_config.json", "tokenizer_config.json", "added_tokens.json", "expected_weight_names.txt"}
@@ -69,7 +72,9 @@ def test_config_changes_only_sizes_and_token_ids(name, full_size):
     assert plan.family == REAL[name] and plan.full_size == full_size
     changed = {path for path in _diff(published(name), plan.config) if not _is_token_id(path)}
     assert changed <= (SHRINKABLE[plan.family] if not full_size else set()), changed
-    for file, path in adapter_class(plan.family).tiny_recipe.layout_fields:  # layout/prompt/decoding fields: as published, where published
+    for file, path in adapter_class(
+        plan.family
+    ).tiny_recipe.layout_fields:  # layout/prompt/decoding fields: as published, where published
         if file in plan.files and (REALCFG / name / file).exists():
             source = published(name, file)
             for part in path.split("."):
@@ -148,7 +153,10 @@ def test_cli_writes_published_files(built, name):
     changed = {p for p in _diff(published(name), json.loads((folder / "config.json").read_text())) if not _is_token_id(p)}
     assert changed <= SHRINKABLE[family]
     if (REALCFG / name / "generation_config.json").exists():
-        generation, source = json.loads((folder / "generation_config.json").read_text()), published(name, "generation_config.json")
+        generation, source = (
+            json.loads((folder / "generation_config.json").read_text()),
+            published(name, "generation_config.json"),
+        )
         for key in ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty"):
             assert generation[key] == source[key], key
         assert {k for k in _diff(source, generation) if not _is_token_id(k)} == set()
@@ -168,7 +176,10 @@ def test_tokenizer_keeps_published_template_and_roles(built, name):
         source = published(name, "tokenizer_config.json")
         assert tokenizer.chat_template == source["chat_template"]
         assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
-            source["eos_token"], source["pad_token"], source["bos_token"])
+            source["eos_token"],
+            source["pad_token"],
+            source["bos_token"],
+        )
         assert tokenizer.model_max_length == source["model_max_length"]
         added = published(name, "added_tokens.json")
         local = tokenizer.convert_tokens_to_ids(sorted(added, key=added.get))
@@ -178,8 +189,15 @@ def test_tokenizer_keeps_published_template_and_roles(built, name):
     elif REAL[name] == "qwen2_5_vl":
         assert tokenizer.chat_template == published(name, "chat_template.json")["chat_template"]
     source = published(name)
-    for key in ("eos_token_id", "image_token_index", "video_token_index", "image_token_id", "video_token_id",
-                "vision_start_token_id", "vision_end_token_id"):
+    for key in (
+        "eos_token_id",
+        "image_token_index",
+        "video_token_index",
+        "image_token_id",
+        "video_token_id",
+        "vision_start_token_id",
+        "vision_end_token_id",
+    ):
         if key in source:  # the same role, at the local tokenizer's id
             assert config[key] < len(tokenizer) and config[key] != source[key]
 
@@ -207,8 +225,21 @@ def test_loads_every_written_tensor(built, name):
 @pytest.mark.parametrize("name", list(REAL))
 def test_ask_answers_with_real_config_checkpoint(built, name, sample_video, capsys):
     folder = built[name][0]
-    code = run(["ask", str(sample_video), "q", "--model", str(folder), "--frames", "4", "--json", "--no-baseline",
-                "--max-new-tokens", "4"])
+    code = run(
+        [
+            "ask",
+            str(sample_video),
+            "q",
+            "--model",
+            str(folder),
+            "--frames",
+            "4",
+            "--json",
+            "--no-baseline",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -255,8 +286,17 @@ def _bad(tmp_path, kind: str) -> list[str]:
     return ["tiny-model", str(tmp_path / "out"), "--config", str(real), "--arch", "qwen2.5-vl"]
 
 
-@pytest.mark.parametrize("kind", ["missing folder", "no config.json", "unsupported family", "DIR not empty",
-                                  "--full-size without --config", "--arch with --config"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing folder",
+        "no config.json",
+        "unsupported family",
+        "DIR not empty",
+        "--full-size without --config",
+        "--arch with --config",
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, kind):
     code = run(_bad(tmp_path, kind))
     err = capsys.readouterr().err

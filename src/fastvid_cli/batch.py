@@ -142,7 +142,11 @@ def read_questions(path: Path) -> list[tuple[str | None, str, str]]:
             record = json.loads(line)
         except ValueError:
             raise InputError(f"{path}:{number}: not valid JSON") from None
-        if not isinstance(record, dict) or not isinstance(record.get("video"), str) or not isinstance(record.get("question"), str):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("video"), str)
+            or not isinstance(record.get("question"), str)
+        ):
             raise InputError(f'{path}:{number}: each line needs "video" and "question" strings')
         item_id = record.get("id")
         out.append((None if item_id is None else str(item_id), record["video"], record["question"]))
@@ -217,8 +221,9 @@ def group_by_video(items: list[BatchItem]) -> list[list[BatchItem]]:
     return list(groups.values())
 
 
-def _prefetch(model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event,
-              stream: bool = False) -> Generator[tuple, None, None]:
+def _prefetch(
+    model, groups: list[list[BatchItem]], frames: int | None, depth: int, stop: threading.Event, stream: bool = False
+) -> Generator[tuple, None, None]:
     """Yield ``(group, PreparedVideo or error)`` in order; with ``depth`` > 0 a thread works ahead.
 
     With ``stream`` it reads each video's header only (a SampledVideo whose frames the session then
@@ -318,8 +323,9 @@ def run_batch(
     summary = BatchSummary(skipped=len(items) - len(todo), output=str(output))
     part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    prepared_groups = _prefetch(model, group_by_video(todo), options.frames, prefetch, stop,
-                                stream=options.vision_batch is not None)
+    prepared_groups = _prefetch(
+        model, group_by_video(todo), options.frames, prefetch, stop, stream=options.vision_batch is not None
+    )
     with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_groups):
 
         def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
@@ -515,8 +521,14 @@ def run_job(
     summary, error, adapter = BatchSummary(output=str(output)), None, None
     try:
         (on_stage or (lambda stage: None))("loading")
-        adapter = load_model(model, device=process_device(state, device), dtype=dtype,
-                             attn_implementation=attn_implementation, layout=layout, overrides=settings)
+        adapter = load_model(
+            model,
+            device=process_device(state, device),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            layout=layout,
+            overrides=settings,
+        )
         config = method_for_family(adapter.fastvid_defaults, fastvid)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
         (on_stage or (lambda stage: None))("answering")
@@ -558,9 +570,14 @@ def _whole_batch(output: Path, reports: list[dict], skipped: int, world: int) ->
     """The counts of every process together (``skipped``: what an earlier run had finished)."""
     parts = [r["summary"] for r in reports]
     return BatchSummary(
-        answered=sum(p.answered for p in parts), failed=sum(p.failed for p in parts), skipped=skipped,
-        interrupted=any(p.interrupted for p in parts), elapsed_s=max(p.elapsed_s for p in parts), output=str(output),
-        failures=[f for p in parts for f in p.failures], processes=world,
+        answered=sum(p.answered for p in parts),
+        failed=sum(p.failed for p in parts),
+        skipped=skipped,
+        interrupted=any(p.interrupted for p in parts),
+        elapsed_s=max(p.elapsed_s for p in parts),
+        output=str(output),
+        failures=[f for p in parts for f in p.failures],
+        processes=world,
         errors=[f"rank {r['rank']}: {r['error']}" for r in reports if r["error"] is not None],
     )
 

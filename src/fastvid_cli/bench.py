@@ -166,7 +166,9 @@ def time_vision(geometry: ModelGeometry, frames: int, scale: float, settings: Be
 
 
 def run_bench(
-    geometry: ModelGeometry, settings: BenchSettings, on_stage: Callable[[str], None] | None = None,
+    geometry: ModelGeometry,
+    settings: BenchSettings,
+    on_stage: Callable[[str], None] | None = None,
     build: Callable[..., Any] | None = None,
 ) -> BenchResult:
     """Measure pruning and prefill on the model's geometry with random weights.
@@ -217,13 +219,21 @@ def run_bench(
             embeds = torch.randn(1, length, geometry.llm.hidden, device=device, dtype=dtype)
             mask = torch.ones(1, length, dtype=torch.long, device=device)
             reset_peak(device)
-            times = measure_ms(partial(llm, inputs_embeds=embeds, attention_mask=mask, use_cache=True), device,
-                               settings.repeats, 0)
+            times = measure_ms(
+                partial(llm, inputs_embeds=embeds, attention_mask=mask, use_cache=True), device, settings.repeats, 0
+            )
             median = statistics.median(times)
-            prefill.append(PrefillTiming(
-                retention=retention, video_tokens=video_tokens, prompt_tokens=length, median_ms=median, runs_ms=times,
-                full_model_ms=median * scale, peak_mib=peak_memory_mib(device),
-            ))
+            prefill.append(
+                PrefillTiming(
+                    retention=retention,
+                    video_tokens=video_tokens,
+                    prompt_tokens=length,
+                    median_ms=median,
+                    runs_ms=times,
+                    full_model_ms=median * scale,
+                    peak_mib=peak_memory_mib(device),
+                )
+            )
         questions = _questions(llm, lengths, extra, geometry, settings, scale, notify) if settings.questions > 1 else []
     if questions:
         del llm
@@ -240,10 +250,19 @@ def run_bench(
     return BenchResult(
         environment=environment(device, dtype),
         settings=BenchRunSettings(
-            model=geometry.name, geometry=geometry, token_frames=frames, layers_run=layers,
-            layers_full=geometry.llm.layers, prefill_scaled_by=scale, text_tokens=TEXT_TOKENS,
-            retentions=settings.retentions, methods=settings.methods, repeats=settings.repeats,
-            warmup=settings.warmup, questions=settings.questions, weights="random (from the geometry), no download",
+            model=geometry.name,
+            geometry=geometry,
+            token_frames=frames,
+            layers_run=layers,
+            layers_full=geometry.llm.layers,
+            prefill_scaled_by=scale,
+            text_tokens=TEXT_TOKENS,
+            retentions=settings.retentions,
+            methods=settings.methods,
+            repeats=settings.repeats,
+            warmup=settings.warmup,
+            questions=settings.questions,
+            weights="random (from the geometry), no download",
             inputs=synthetic_inputs(settings.scene_frames),
         ),
         pruning=pruning,
@@ -253,7 +272,9 @@ def run_bench(
     )
 
 
-def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: BenchSettings, scale: float, notify) -> list[QuestionTiming]:
+def _questions(
+    llm, lengths, extra: int, geometry: ModelGeometry, settings: BenchSettings, scale: float, notify
+) -> list[QuestionTiming]:
     """First question (prefix and question prefill) against further ones (the question on the prefix's cache).
 
     Returns
@@ -264,11 +285,15 @@ def _questions(llm, lengths, extra: int, geometry: ModelGeometry, settings: Benc
     rows = []
     for retention, video_tokens in lengths:
         notify(f"questions: {'vanilla' if retention == 1.0 else f'R = {retention:g}'}, {settings.questions} questions")
-        rows.append(_question_timing(llm, retention, video_tokens + extra - QUESTION_TOKENS, geometry.llm.hidden, settings, scale))
+        rows.append(
+            _question_timing(llm, retention, video_tokens + extra - QUESTION_TOKENS, geometry.llm.hidden, settings, scale)
+        )
     return rows
 
 
-def _question_timing(llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float) -> QuestionTiming:
+def _question_timing(
+    llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float
+) -> QuestionTiming:
     """The first and the further questions on one prompt of ``prefix_length`` tokens before the question (see :func:`_questions`)."""
     device, dtype = settings.device, settings.dtype
     prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
@@ -291,8 +316,12 @@ def _question_timing(llm, retention: float, prefix_length: int, hidden: int, set
     further_ms = measure_ms(further, device, settings.questions - 1, 0)
     first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale
     return QuestionTiming(
-        retention=retention, prefix_tokens=prefix_length, question_tokens=QUESTION_TOKENS,
-        first_ms=first_med, further_ms=further_med, further_share=further_med / first_med,
+        retention=retention,
+        prefix_tokens=prefix_length,
+        question_tokens=QUESTION_TOKENS,
+        first_ms=first_med,
+        further_ms=further_med,
+        further_share=further_med / first_med,
         further_runs_ms=[t * scale for t in further_ms],
     )
 
@@ -303,8 +332,9 @@ def synthetic_inputs(scene_frames: int | None) -> str:
     return f"random tokens; frame features with {scenes}; softmax saliency"
 
 
-def time_pruning(spec: str, config, tokens: torch.Tensor, features: torch.Tensor, saliency: torch.Tensor,
-                 settings: BenchSettings) -> PruningTiming:
+def time_pruning(
+    spec: str, config, tokens: torch.Tensor, features: torch.Tensor, saliency: torch.Tensor, settings: BenchSettings
+) -> PruningTiming:
     """Time one configured method on (F, N, D) tokens: one untimed run, then :func:`measure_ms`.
 
     Peak MiB during the runs and MiB in use before them: see :func:`peak_memory_mib` (CPU: the
@@ -316,15 +346,24 @@ def time_pruning(spec: str, config, tokens: torch.Tensor, features: torch.Tensor
     kept = config(tokens, features, saliency)
     times = measure_ms(lambda: config(tokens, features, saliency), device, settings.repeats, settings.warmup)
     return PruningTiming(
-        method=method_label(config), spec=spec, retention=config.retention_ratio, shape=list(tokens.shape),
-        tokens_kept=int(kept.indices.numel()), median_ms=statistics.median(times), runs_ms=times,
-        peak_mib=peak_memory_mib(device), baseline_mib=baseline, segments=len(kept.segment_lengths),
+        method=method_label(config),
+        spec=spec,
+        retention=config.retention_ratio,
+        shape=list(tokens.shape),
+        tokens_kept=int(kept.indices.numel()),
+        median_ms=statistics.median(times),
+        runs_ms=times,
+        peak_mib=peak_memory_mib(device),
+        baseline_mib=baseline,
+        segments=len(kept.segment_lengths),
         longest_segment=max(kept.segment_lengths),
     )
 
 
 def run_pruning_sweep(
-    geometry: ModelGeometry, settings: BenchSettings, frame_counts: list[int],
+    geometry: ModelGeometry,
+    settings: BenchSettings,
+    frame_counts: list[int],
     on_stage: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Pruning time and peak memory of each method at several frame counts (no LLM).
@@ -365,9 +404,15 @@ def run_pruning_sweep(
     return SweepResult(
         environment=environment(device, dtype),
         settings=SweepRunSettings(
-            model=geometry.name, geometry=geometry, frames=frame_counts,
-            retentions=settings.retentions, methods=settings.methods, repeats=settings.repeats,
-            warmup=settings.warmup, scene_frames=settings.scene_frames, inputs=synthetic_inputs(settings.scene_frames),
+            model=geometry.name,
+            geometry=geometry,
+            frames=frame_counts,
+            retentions=settings.retentions,
+            methods=settings.methods,
+            repeats=settings.repeats,
+            warmup=settings.warmup,
+            scene_frames=settings.scene_frames,
+            inputs=synthetic_inputs(settings.scene_frames),
             peak_memory="GPU: torch.cuda.max_memory_allocated; CPU: peak resident set of the process (inputs included), reset before each method",
         ),
         sweep=rows,
@@ -375,8 +420,9 @@ def run_pruning_sweep(
     )
 
 
-def ttft_on_video(model, video_path: str, question: str, frames: int | None, retentions: list[float], repeats: int,
-                  questions: int = 1) -> list[TTFTRow]:
+def ttft_on_video(
+    model, video_path: str, question: str, frames: int | None, retentions: list[float], repeats: int, questions: int = 1
+) -> list[TTFTRow]:
     """Time to first token on a real video, vanilla and FastVID at each retention (median of ``repeats``),
     on the pipeline ``ask`` uses.
 
@@ -401,12 +447,18 @@ def ttft_on_video(model, video_path: str, question: str, frames: int | None, ret
             pruned.prefill()
             answers = [pruned.answer(question, 1) for _ in range(questions)]
             if i:
-                runs.append(TTFTRow(
-                    retention=retention, decode_ms=session.ms["decode"], preprocess_ms=session.ms["preprocess"],
-                    vision_ms=session.ms["vision"], pruning_ms=pruned.pruning_ms,
-                    prefill_ms=pruned.prefill_ms + answers[0].prefill_ms,
-                    ttft_ms=session.ttft_ms(answers[0].first_token_at),
-                    further_ttft_ms=statistics.median(a.prefill_ms for a in answers[1:]) if questions > 1 else None))
+                runs.append(
+                    TTFTRow(
+                        retention=retention,
+                        decode_ms=session.ms["decode"],
+                        preprocess_ms=session.ms["preprocess"],
+                        vision_ms=session.ms["vision"],
+                        pruning_ms=pruned.pruning_ms,
+                        prefill_ms=pruned.prefill_ms + answers[0].prefill_ms,
+                        ttft_ms=session.ttft_ms(answers[0].first_token_at),
+                        further_ttft_ms=statistics.median(a.prefill_ms for a in answers[1:]) if questions > 1 else None,
+                    )
+                )
         rows.append(TTFTRow.median(runs))
     return rows
 

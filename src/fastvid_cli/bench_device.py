@@ -83,9 +83,14 @@ def environment(device: torch.device, dtype: torch.dtype) -> Environment:
     import transformers
 
     return Environment(
-        device=device_name(device), device_type=device.type, dtype=str(dtype).removeprefix("torch."),
-        fastvid=__version__, torch=torch.__version__, transformers=transformers.__version__,
-        python=platform.python_version(), platform=platform.platform(),
+        device=device_name(device),
+        device_type=device.type,
+        dtype=str(dtype).removeprefix("torch."),
+        fastvid=__version__,
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
         date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         cuda=torch.version.cuda if device.type == "cuda" else None,
     )

@@ -311,9 +311,11 @@ class TTFTRow(_Result):
     @classmethod
     def median(cls, runs: list[TTFTRow]) -> TTFTRow:
         """Field by field median of the ms of ``runs`` at one retention (None where every run has None)."""
+
         def med(name: str) -> float | None:
             values = [getattr(r, name) for r in runs if getattr(r, name) is not None]
             return statistics.median(values) if values else None
+
         stages: dict[str, Any] = {f.name: med(f.name) for f in fields(cls) if f.name != "retention"}  # every run has its stages
         return cls(retention=runs[0].retention, **stages)
 
@@ -460,14 +462,25 @@ def sweep_targets(rows: list[FrameCountTiming]) -> Targets:
     if low.frames == high.frames:
         return Targets(note="the linearity target needs two frame counts")
     ratio, allowed = high.timing.median_ms / low.timing.median_ms, 1.25 * high.frames / low.frames
-    return Targets({"fastvid_time_linear_in_frames": Target(
-        value=ratio, target=allowed, met=ratio <= allowed, retention=retention,
-        how=f"FastVID pruning median at {high.frames} frames / at {low.frames} frames, at most 1.25 x {high.frames}/{low.frames}",
-    )})
+    return Targets(
+        {
+            "fastvid_time_linear_in_frames": Target(
+                value=ratio,
+                target=allowed,
+                met=ratio <= allowed,
+                retention=retention,
+                how=f"FastVID pruning median at {high.frames} frames / at {low.frames} frames, at most 1.25 x {high.frames}/{low.frames}",
+            )
+        }
+    )
 
 
-def targets(device: torch.device, pruning: list[PruningTiming], prefill: list[PrefillTiming],
-            questions: list[QuestionTiming] | None = None) -> Targets:
+def targets(
+    device: torch.device,
+    pruning: list[PruningTiming],
+    prefill: list[PrefillTiming],
+    questions: list[QuestionTiming] | None = None,
+) -> Targets:
     """The issue's targets, read from this run: CPU pruning share, GPU pruning ms and speedup at R = 0.1,
     and a further question's cost (at most 5 % of the first question's prefill at R = 0.1)."""
     fastvid = next((p for p in pruning if p.spec == "fastvid" and p.retention == 0.1), None)
@@ -477,15 +490,19 @@ def targets(device: torch.device, pruning: list[PruningTiming], prefill: list[Pr
     out = Targets()
     share = fastvid.median_ms / pruned.full_model_ms
     out.checks["fastvid_pruning_share_of_pruned_prefill"] = Target(
-        value=share, target=0.03, met=share <= 0.03,
+        value=share,
+        target=0.03,
+        met=share <= 0.03,
         how="FastVID pruning median / pruned prefill at R = 0.1 scaled to all layers",
     )
     further = next((q for q in questions or [] if q.retention == 0.1), None)
     if further is not None:
         out.checks["further_question_share"] = Target(
-            value=further.further_share, target=0.05, met=further.further_share <= 0.05,
+            value=further.further_share,
+            target=0.05,
+            met=further.further_share <= 0.05,
             how="a further question's prefill on the video's KV cache / the first question's TTFT (vision, pruning, "
-                "prefill; no decoding), R = 0.1",
+            "prefill; no decoding), R = 0.1",
         )
     if device.type == "cuda":
         out.checks["fastvid_pruning_ms"] = Target(value=fastvid.median_ms, target=2.0, met=fastvid.median_ms < 2.0)

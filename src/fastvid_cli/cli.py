@@ -37,6 +37,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
 def make_console(stderr: bool) -> Console:
     """A Rich console; when not on a terminal (a pipe, a log file) it is 120 columns wide, without colour."""
     stream = sys.stderr if stderr else sys.stdout
@@ -106,52 +108,138 @@ def _quiet_libraries() -> None:
 
 ModelOpt = Annotated[
     str,
-    typer.Option(help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."),
+    typer.Option(
+        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."
+    ),
 ]
 FramesOpt = Annotated[
-    int | None, typer.Option(help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].", min=1)
+    int | None,
+    typer.Option(
+        help="Frames sampled uniformly [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; the Qwen models sample 2 fps].",
+        min=1,
+    ),
 ]
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].", min=0.001)]
+FpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fps",
+        help="Sample by time instead: frames per second of video [default: the Qwen models 2 (Qwen2.5-VL: the paper's; Qwen3-VL/3.5: their processor's)].",
+        min=0.001,
+    ),
+]
 MaxFramesOpt = Annotated[int | None, typer.Option(help="With --fps: at most this many frames [default: 768].", min=1)]
-SystemPromptOpt = Annotated[str | None, typer.Option(help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].')]
-VideoPixelsOpt = Annotated[int | None, typer.Option(help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].", min=1)]
-PoolModeOpt = Annotated[PoolMode | None, typer.Option(help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says].")]
-RepetitionPenaltyOpt = Annotated[float | None, typer.Option(help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.", min=0.001)]
-LayoutOpt = Annotated[
-    Layout, typer.Option(help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format).")
+SystemPromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        help='System turn of the prompt; "" for none [default: the paper\'s "You are a helpful assistant."; Qwen3-VL/3.5: none, as their template].'
+    ),
 ]
-MaxNewTokensOpt = Annotated[int | None, typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)]
-CompareMaxNewTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="Longest answer, in tokens [default: 64; 4096 for a model that thinks first].", min=1)]
-ThinkingOpt = Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].", show_default=False)]
+VideoPixelsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Qwen models: pixels for the whole video, shared by its frames [default: Qwen2.5-VL the paper's 16384 x 28 x 28; Qwen3-VL/3.5 the checkpoint's video processor, 24576 x 32 x 32].",
+        min=1,
+    ),
+]
+PoolModeOpt = Annotated[
+    PoolMode | None,
+    typer.Option(
+        help="LLaVA-Video: pooling of each frame's 27x27 patches [default: average, the paper's, whatever the checkpoint's config says]."
+    ),
+]
+RepetitionPenaltyOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Decoding is greedy; this replaces the checkpoint's repetition penalty (kept by the paper's runs, 1.05 for LLaVA-Video); 1 = none.",
+        min=0.001,
+    ),
+]
+LayoutOpt = Annotated[
+    Layout,
+    typer.Option(
+        help="LLaVA video layout: auto (from the config), onevision, or grid (LLaVA-Video weights in llava_onevision format)."
+    ),
+]
+MaxNewTokensOpt = Annotated[
+    int | None, typer.Option(help="Longest answer, in tokens [default: 128; 4096 for a model that thinks first].", min=1)
+]
+CompareMaxNewTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-new-tokens", help="Longest answer, in tokens [default: 64; 4096 for a model that thinks first].", min=1),
+]
+ThinkingOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--thinking/--no-thinking",
+        help="Qwen3.5: reason before answering (its chat template's enable_thinking); the reasoning goes to --json's reasoning field [default: off].",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto (GPU if there is one), cuda, cpu.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Weights dtype: auto = bfloat16 on GPU, float32 on CPU.")]
 AttnOpt = Annotated[Attention, typer.Option(help="LLM attention kernel; flash_attention_2 needs the flash-attn package.")]
 RetentionOpt = Annotated[
-    float | None, typer.Option("--retention", "-r", help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].")
+    float | None,
+    typer.Option(
+        "--retention",
+        "-r",
+        help="Retention ratio R in (0, 1]: share of video tokens kept [default: 0.1; Qwen models 0.27, the Qwen2.5-VL release's (not the paper's for Qwen3-VL/3.5)].",
+    ),
 ]
-COpt = Annotated[int | None, typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")]
-TauOpt = Annotated[float | None, typer.Option("--tau", help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].")]
-DOpt = Annotated[float | None, typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4].")]
+COpt = Annotated[
+    int | None, typer.Option("--c", help="DySeg: segments aimed for; the c-1 weakest transitions are cut [default: 8].")
+]
+TauOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--tau",
+        help="DySeg: cut wherever consecutive frames' similarity < tau [default: 0.9; Qwen models 0.84, the Qwen2.5-VL release's].",
+    ),
+]
+DOpt = Annotated[
+    float | None,
+    typer.Option("--d", help="Share of each frame's budget for DTM anchors; 0 = ATS only, 1 = DTM only [default: 0.4]."),
+]
 POpt = Annotated[int | None, typer.Option("--p", help="DTM: anchor frames every p-th frame from a segment's end [default: 4].")]
-BetaOpt = Annotated[float | None, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")]
+BetaOpt = Annotated[
+    float | None, typer.Option("--beta", help="DTM: least weight an anchor keeps of itself when merged [default: 0.6].")
+]
 SplitTauOpt = Annotated[
-    float | None, typer.Option("--split-tau", help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].")
+    float | None,
+    typer.Option(
+        "--split-tau",
+        help="Second threshold: anchor frames only at the ends of runs split where similarity < it [default: off; Qwen models 0.95, the Qwen2.5-VL release's].",
+    ),
 ]
 MaxSegmentOpt = Annotated[
-    int | None, typer.Option(help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].", min=1)
+    int | None,
+    typer.Option(
+        help="Not the paper's: split DySeg segments longer than this many frames (bounds DTM's time at hundreds of frames; 32 leaves 32-frame runs as they are) [default: off].",
+        min=1,
+    ),
 ]
-SegmentationOpt = Annotated[str | None, typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg].")]
+SegmentationOpt = Annotated[
+    str | None,
+    typer.Option(help="FastVID segmentation: dyseg, or the ablations fixed (4 frames) and cluster (k-means) [default: dyseg]."),
+]
 VisionBatchOpt = Annotated[
-    int | None, typer.Option(help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].", min=1)
+    int | None,
+    typer.Option(
+        help="Frames per chunk of the streaming vision encode (peak memory grows with it) [default: 64 on a GPU, 16 on the CPU].",
+        min=1,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the answer and tables.")]
+
+
 def _load(model: str, device: Device | str, dtype: DType, attn: Attention, layout: Layout = Layout.auto, settings=None):
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models import load_model
 
     device = device.value if isinstance(device, Device) else device
-    return load_model(model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value,
-                      overrides=settings)
+    return load_model(
+        model, device=device, dtype=dtype.value, attn_implementation=attn.value, layout=layout.value, overrides=settings
+    )
 
 
 @contextmanager
@@ -163,16 +251,31 @@ def _user_input():
         raise InputError(str(err)) from None
 
 
-def _settings(frames=None, fps=None, max_frames=None, system_prompt=None, video_pixels=None, pool_mode=None,
-              repetition_penalty=None, thinking=None):
+def _settings(
+    frames=None,
+    fps=None,
+    max_frames=None,
+    system_prompt=None,
+    video_pixels=None,
+    pool_mode=None,
+    repetition_penalty=None,
+    thinking=None,
+):
     """What the user changed of the paper's run settings (checked now)."""
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .models.settings import SettingsOverrides
 
     with _user_input():
-        return SettingsOverrides(frames=frames, fps=fps, max_frames=max_frames, system_prompt=system_prompt,
-                                 video_pixels=video_pixels, pool_mode=pool_mode.value if pool_mode else None,
-                                 repetition_penalty=repetition_penalty, thinking=thinking)
+        return SettingsOverrides(
+            frames=frames,
+            fps=fps,
+            max_frames=max_frames,
+            system_prompt=system_prompt,
+            video_pixels=video_pixels,
+            pool_mode=pool_mode.value if pool_mode else None,
+            repetition_penalty=repetition_penalty,
+            thinking=thinking,
+        )
 
 
 def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentation=None, max_segment=None) -> dict:
@@ -180,8 +283,17 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
     from .pruning import FastVIDConfig
 
-    given = {"retention_ratio": retention, "c": c, "tau": tau, "d": d, "p": p, "beta": beta, "split_tau": split_tau,
-             "segmentation": segmentation, "max_segment": max_segment}
+    given = {
+        "retention_ratio": retention,
+        "c": c,
+        "tau": tau,
+        "d": d,
+        "p": p,
+        "beta": beta,
+        "split_tau": split_tau,
+        "segmentation": segmentation,
+        "max_segment": max_segment,
+    }
     overrides = {k: v for k, v in given.items() if v is not None}
     with _user_input():
         FastVIDConfig(**overrides)
@@ -208,8 +320,16 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
 @app.command(no_args_is_help=True)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
-    question: Annotated[list[str] | None, typer.Argument(help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.", show_default=False)] = None,
-    questions: Annotated[Path | None, typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")] = None,
+    question: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Question(s) about the video; several share one decode, vision pass, pruning and video prefill.",
+            show_default=False,
+        ),
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="More questions, one per line of this file (- for stdin).")
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
     fps: FpsOpt = None,
@@ -233,7 +353,14 @@ def ask(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
-    baseline: Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].", show_default=False)] = None,
+    baseline: Annotated[
+        bool | None,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also time the vanilla prefill for the speedup [default: when the unpruned prompt fits the LLM's context window].",
+            show_default=False,
+        ),
+    ] = None,
     vision_batch: VisionBatchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -292,7 +419,9 @@ def compare(
     ] = None,
     method: Annotated[
         list[str] | None,
-        typer.Option(help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."),
+        typer.Option(
+            help="Methods, space separated: fastvid uniform visionzip dycoke; NAME:FIELD=VALUE for variants, e.g. fastvid:segmentation=fixed fastvid:d=0."
+        ),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     frames: FramesOpt = None,
@@ -316,7 +445,9 @@ def compare(
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
     vision_batch: VisionBatchOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the rows as one JSON object on stdout instead of the table.")
+    ] = False,
 ) -> None:
     """Run the vanilla model and every (method, retention) pair on one video, side by side.
 
@@ -337,9 +468,17 @@ def compare(
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
-        result = run_compare(adapter, sampled, question, methods, retentions, max_new_tokens=max_new_tokens,
-                             method_overrides=overrides, on_stage=lambda s: status.update(f"{s}..."),
-                             vision_batch=vision_batch)
+        result = run_compare(
+            adapter,
+            sampled,
+            question,
+            methods,
+            retentions,
+            max_new_tokens=max_new_tokens,
+            method_overrides=overrides,
+            on_stage=lambda s: status.update(f"{s}..."),
+            vision_batch=vision_batch,
+        )
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
@@ -352,10 +491,22 @@ def compare(
 @app.command(cls=MultiValueCommand)
 def flops(
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[int | None, typer.Option(help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].", min=1)] = None,
-    video: Annotated[Path | None, typer.Option(help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it).")] = None,
+    frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames [default: the paper's: 32 LLaVA-OneVision, 64 LLaVA-Video; Qwen2.5-VL 32 at 448 px, or by --video].",
+            min=1,
+        ),
+    ] = None,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="Count the tokens this video gets, as ask samples and sizes it (read from its header; Qwen2.5-VL's tokens depend on it)."
+        ),
+    ] = None,
     retention: Annotated[
-        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1).")
+        list[float] | None,
+        typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.25 0.2 0.15 0.1)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON object.")] = False,
 ) -> None:
@@ -383,32 +534,81 @@ def flops(
             settings = paper_settings(geometry.family).with_overrides(_settings(frames))
         geometry, frames = video_geometry(geometry, probe_video(video), settings)
     frames = frames or geometry.frames
-    budget = (geometry.llm, geometry.tokens_per_frame, geometry.extra_slots, geometry.token_frames(frames), retentions,
-              geometry.newlines_per_frame)
+    budget = (
+        geometry.llm,
+        geometry.tokens_per_frame,
+        geometry.extra_slots,
+        geometry.token_frames(frames),
+        retentions,
+        geometry.newlines_per_frame,
+    )
     rows, split = flops_rows(*budget), flops_split_rows(*budget)
     if as_json:
-        print(json.dumps({"model": geometry.to_dict(), "frames": frames, "token_frames": geometry.token_frames(frames),
-                          "unit": "TFLOPs", "conventions": CONVENTIONS, "rows": [row.to_dict() for row in rows],
-                          "split": [row.to_dict() for row in split]}))
+        print(
+            json.dumps(
+                {
+                    "model": geometry.to_dict(),
+                    "frames": frames,
+                    "token_frames": geometry.token_frames(frames),
+                    "unit": "TFLOPs",
+                    "conventions": CONVENTIONS,
+                    "rows": [row.to_dict() for row in rows],
+                    "split": [row.to_dict() for row in split],
+                }
+            )
+        )
     else:
         make_console(stderr=False).print(flops_rows_table(geometry, frames, rows), flops_split_table(geometry, split))
 
 
 @app.command(cls=MultiValueCommand)
 def bench(
-    model: Annotated[str, typer.Option(help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded.")] = DEFAULT_MODEL,
-    layers: Annotated[int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)] = None,
-    frames: Annotated[list[int] | None, typer.Option(help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.", min=1)] = None,
-    scene_frames: Annotated[int | None, typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)] = None,
-    retention: Annotated[list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")] = None,
-    method: Annotated[list[str] | None, typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model whose geometry is benchmarked (random weights, no download); with --video, the model that is loaded."
+        ),
+    ] = DEFAULT_MODEL,
+    layers: Annotated[
+        int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)
+    ] = None,
+    frames: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Frames F (default: the model's). Several, space separated (--frames 32 128 512 1024): a pruning-only sweep, time and peak memory per frame count, no LLM.",
+            min=1,
+        ),
+    ] = None,
+    scene_frames: Annotated[
+        int | None, typer.Option(help="Synthetic video: a scene every N frames (default: 4 scenes over the video).", min=1)
+    ] = None,
+    retention: Annotated[
+        list[float] | None, typer.Option("--retention", "-r", help="Retention ratios, space separated (default 0.1 0.25).")
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="Methods to time, space separated (default: fastvid uniform visionzip dycoke).")
+    ] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs; the median is reported.", min=1)] = 3,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 1,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.auto,
-    video: Annotated[Path | None, typer.Option(help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline.")] = None,
-    questions: Annotated[int, typer.Option("--questions", help="Questions per video: the further ones prefill only their own tokens on the video's KV cache; their cost is timed against the first's (and with --video, their TTFT).", min=1)] = 1,
-    output: Annotated[Path | None, typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")] = None,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also measure TTFT (file to first token) on this real video, vanilla vs FastVID, with the loaded --model, on ask's pipeline."
+        ),
+    ] = None,
+    questions: Annotated[
+        int,
+        typer.Option(
+            "--questions",
+            help="Questions per video: the further ones prefill only their own tokens on the video's KV cache; their cost is timed against the first's (and with --video, their TTFT).",
+            min=1,
+        ),
+    ] = 1,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the JSON result (default: fastvid-bench-DEVICE.json).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout instead of the tables.")] = False,
 ) -> None:
     """Benchmark pruning time of each method, LLM prefill vanilla vs pruned, peak memory, and (with --video) TTFT.
@@ -433,9 +633,15 @@ def bench(
         raise InputError("--video times one frame count: give --frames a single value")
     torch_device = resolve_device(device.value)
     settings = BenchSettings(
-        layers=layers, frames=frames[0] if frames else None, scene_frames=scene_frames, retentions=retentions,
+        layers=layers,
+        frames=frames[0] if frames else None,
+        scene_frames=scene_frames,
+        retentions=retentions,
         methods=method or ["fastvid", "uniform", "visionzip", "dycoke"],
-        repeats=repeats, warmup=warmup, device=torch_device, dtype=resolve_dtype(dtype.value, torch_device),
+        repeats=repeats,
+        warmup=warmup,
+        device=torch_device,
+        dtype=resolve_dtype(dtype.value, torch_device),
         questions=questions,
     )
     if video is not None and not video.is_file():
@@ -450,9 +656,14 @@ def bench(
             if video is not None:
                 status.update(f"loading {model} for TTFT on {video}...")
                 adapter = _load(model, device, dtype, Attention.sdpa)
-                result.ttft = VideoTTFT(video=str(video), model=model, questions=questions,
-                                        rows=ttft_on_video(adapter, str(video), "What happens in this video?",
-                                                           settings.frames, retentions, repeats, questions))
+                result.ttft = VideoTTFT(
+                    video=str(video),
+                    model=model,
+                    questions=questions,
+                    rows=ttft_on_video(
+                        adapter, str(video), "What happens in this video?", settings.frames, retentions, repeats, questions
+                    ),
+                )
     path = output or Path(f"fastvid-bench-{'frames-' if sweep else ''}{device_slug(torch_device)}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
@@ -467,10 +678,17 @@ def bench(
 
 @app.command()
 def batch(
-    paths: Annotated[list[str] | None, typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin.")] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Video files, folders (recursed, video files only, sorted), or - to read paths from stdin."),
+    ] = None,
     question: Annotated[str | None, typer.Option("--question", "-q", help="Question asked about every video of PATHS.")] = None,
-    questions: Annotated[Path | None, typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")] = Path("results.jsonl"),
+    questions: Annotated[
+        Path | None, typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")
+    ] = Path("results.jsonl"),
     resume: Annotated[bool, typer.Option(help="Skip the items OUTPUT already holds and append the rest.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start OUTPUT afresh if it exists.")] = False,
     prefetch: Annotated[int, typer.Option(help="Videos decoded and preprocessed ahead of the model (0 = none).", min=0)] = 2,
@@ -497,8 +715,16 @@ def batch(
     pool_mode: PoolModeOpt = None,
     repetition_penalty: RepetitionPenaltyOpt = None,
     thinking: ThinkingOpt = None,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")] = False,
-    vision_batch: Annotated[int | None, typer.Option(help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].", min=1)] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also time each vanilla prefill (doubles the LLM work).")
+    ] = False,
+    vision_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Stream each video's frames through the vision encoder this many at a time (long videos: bounded memory; the prefetch then reads headers only) [default: off, whole videos prefetched].",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Answer questions about many videos with one loaded model; one JSON line per item in OUTPUT.
 
@@ -525,10 +751,25 @@ def batch(
 
     with progress:
         summary = run_job(
-            items, output, model=model, device=device.value, dtype=dtype.value, attn_implementation=attn_implementation.value,
-            layout=layout.value, settings=settings, fastvid=overrides, max_new_tokens=max_new_tokens, baseline=baseline,
-            vision_batch=vision_batch, resume=resume, overwrite=overwrite, prefetch=prefetch, catch_sigint=True,
-            on_start=on_start, on_item=on_item, on_stop=on_stop,
+            items,
+            output,
+            model=model,
+            device=device.value,
+            dtype=dtype.value,
+            attn_implementation=attn_implementation.value,
+            layout=layout.value,
+            settings=settings,
+            fastvid=overrides,
+            max_new_tokens=max_new_tokens,
+            baseline=baseline,
+            vision_batch=vision_batch,
+            resume=resume,
+            overwrite=overwrite,
+            prefetch=prefetch,
+            catch_sigint=True,
+            on_start=on_start,
+            on_item=on_item,
+            on_stop=on_stop,
         )
     if summary.rank == 0:  # the whole batch's counts, once
         for failure in summary.failures[:20]:
@@ -552,7 +793,9 @@ def show(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
     model: ModelOpt = DEFAULT_MODEL,
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly from the video (Qwen2.5-VL: frames before its 2-frame grouping).", min=1)] = 16,
+    frames: Annotated[
+        int, typer.Option(help="Frames sampled uniformly from the video (Qwen2.5-VL: frames before its 2-frame grouping).", min=1)
+    ] = 16,
     retention: RetentionOpt = None,
     width: Annotated[int, typer.Option(help="Picture width in pixels.", min=400)] = 1600,
     columns: Annotated[int, typer.Option(help="Frames per row.", min=1)] = 8,
@@ -604,9 +847,16 @@ def _batch_progress(quiet: bool):
             return Text(f"{speed:.2f} videos/s" if speed else "- videos/s")
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed: {task.fields[failed]}"),
-        Rate(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err_console, disable=quiet or not sys.stderr.isatty(), transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed: {task.fields[failed]}"),
+        Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=False,
     )
 
 
@@ -618,9 +868,26 @@ def _print_notes(notes: list[str]) -> None:
 @app.command("tiny-model", no_args_is_help=True)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
-    arch: Annotated[str | None, typer.Option(help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.")] = None,
-    full_size: Annotated[bool, typer.Option("--full-size", help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).")] = False,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Build from a real checkpoint's published files in this folder (config.json, processor/tokenizer configs, chat template, generation config) instead of --arch.",
+        ),
+    ] = None,
+    full_size: Annotated[
+        bool,
+        typer.Option(
+            "--full-size",
+            help="With --config: keep the real widths, depths and vocabulary (benchmarks on a GPU; a 7B model writes about 15 GB).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write a tiny random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
@@ -660,13 +927,17 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
     if full_size:
         device = default_device(True)
         slow = "" if device.type == "cuda" else " (no GPU: on the CPU this is slow and needs that much memory and disk)"
-        err_console.print(f"drawing {plan.weight_bytes() / 1e9:.1f} GB of random weights on {device}{slow}", markup=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"drawing {plan.weight_bytes() / 1e9:.1f} GB of random weights on {device}{slow}", markup=False, soft_wrap=True
+        )
     with err_console.status(f"writing {out_dir}..."):
         write_plan(plan, out_dir, seed=seed)
     kind = "full-size" if full_size else "tiny"
-    err_console.print(f"wrote {kind} random {plan.family} built from {real_dir} to {out_dir}; use it with --model {out_dir}",
-                      markup=False, soft_wrap=True)
+    err_console.print(
+        f"wrote {kind} random {plan.family} built from {real_dir} to {out_dir}; use it with --model {out_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def option_of(setting: str) -> str:

@@ -156,20 +156,34 @@ def compare(
         notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
         pruned = session.prune(method)
         pruned.prefill()
-        answer = pruned.answer(question, max_new_tokens or (model.default_max_new_tokens if model.thinking else COMPARE_MAX_NEW_TOKENS))
+        answer = pruned.answer(
+            question, max_new_tokens or (model.default_max_new_tokens if model.thinking else COMPARE_MAX_NEW_TOKENS)
+        )
         prefill_ms = pruned.prefill_ms + answer.prefill_ms
         kept = pruned.kept
         video_tokens = int(kept.indices.numel()) if kept is not None else video_before
         prompt_tokens = pruned.inputs.length + answer.inputs.length
         tflops = table5_tflops(video_tokens, geometry)
         vanilla = rows[0] if rows else None
-        rows.append(CompareRow(
-            method=label, spec=spec, retention=retention, video_tokens=video_tokens, prompt_tokens=prompt_tokens,
-            tflops=tflops, tflops_ratio=tflops / vanilla_tflops, causal_tflops=causal_prefill_tflops(prompt_tokens, geometry),
-            pruning_ms=pruned.pruning_ms, prefill_ms=prefill_ms, speedup=(vanilla.prefill_ms if vanilla else prefill_ms) / prefill_ms,
-            answer=answer.text, same_as_vanilla=vanilla is None or answer.text == vanilla.answer,
-            note=kept.note if kept is not None else None, config=method.to_dict() if method is not None else {},
-        ))
+        rows.append(
+            CompareRow(
+                method=label,
+                spec=spec,
+                retention=retention,
+                video_tokens=video_tokens,
+                prompt_tokens=prompt_tokens,
+                tflops=tflops,
+                tflops_ratio=tflops / vanilla_tflops,
+                causal_tflops=causal_prefill_tflops(prompt_tokens, geometry),
+                pruning_ms=pruned.pruning_ms,
+                prefill_ms=prefill_ms,
+                speedup=(vanilla.prefill_ms if vanilla else prefill_ms) / prefill_ms,
+                answer=answer.text,
+                same_as_vanilla=vanilla is None or answer.text == vanilla.answer,
+                note=kept.note if kept is not None else None,
+                config=method.to_dict() if method is not None else {},
+            )
+        )
 
     run("vanilla", "vanilla", 1.0, None)
     warmed = set()

@@ -52,8 +52,7 @@ CONVENTIONS = {
     TABLE5: "FastVID Table 5: multiply-accumulates of the LLM on the video tokens only, non-causal attention "
     "(per layer 2nD^2 + 2nD*Dkv + 2n^2*D + 3nDm for a Qwen2 LLM; in general each projection from its real shape, "
     "the active MoE experts and router, Gated DeltaNet layers linear in n)",
-    CAUSAL_2MAC: "2 x multiply-accumulates of the prefill of the whole prompt, causal attention, "
-    "LM head on the last token",
+    CAUSAL_2MAC: "2 x multiply-accumulates of the prefill of the whole prompt, causal attention, LM head on the last token",
 }
 
 DELTA_RULE_CHUNK = 64
@@ -227,17 +226,29 @@ class LLMGeometry:
         d = self.hidden
         out = {"full_attention": {}, "linear_attention": {}, "mlp": {}, "moe": {}, "lm_head": {"lm_head": d * self.vocab}}
         if self.full_attention_layers:
-            out["full_attention"] = {"q_proj": d * self.q_dim * (2 if self.attn_output_gate else 1),
-                                     "k_proj": d * self.kv_dim, "v_proj": d * self.kv_dim, "o_proj": self.q_dim * d}
+            out["full_attention"] = {
+                "q_proj": d * self.q_dim * (2 if self.attn_output_gate else 1),
+                "k_proj": d * self.kv_dim,
+                "v_proj": d * self.kv_dim,
+                "o_proj": self.q_dim * d,
+            }
         if self.linear_layers:
             keys = self.linear_key_heads * self.linear_key_head_dim
             values = self.linear_value_heads * self.linear_value_head_dim
-            out["linear_attention"] = {"in_proj_qkv": d * (2 * keys + values), "in_proj_z": d * values,
-                                       "in_proj_b": d * self.linear_value_heads, "in_proj_a": d * self.linear_value_heads,
-                                       "conv1d": (2 * keys + values) * self.linear_conv_kernel, "out_proj": values * d}
+            out["linear_attention"] = {
+                "in_proj_qkv": d * (2 * keys + values),
+                "in_proj_z": d * values,
+                "in_proj_b": d * self.linear_value_heads,
+                "in_proj_a": d * self.linear_value_heads,
+                "conv1d": (2 * keys + values) * self.linear_conv_kernel,
+                "out_proj": values * d,
+            }
         if self.dense_mlp_layers:
-            out["mlp"] = {"gate_proj": d * self.intermediate, "up_proj": d * self.intermediate,
-                          "down_proj": self.intermediate * d}
+            out["mlp"] = {
+                "gate_proj": d * self.intermediate,
+                "up_proj": d * self.intermediate,
+                "down_proj": self.intermediate * d,
+            }
         if self.moe_layers:
             out["moe"] = {"router": d * self.experts, "expert": 3 * d * self.expert_intermediate}
             if self.shared_expert_intermediate:
@@ -256,9 +267,11 @@ class LLMGeometry:
             text += f", MLP {self.intermediate}"
         text += f", {self.layers} layers"
         if self.linear_layers:
-            text += (f" ({self.full_attention_layers} full attention + {self.linear_layers} Gated DeltaNet: "
-                     f"q/k {self.linear_key_heads} x {self.linear_key_head_dim}, v {self.linear_value_heads} x "
-                     f"{self.linear_value_head_dim}, conv {self.linear_conv_kernel})")
+            text += (
+                f" ({self.full_attention_layers} full attention + {self.linear_layers} Gated DeltaNet: "
+                f"q/k {self.linear_key_heads} x {self.linear_key_head_dim}, v {self.linear_value_heads} x "
+                f"{self.linear_value_head_dim}, conv {self.linear_conv_kernel})"
+            )
         return text
 
 
@@ -324,8 +337,16 @@ def prefill_macs(n: int, geometry: LLMGeometry, causal: bool) -> PrefillMacs:
     full = geometry.full_attention_layers * (n * sum(shapes["full_attention"].values()) + 2 * pairs * geometry.q_dim)
     linear = geometry.linear_layers * (n * sum(shapes["linear_attention"].values()) + delta_rule_macs(n, geometry))
     moe = shapes["moe"]
-    moe_token = (moe["router"] + geometry.experts_per_token * moe["expert"] + moe.get("shared_expert", 0)
-                 + moe.get("shared_expert_gate", 0)) if moe else 0
+    moe_token = (
+        (
+            moe["router"]
+            + geometry.experts_per_token * moe["expert"]
+            + moe.get("shared_expert", 0)
+            + moe.get("shared_expert_gate", 0)
+        )
+        if moe
+        else 0
+    )
     mlp = n * (geometry.dense_mlp_layers * sum(shapes["mlp"].values()) + geometry.moe_layers * moe_token)
     return PrefillMacs(full, linear, mlp, shapes["lm_head"]["lm_head"] if causal else 0)
 
@@ -419,10 +440,14 @@ class LayerTypeSplit:
         parts = {}
         for name in PARTS:
             b, a = getattr(before, name), getattr(after, name)
-            parts[name] = PartCounts(before=b * scale, after=a * scale, ratio=a / b if b else 1.0,
-                                     share_before=b / before.total if before.total else 0.0,
-                                     share_after=a / after.total if after.total else 0.0,
-                                     share_of_saving=(b - a) / saved if saved else 0.0)
+            parts[name] = PartCounts(
+                before=b * scale,
+                after=a * scale,
+                ratio=a / b if b else 1.0,
+                share_before=b / before.total if before.total else 0.0,
+                share_after=a / after.total if after.total else 0.0,
+                share_of_saving=(b - a) / saved if saved else 0.0,
+            )
         return cls(**parts)
 
     def parts(self) -> dict[str, PartCounts]:
@@ -443,11 +468,14 @@ class FlopsSplit:
     causal_2mac: LayerTypeSplit
 
     @classmethod
-    def of(cls, geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int,
-           prompt_after: int) -> FlopsSplit:
+    def of(cls, geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int) -> FlopsSplit:
         return cls(
-            table5=LayerTypeSplit.of(prefill_macs(video_before, geometry, False), prefill_macs(video_after, geometry, False), 1e-12),
-            causal_2mac=LayerTypeSplit.of(prefill_macs(prompt_before, geometry, True), prefill_macs(prompt_after, geometry, True), 2e-12),
+            table5=LayerTypeSplit.of(
+                prefill_macs(video_before, geometry, False), prefill_macs(video_after, geometry, False), 1e-12
+            ),
+            causal_2mac=LayerTypeSplit.of(
+                prefill_macs(prompt_before, geometry, True), prefill_macs(prompt_after, geometry, True), 2e-12
+            ),
         )
 
     def convention(self, name: str) -> LayerTypeSplit:
@@ -494,7 +522,9 @@ class FlopsReport:
         return asdict(self)
 
 
-def flops_report(geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int) -> FlopsReport:
+def flops_report(
+    geometry: LLMGeometry, video_before: int, video_after: int, prompt_before: int, prompt_after: int
+) -> FlopsReport:
     """Prefill TFLOPs before and after pruning in both conventions, with their ratios and the split by layer type.
 
     Parameters
@@ -572,8 +602,9 @@ class FlopsSplitRow:
         return asdict(self)
 
 
-def _budgets(tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float],
-             newlines_per_frame: int) -> list[tuple[float, int, int]]:
+def _budgets(
+    tokens_per_frame: int, extra_slots: int, frames: int, retentions: list[float], newlines_per_frame: int
+) -> list[tuple[float, int, int]]:
     """(R, video tokens, video slots) for vanilla, then each retention ratio."""
     slots = extra_slots + frames * newlines_per_frame
     out = []
@@ -619,8 +650,16 @@ def flops_rows(
     rows = []
     for r, n, slots in budgets:
         t5, causal = table5_tflops(n, geometry), causal_prefill_tflops(slots, geometry)
-        rows.append(FlopsRow(retention=r, video_tokens=n, table5=t5, table5_ratio=t5 / base_t5, causal_2mac=causal,
-                             causal_2mac_ratio=causal / base_causal))
+        rows.append(
+            FlopsRow(
+                retention=r,
+                video_tokens=n,
+                table5=t5,
+                table5_ratio=t5 / base_t5,
+                causal_2mac=causal,
+                causal_2mac_ratio=causal / base_causal,
+            )
+        )
     return rows
 
 
@@ -636,5 +675,7 @@ def flops_split_rows(
     vanilla first, then each retention ratio against vanilla."""
     budgets = _budgets(tokens_per_frame, extra_slots, frames, retentions, newlines_per_frame)
     _, full, full_slots = budgets[0]
-    return [FlopsSplitRow(retention=r, video_tokens=n, split=FlopsSplit.of(geometry, full, n, full_slots, slots))
-            for r, n, slots in budgets]
+    return [
+        FlopsSplitRow(retention=r, video_tokens=n, split=FlopsSplit.of(geometry, full, n, full_slots, slots))
+        for r, n, slots in budgets
+    ]

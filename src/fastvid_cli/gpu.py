@@ -146,8 +146,10 @@ def unusable_gpu(torch_says: str | None = None) -> str | None:
     needs = MIN_DRIVER.get(torch_major)
     if driver.cuda_major is not None and driver.cuda_major >= torch_major:
         said = f" (torch says: {torch_says})" if torch_says else ""
-        return (f"{here} cannot use it{said}, although it is built for CUDA {built}, which this driver runs: check "
-                f"CUDA_VISIBLE_DEVICES, that the GPU is passed into this container, or reboot after a driver update{cpu}")
+        return (
+            f"{here} cannot use it{said}, although it is built for CUDA {built}, which this driver runs: check "
+            f"CUDA_VISIBLE_DEVICES, that the GPU is passed into this container, or reboot after a driver update{cpu}"
+        )
     needs_text = f", which needs driver {needs} or newer" if needs else ""
     if install:
         fix = f"install the torch build that matches the driver ({install}) or {_update_driver(needs)}"

@@ -318,8 +318,9 @@ def warm_up(model: ModelAdapter) -> None:
     if id(model.model) in _WARMED:
         return
     ids = model.question_ids("warm up")[None, :8].to(model.device)
-    model.prefill(LLMInputs({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, original_length=ids.shape[1]),
-                  keep_cache=False)
+    model.prefill(
+        LLMInputs({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, original_length=ids.shape[1]), keep_cache=False
+    )
     synchronize(model.device)
     _WARMED.add(id(model.model))
 
@@ -505,14 +506,28 @@ class VideoSession:
     notes : list of str
     """
 
-    def __init__(self, model: ModelAdapter, video: SampledVideo, inputs: dict, features: VideoFeatures, ms: dict,
-                 started_at: float, notes: list[str]) -> None:
+    def __init__(
+        self,
+        model: ModelAdapter,
+        video: SampledVideo,
+        inputs: dict,
+        features: VideoFeatures,
+        ms: dict,
+        started_at: float,
+        notes: list[str],
+    ) -> None:
         self.model, self.video, self.inputs, self.features = model, video, inputs, features
         self.ms, self.started_at, self.notes = ms, started_at, notes
 
     @classmethod
-    def open(cls, model: ModelAdapter, video: str | SampledVideo | PreparedVideo, frames: int | None = None,
-             on_stage: Callable[[str], None] | None = None, vision_batch: int | None = None) -> VideoSession:
+    def open(
+        cls,
+        model: ModelAdapter,
+        video: str | SampledVideo | PreparedVideo,
+        frames: int | None = None,
+        on_stage: Callable[[str], None] | None = None,
+        vision_batch: int | None = None,
+    ) -> VideoSession:
         """Decode, preprocess and encode a video, streaming it in chunks (:func:`encode_video`), timing each stage.
 
         Parameters
@@ -638,8 +653,10 @@ def iter_answers(
         window = context_window(model)
         baseline = window is None or length <= window
         if not baseline:
-            skipped.append(f"vanilla baseline skipped: the unpruned prompt ({length:,} tokens) is longer than the LLM's "
-                           f"context window ({window:,}); asking for the baseline explicitly runs it anyway")
+            skipped.append(
+                f"vanilla baseline skipped: the unpruned prompt ({length:,} tokens) is longer than the LLM's "
+                f"context window ({window:,}); asking for the baseline explicitly runs it anyway"
+            )
     if baseline:
         notify("prefill (vanilla baseline, only to measure)")
         vanilla_ms = session.prune(None).time_prefill_without_cache(questions[0])
@@ -659,25 +676,42 @@ def context_window(model: ModelAdapter) -> int | None:
     return getattr(text, "max_position_embeddings", None)
 
 
-def ask(model: ModelAdapter, video: str | SampledVideo | PreparedVideo, question: str, options: AskOptions | None = None,
-        on_stage: Callable[[str], None] | None = None) -> AskResult:
+def ask(
+    model: ModelAdapter,
+    video: str | SampledVideo | PreparedVideo,
+    question: str,
+    options: AskOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> AskResult:
     """Answer one question about a video with FastVID-pruned video tokens (see :func:`ask_many`)."""
     return ask_many(model, video, [question], options, on_stage)[0]
 
 
-def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: Answer, options: AskOptions,
-            first: bool, vanilla_ms: float | None) -> AskResult:
+def _result(
+    session: VideoSession,
+    pruned: PrunedVideo,
+    question: str,
+    answer: Answer,
+    options: AskOptions,
+    first: bool,
+    vanilla_ms: float | None,
+) -> AskResult:
     model, features, kept = session.model, session.features, pruned.kept
     full_length, full_slots = session.unpruned_counts()
     video_before = features.num_frames * features.tokens_per_frame
     video_after = int(kept.indices.numel()) if kept is not None else video_before
     own = answer.inputs.length
     tokens = TokenCounts(
-        video_before=video_before, video_after=video_after, video_kept_ratio=video_after / video_before,
-        newline_before=full_slots - video_before, newline_after=pruned.inputs.video_slots - video_after,
-        tokens_per_frame=features.tokens_per_frame, grid=list(features.grid),
+        video_before=video_before,
+        video_after=video_after,
+        video_kept_ratio=video_after / video_before,
+        newline_before=full_slots - video_before,
+        newline_after=pruned.inputs.video_slots - video_after,
+        tokens_per_frame=features.tokens_per_frame,
+        grid=list(features.grid),
         grid_thw=list(features.state.patch_grid) if features.state.patch_grid is not None else None,
-        prompt_before=full_length + own, prompt_after=pruned.inputs.length + own,
+        prompt_before=full_length + own,
+        prompt_after=pruned.inputs.length + own,
         prefill_tokens=pruned.inputs.length + own if first else own,
     )
     flops = flops_report(model.llm_geometry(), video_before, video_after, tokens.prompt_before, tokens.prompt_after)
@@ -688,30 +722,56 @@ def _result(session: VideoSession, pruned: PrunedVideo, question: str, answer: A
         ttft -= vanilla_ms
     pruning_ms = pruned.pruning_ms if first else 0.0
     timing = Timing(
-        decode_ms=shared["decode"], preprocess_ms=shared["preprocess"], vision_ms=shared["vision"], pruning_ms=pruning_ms,
-        prefill_ms=prefill_ms, generation_ms=answer.generation_ms, prefill_vanilla_ms=vanilla_ms,
-        prefill_speedup=vanilla_ms / prefill_ms if vanilla_ms else None, ttft_ms=ttft,
+        decode_ms=shared["decode"],
+        preprocess_ms=shared["preprocess"],
+        vision_ms=shared["vision"],
+        pruning_ms=pruning_ms,
+        prefill_ms=prefill_ms,
+        generation_ms=answer.generation_ms,
+        prefill_vanilla_ms=vanilla_ms,
+        prefill_speedup=vanilla_ms / prefill_ms if vanilla_ms else None,
+        ttft_ms=ttft,
         total_ms=sum(shared.values()) + pruning_ms + prefill_ms + answer.generation_ms + (vanilla_ms or 0.0),
     )
     notes = list(session.notes) + ([BASELINE_NOTE] if vanilla_ms is not None else [])
     return AskResult(
-        answer=answer.text, question=question, reasoning=answer.reasoning, model=model_info(model), video=video_info(session.video),
-        frames=session.video.num_frames, retention=options.config.retention_ratio, config=options.config.to_dict(),
-        settings=model.settings, tokens=tokens, flops=flops, timing=timing,
-        segments=kept.segment_lengths if kept is not None else [features.num_frames], notes=notes,
+        answer=answer.text,
+        question=question,
+        reasoning=answer.reasoning,
+        model=model_info(model),
+        video=video_info(session.video),
+        frames=session.video.num_frames,
+        retention=options.config.retention_ratio,
+        config=options.config.to_dict(),
+        settings=model.settings,
+        tokens=tokens,
+        flops=flops,
+        timing=timing,
+        segments=kept.segment_lengths if kept is not None else [features.num_frames],
+        notes=notes,
     )
 
 
 def model_info(model: ModelAdapter) -> ModelInfo:
     """The :class:`ModelInfo` of a loaded model (for reports)."""
-    return ModelInfo(id=model.model_id, family=model.family, device=str(model.device),
-                     dtype=str(model.dtype).removeprefix("torch."), tiny_random=model.tiny_random)
+    return ModelInfo(
+        id=model.model_id,
+        family=model.family,
+        device=str(model.device),
+        dtype=str(model.dtype).removeprefix("torch."),
+        tiny_random=model.tiny_random,
+    )
 
 
 def video_info(video: SampledVideo) -> VideoSource:
     """The :class:`VideoSource` of a sampled video (for reports)."""
-    return VideoSource(path=video.path, total_frames=video.total_frames, fps=video.fps, duration_s=video.duration_s,
-                       frame_indices=video.indices.tolist())
+    return VideoSource(
+        path=video.path,
+        total_frames=video.total_frames,
+        fps=video.fps,
+        duration_s=video.duration_s,
+        frame_indices=video.indices.tolist(),
+    )
 
 
 __all__ = [

@@ -39,9 +39,13 @@ def token_table(result: AskResult) -> Table:
     else:
         label = f"video tokens ({result.frames} frames x {t.tokens_per_frame})"
     table.add_row(label, f"{t.video_before:,}", f"{t.video_after:,}", f"{t.video_after / t.video_before:.1%}")
-    table.add_row("whole prompt (LLM input)", f"{t.prompt_before:,}", f"{t.prompt_after:,}", f"{t.prompt_after / t.prompt_before:.1%}")
+    table.add_row(
+        "whole prompt (LLM input)", f"{t.prompt_before:,}", f"{t.prompt_after:,}", f"{t.prompt_after / t.prompt_before:.1%}"
+    )
     if t.newline_before:
-        table.add_row("video newline slots", f"{t.newline_before:,}", f"{t.newline_after:,}", f"{t.newline_after / t.newline_before:.1%}")
+        table.add_row(
+            "video newline slots", f"{t.newline_before:,}", f"{t.newline_after:,}", f"{t.newline_after / t.newline_before:.1%}"
+        )
     if t.prefill_tokens != t.prompt_after:
         table.caption = f"this question prefilled {t.prefill_tokens:,} tokens: the video's KV cache was reused"
     return table
@@ -63,8 +67,7 @@ def flops_table(result: AskResult) -> Table:
     return table
 
 
-PART_LABELS = {"full_attention": "full attention", "linear_attention": "Gated DeltaNet", "mlp": "MLP / MoE",
-               "lm_head": "LM head"}
+PART_LABELS = {"full_attention": "full attention", "linear_attention": "Gated DeltaNet", "mlp": "MLP / MoE", "lm_head": "LM head"}
 
 
 def split_parts(geometry: LLMGeometry) -> list[str]:
@@ -74,9 +77,11 @@ def split_parts(geometry: LLMGeometry) -> list[str]:
 
 def saving_by_layer_type(split: FlopsSplit, geometry: LLMGeometry) -> str:
     """One line: each layer type's share of the saving, in both conventions (the LM head, one position, saves nothing)."""
+
     def shares(key: str) -> str:
         parts = split.convention(key).parts()
         return ", ".join(f"{PART_LABELS[p]} {parts[p].share_of_saving:.0%}" for p in split_parts(geometry) if p != "lm_head")
+
     return f"Saving by layer type: Table 5: {shares(TABLE5)}; causal: {shares(CAUSAL_2MAC)}"
 
 
@@ -123,14 +128,21 @@ def segment_table(result: AskResult) -> Table:
 
 def render_questions(results: list[AskResult]) -> Table:
     """Several questions on one video: what each one prefilled and waited for."""
-    table = Table(title=f"Questions on one video ({len(results)}): video decoded, encoded, pruned and prefilled once",
-                  title_justify="left")
+    table = Table(
+        title=f"Questions on one video ({len(results)}): video decoded, encoded, pruned and prefilled once", title_justify="left"
+    )
     for name in ("#", "prefill tokens", "prefill ms", "TTFT ms", "generation ms"):
         table.add_column(name, justify="right")
     table.add_column("question", overflow="ellipsis", no_wrap=True, ratio=1, min_width=12)
     for k, r in enumerate(results, 1):
-        table.add_row(str(k), f"{r.tokens.prefill_tokens:,}", _fmt_ms(r.timing.prefill_ms), _fmt_ms(r.timing.ttft_ms),
-                      _fmt_ms(r.timing.generation_ms), r.question)
+        table.add_row(
+            str(k),
+            f"{r.tokens.prefill_tokens:,}",
+            _fmt_ms(r.timing.prefill_ms),
+            _fmt_ms(r.timing.ttft_ms),
+            _fmt_ms(r.timing.generation_ms),
+            r.question,
+        )
     table.caption = "question 1's TTFT counts from opening the file; a further question's from its own start"
     return table
 
@@ -156,7 +168,9 @@ def format_tflops(value: float) -> str:
 
 def compare_table(result: CompareResult) -> Table:
     """One row per (method, retention), vanilla first; answers that differ from vanilla's are marked."""
-    title = f"{result.model.id} on {result.video.path} ({result.frames} frames, {result.model.device}; {result.settings.describe()})"
+    title = (
+        f"{result.model.id} on {result.video.path} ({result.frames} frames, {result.model.device}; {result.settings.describe()})"
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("method", no_wrap=True)
     for name in ("R", "tokens", "TFLOPs", "ratio", "prune ms", "prefill ms", "speedup"):
@@ -237,12 +251,16 @@ def flops_split_table(geometry, rows: list[FlopsSplitRow]) -> Table:
                 share = c.share_before if vanilla else c.share_of_saving
                 cells.append(f"{format_tflops(value)} ({share:.0%})")
             first = key == TABLE5
-            table.add_row(("vanilla" if vanilla else f"{row.retention:g}") if first else "", label, *cells,
-                          end_section=not first)
-    table.caption = ("share: of vanilla's FLOPs on the vanilla rows, of the saving against vanilla on the others. "
-                     "MLP / MoE: every layer's MLP, or its router, active experts and shared expert. "
-                     + ("Gated DeltaNet: projections, conv1d and the chunked delta rule (chunks of 64), linear in n."
-                        if geometry.llm.linear_layers else "No linear-attention layers."))
+            table.add_row(("vanilla" if vanilla else f"{row.retention:g}") if first else "", label, *cells, end_section=not first)
+    table.caption = (
+        "share: of vanilla's FLOPs on the vanilla rows, of the saving against vanilla on the others. "
+        "MLP / MoE: every layer's MLP, or its router, active experts and shared expert. "
+        + (
+            "Gated DeltaNet: projections, conv1d and the chunked delta rule (chunks of 64), linear in n."
+            if geometry.llm.linear_layers
+            else "No linear-attention layers."
+        )
+    )
     return table
 
 
@@ -251,14 +269,24 @@ def sweep_tables(result: SweepResult) -> list[Table]:
     env, settings = result.environment, result.settings
     rows = result.sweep
     width = f"N = {rows[0].timing.shape[1]}, D = {rows[0].timing.shape[2]}" if rows else ""
-    table = Table(title=f"Pruning time by frame count ({env.device}, {env.dtype}; {width}; {settings.inputs})", title_justify="left")
+    table = Table(
+        title=f"Pruning time by frame count ({env.device}, {env.dtype}; {width}; {settings.inputs})", title_justify="left"
+    )
     for name in ("frames", "method", "R", "kept", "segments (longest)", "median ms", "ms per frame", "peak MiB", "before MiB"):
         table.add_column(name, justify="left" if name == "method" else "right")
     for row in rows:
         t = row.timing
-        table.add_row(f"{row.frames:,}", t.method, f"{t.retention:g}", f"{t.tokens_kept:,}",
-                      f"{t.segments} ({t.longest_segment})", f"{t.median_ms:,.1f}",
-                      f"{t.median_ms / row.frames:.2f}", f"{t.peak_mib:,.0f}", "-" if t.baseline_mib is None else f"{t.baseline_mib:,.0f}")
+        table.add_row(
+            f"{row.frames:,}",
+            t.method,
+            f"{t.retention:g}",
+            f"{t.tokens_kept:,}",
+            f"{t.segments} ({t.longest_segment})",
+            f"{t.median_ms:,.1f}",
+            f"{t.median_ms / row.frames:.2f}",
+            f"{t.peak_mib:,.0f}",
+            "-" if t.baseline_mib is None else f"{t.baseline_mib:,.0f}",
+        )
     table.caption = "peak MiB: " + settings.peak_memory + "; before MiB: memory in use before the method ran"
     tables = [table]
     target = result.targets.checks.get("fastvid_time_linear_in_frames")
@@ -266,7 +294,9 @@ def sweep_tables(result: SweepResult) -> list[Table]:
         targets = Table(title="Target (from this run)", title_justify="left")
         for name in ("target", "value", "goal", "met"):
             targets.add_column(name)
-        targets.add_row("fastvid time, most / fewest frames", f"{target.value:.1f}x", f"<= {target.target:g}x", "yes" if target.met else "NO")
+        targets.add_row(
+            "fastvid time, most / fewest frames", f"{target.value:.1f}x", f"<= {target.target:g}x", "yes" if target.met else "NO"
+        )
         tables.append(targets)
     return tables
 
@@ -275,42 +305,87 @@ def bench_tables(result: BenchResult) -> list[Table]:
     """Tables of a ``fastvid bench`` result: pruning, prefill, targets, and TTFT when measured."""
     env, settings = result.environment, result.settings
     where = f"{env.device}, {env.dtype}"
-    pruning = Table(title=f"Pruning time ({where}; tokens {' x '.join(map(str, result.pruning[0].shape))})" if result.pruning else "Pruning", title_justify="left")
+    pruning = Table(
+        title=f"Pruning time ({where}; tokens {' x '.join(map(str, result.pruning[0].shape))})" if result.pruning else "Pruning",
+        title_justify="left",
+    )
     for name in ("method", "R", "kept", "median ms", "peak MiB"):
         pruning.add_column(name, justify="left" if name == "method" else "right")
     for timing in result.pruning:
-        pruning.add_row(timing.method, f"{timing.retention:g}", f"{timing.tokens_kept:,}", f"{timing.median_ms:.2f}",
-                        f"{timing.peak_mib:,.0f}")
+        pruning.add_row(
+            timing.method,
+            f"{timing.retention:g}",
+            f"{timing.tokens_kept:,}",
+            f"{timing.median_ms:.2f}",
+            f"{timing.peak_mib:,.0f}",
+        )
     layers = f"{settings.layers_run} of {settings.layers_full} layers"
     prefill = Table(title=f"LLM prefill, {settings.model} geometry, random weights, {layers} ({where})", title_justify="left")
-    for name in ("", "prompt tokens", f"measured ms ({settings.layers_run} layers)", f"scaled to {settings.layers_full} layers", "speedup", "peak MiB"):
+    for name in (
+        "",
+        "prompt tokens",
+        f"measured ms ({settings.layers_run} layers)",
+        f"scaled to {settings.layers_full} layers",
+        "speedup",
+        "peak MiB",
+    ):
         prefill.add_column(name, justify="right")
     for step in result.prefill:
-        prefill.add_row("vanilla" if step is result.prefill[0] else f"R = {step.retention:g}", f"{step.prompt_tokens:,}",
-                        f"{step.median_ms:,.1f}", f"{step.full_model_ms:,.1f}", f"{step.speedup:.2f}x", f"{step.peak_mib:,.0f}")
+        prefill.add_row(
+            "vanilla" if step is result.prefill[0] else f"R = {step.retention:g}",
+            f"{step.prompt_tokens:,}",
+            f"{step.median_ms:,.1f}",
+            f"{step.full_model_ms:,.1f}",
+            f"{step.speedup:.2f}x",
+            f"{step.peak_mib:,.0f}",
+        )
     if settings.prefill_scaled_by != 1:
         prefill.caption = f"scaled = measured x {settings.prefill_scaled_by:g} (layer count); embeddings and LM head not included"
     tables = [pruning, prefill]
     targets = Table(title="Targets (from this run)", title_justify="left", caption=result.targets.note)
     for name in ("target", "value", "goal", "met"):
         targets.add_column(name)
-    goals = {"fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"), "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
-             "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x"), "further_question_share": ("{:.2%}", "<= {:.0%}")}
+    goals = {
+        "fastvid_pruning_share_of_pruned_prefill": ("{:.2%}", "<= {:.0%}"),
+        "fastvid_pruning_ms": ("{:.2f} ms", "< {:g} ms"),
+        "prefill_speedup_at_0.1": ("{:.2f}x", ">= {:g}x"),
+        "further_question_share": ("{:.2%}", "<= {:.0%}"),
+    }
     for key, t in result.targets.checks.items():
         value_fmt, goal_fmt = goals[key]
         targets.add_row(key.replace("_", " "), value_fmt.format(t.value), goal_fmt.format(t.target), "yes" if t.met else "NO")
     tables.append(targets)
     if result.questions:
-        qt = Table(title=f"Questions on one video ({settings.questions} per video): the first question's TTFT vs a further "
-                         "question's prefill, scaled to all layers", title_justify="left")
-        for name in ("", "prefix tokens", "vision ms", "pruning ms", "first prefill ms", "first TTFT ms",
-                     "further question ms", "further / first TTFT"):
+        qt = Table(
+            title=f"Questions on one video ({settings.questions} per video): the first question's TTFT vs a further "
+            "question's prefill, scaled to all layers",
+            title_justify="left",
+        )
+        for name in (
+            "",
+            "prefix tokens",
+            "vision ms",
+            "pruning ms",
+            "first prefill ms",
+            "first TTFT ms",
+            "further question ms",
+            "further / first TTFT",
+        ):
             qt.add_column(name, justify="right")
         for q in result.questions:
-            qt.add_row("vanilla" if q.retention == 1.0 else f"R = {q.retention:g}", f"{q.prefix_tokens:,}",
-                       _fmt_ms(q.vision_ms) if q.vision_ms is not None else "-", _fmt_ms(q.pruning_ms),
-                       _fmt_ms(q.first_ms), _fmt_ms(q.first_ttft_ms), _fmt_ms(q.further_ms), f"{q.further_share:.1%}")
-        qt.caption = "first TTFT = vision + pruning + prefill (no file decoded); the vision encoder is SigLIP-so400m, random weights"
+            qt.add_row(
+                "vanilla" if q.retention == 1.0 else f"R = {q.retention:g}",
+                f"{q.prefix_tokens:,}",
+                _fmt_ms(q.vision_ms) if q.vision_ms is not None else "-",
+                _fmt_ms(q.pruning_ms),
+                _fmt_ms(q.first_ms),
+                _fmt_ms(q.first_ttft_ms),
+                _fmt_ms(q.further_ms),
+                f"{q.further_share:.1%}",
+            )
+        qt.caption = (
+            "first TTFT = vision + pruning + prefill (no file decoded); the vision encoder is SigLIP-so400m, random weights"
+        )
         tables.append(qt)
     if result.ttft is not None:
         ttft = Table(title=f"Time to first token on {result.ttft.video} ({result.ttft.model})", title_justify="left")
@@ -319,7 +394,9 @@ def bench_tables(result: BenchResult) -> list[Table]:
         for name in columns:
             ttft.add_column(name.replace("ttft", "TTFT") + " ms", justify="right")
         for ttft_row in result.ttft.rows:
-            ttft.add_row("vanilla" if ttft_row.retention == 1.0 else f"R = {ttft_row.retention:g}",
-                         *(_fmt_ms(getattr(ttft_row, f"{name}_ms")) for name in columns))
+            ttft.add_row(
+                "vanilla" if ttft_row.retention == 1.0 else f"R = {ttft_row.retention:g}",
+                *(_fmt_ms(getattr(ttft_row, f"{name}_ms")) for name in columns),
+            )
         tables.append(ttft)
     return tables

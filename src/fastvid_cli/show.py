@@ -122,8 +122,17 @@ def render(
     curve_h = 2.5 * (w_px / cols) * CURVE_SHARE * max(1, cols / 4)
     tile_h = (w_px / cols) * TILE_ASPECT
     top = 1 - HEADER_PX / h_px
-    spec = fig.add_gridspec(rows + 1, cols, height_ratios=[tile_h] * rows + [curve_h], left=0.06, right=0.99,
-                            top=top, bottom=0.07, hspace=0.35, wspace=0.06)
+    spec = fig.add_gridspec(
+        rows + 1,
+        cols,
+        height_ratios=[tile_h] * rows + [curve_h],
+        left=0.06,
+        right=0.99,
+        top=top,
+        bottom=0.07,
+        hspace=0.35,
+        wspace=0.06,
+    )
     segment_of = np.repeat(np.arange(len(kept.segment_lengths)), kept.segment_lengths)
     segment_colours = plt.get_cmap("tab10")
     anchor_colours = plt.get_cmap("Set3")  # pastel, distinct from the salient and anchor colours
@@ -159,8 +168,11 @@ def render(
     curve.set_xlabel("sampled frame")
     curve.set_ylabel("cosine")
     curve.set_title("DySeg: transition similarity, threshold and cuts", fontsize=10)
-    legend = [Patch(color=SALIENT, label="salient token (ATS, kept)"), Patch(color=ANCHOR, label="anchor (DTM, kept, merged)"),
-              Patch(color=anchor_colours(3), alpha=0.45, label="merged into the anchor of that colour")]
+    legend = [
+        Patch(color=SALIENT, label="salient token (ATS, kept)"),
+        Patch(color=ANCHOR, label="anchor (DTM, kept, merged)"),
+        Patch(color=anchor_colours(3), alpha=0.45, label="merged into the anchor of that colour"),
+    ]
     fig.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.055, 1 - 30 / h_px), ncol=3, fontsize=9, frameon=False)
     fig.suptitle(title, x=0.06, y=1 - 8 / h_px, ha="left", va="top", fontsize=11)
     out = Path(out)
@@ -183,7 +195,9 @@ def _overlay(tokens: TokenMap, f: int, anchor_colours) -> np.ndarray:
     return rgba
 
 
-def show(model, video, out: str | Path, config: FastVIDConfig, frames: int | None = None, width: int = 1600, columns: int = 8) -> tuple[Path, PruneResult]:
+def show(
+    model, video, out: str | Path, config: FastVIDConfig, frames: int | None = None, width: int = 1600, columns: int = 8
+) -> tuple[Path, PruneResult]:
     """Encode a video with ``model``, prune it with FastVID, and draw :func:`render`'s picture.
 
     Returns

@@ -113,7 +113,9 @@ def load_siglip_head(source: str | os.PathLike = SIGLIP_REPO, revision: str | No
     state = {key.removeprefix("vision_model."): value.float() for key, value in tensors.items()}
     missing, unexpected = head.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelError(f"SigLIP head in {source} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelError(
+            f"SigLIP head in {source} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return head.eval()
 
 

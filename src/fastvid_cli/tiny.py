@@ -68,9 +68,7 @@ def build_tokenizer(special_tokens: list[str] | None = None, media_tokens: dict[
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
+    trainer = trainers.BpeTrainer(vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     backend.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     backend.add_special_tokens(special_tokens or SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(
@@ -101,13 +99,21 @@ def tiny_vision_config(**overrides):
     replace fields (e.g. the real width for a benchmark)."""
     from transformers import SiglipVisionConfig
 
-    fields = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "image_size": 384, "patch_size": 14, "vision_use_head": False}
+    fields = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 384,
+        "patch_size": 14,
+        "vision_use_head": False,
+    }
     return SiglipVisionConfig(**(fields | overrides))
 
 
-def build_llava_onevision(out_dir: str | os.PathLike, seed: int = 0, text: dict | None = None,
-                          vision: dict | None = None) -> Path:
+def build_llava_onevision(
+    out_dir: str | os.PathLike, seed: int = 0, text: dict | None = None, vision: dict | None = None
+) -> Path:
     """Write a tiny random LLaVA-OneVision checkpoint, processor and SigLIP head to ``out_dir``.
 
     The checkpoint loads with ``LlavaOnevisionForConditionalGeneration.from_pretrained`` and has the
@@ -159,17 +165,24 @@ def _tiny_text_config(tokenizer, vocab_size: int, **overrides):
     from transformers import Qwen2Config
 
     fields = {
-        "vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
         "tie_word_embeddings": True,
         "initializer_range": 0.3,  # large enough that greedy answers depend on the input
-        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"), "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        "pad_token_id": tokenizer.pad_token_id,
     }
     return Qwen2Config(**(fields | overrides))
 
 
-def _tiny_llava(tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[int, int] | None = None,
-                text: dict | None = None):
+def _tiny_llava(
+    tokenizer, vocab_size: int, vision, seed: int, media_ids: tuple[int, int] | None = None, text: dict | None = None
+):
     """A tiny random LlavaOnevisionForConditionalGeneration; ``media_ids`` default to the tokenizer's."""
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
@@ -229,9 +242,20 @@ def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     config = {
         "architectures": ["LlavaQwenForCausalLM"],
         "model_type": "llava",
-        **{k: getattr(text, k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                                          "num_key_value_heads", "vocab_size", "rms_norm_eps", "max_position_embeddings",
-                                          "initializer_range")},
+        **{
+            k: getattr(text, k)
+            for k in (
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "vocab_size",
+                "rms_norm_eps",
+                "max_position_embeddings",
+                "initializer_range",
+            )
+        },
         "rope_theta": 1000000.0,
         "tie_word_embeddings": True,
         "mm_vision_tower": "google/siglip-so400m-patch14-384",
@@ -242,8 +266,20 @@ def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
         "mm_newline_position": "grid",
         "frames_upbound": 64,
         "image_aspect_ratio": "anyres_max_9",
-        "vision_config": {k: v for k, v in vision.to_dict().items() if k in (
-            "hidden_size", "intermediate_size", "num_attention_heads", "image_size", "patch_size", "layer_norm_eps", "hidden_act")},
+        "vision_config": {
+            k: v
+            for k, v in vision.to_dict().items()
+            if k
+            in (
+                "hidden_size",
+                "intermediate_size",
+                "num_attention_heads",
+                "image_size",
+                "patch_size",
+                "layer_norm_eps",
+                "hidden_act",
+            )
+        },
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     model.generation_config.save_pretrained(out)
@@ -253,8 +289,15 @@ def build_llava_video(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
-QWEN_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                       "<|image_pad|>", "<|video_pad|>"]
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
@@ -295,19 +338,38 @@ def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     ids = dict(zip(QWEN_SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(QWEN_SPECIAL_TOKENS)))
     config = Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
-            "initializer_range": 0.3, "tie_word_embeddings": True,
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 32768,
+            "initializer_range": 0.3,
+            "tie_word_embeddings": True,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
-            "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "bos_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
-            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-            "fullatt_block_indexes": [1], "tokens_per_second": 2, "initializer_range": 0.3,
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [1],
+            "tokens_per_second": 2,
+            "initializer_range": 0.3,
         },
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
@@ -317,7 +379,8 @@ def build_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     model.generation_config.suppress_tokens = unprintable_token_ids(tokenizer)
     model.save_pretrained(out)
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=TINY_QWEN_MAX_PIXELS), tokenizer=tokenizer,
+        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=TINY_QWEN_MAX_PIXELS),
+        tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=TINY_QWEN_MAX_PIXELS),
         chat_template=QWEN_CHAT_TEMPLATE,
     )

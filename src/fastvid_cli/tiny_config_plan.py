@@ -49,9 +49,19 @@ TINY_INIT_STD = 0.3
 VOCAB_MULTIPLE = 64
 """Tiny vocabularies are the local tokenizer's size plus 2 spare rows, rounded up to this (the real ones are padded too)."""
 
-TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "image_token_index",
-                 "video_token_index", "image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
-                 "vision_token_id")
+TOKEN_ID_KEYS = (
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "decoder_start_token_id",
+    "image_token_index",
+    "video_token_index",
+    "image_token_id",
+    "video_token_id",
+    "vision_start_token_id",
+    "vision_end_token_id",
+    "vision_token_id",
+)
 """Config keys holding token ids: remapped to the local tokenizer's ids, wherever they sit."""
 
 
@@ -189,16 +199,24 @@ def summary_lines(plan: TinyPlan) -> list[str]:
     kept = ", ".join(f"{name.split(':', 1)[1]}={_short(value)}" for name, value in plan.kept)
     lines = [f"{family}: kept as published: {kept}"]
     if plan.full_size:
-        lines.append(f"{family}: full size: every width, depth and vocab_size as published "
-                     f"({plan.parameter_count() / 1e9:.2f} B parameters, {str(plan.dtype).removeprefix('torch.')})")
+        lines.append(
+            f"{family}: full size: every width, depth and vocab_size as published "
+            f"({plan.parameter_count() / 1e9:.2f} B parameters, {str(plan.dtype).removeprefix('torch.')})"
+        )
     else:
-        shrunk = ", ".join(f"{path} added" if b == "added" else f"{path} {_short(a)}->{_short(b)}"
-                           for path, (a, b) in plan.shrunk.items())
+        shrunk = ", ".join(
+            f"{path} added" if b == "added" else f"{path} {_short(a)}->{_short(b)}" for path, (a, b) in plan.shrunk.items()
+        )
         lines.append(f"{family}: shrunk to test size: {shrunk}")
-    ids = ", ".join(f"{path.split(':', 1)[1]} {_short(a)}->{_short(b)}" for path, (a, b) in plan.token_ids.items()
-                    if path.startswith("config.json:"))
-    lines.append(f"{family}: tokenizer: the local byte-level BPE ({len(plan.tokenizer)} tokens), not the real "
-                 f"vocabulary; published special tokens and chat template where given; token ids remapped: {ids}")
+    ids = ", ".join(
+        f"{path.split(':', 1)[1]} {_short(a)}->{_short(b)}"
+        for path, (a, b) in plan.token_ids.items()
+        if path.startswith("config.json:")
+    )
+    lines.append(
+        f"{family}: tokenizer: the local byte-level BPE ({len(plan.tokenizer)} tokens), not the real "
+        f"vocabulary; published special tokens and chat template where given; token ids remapped: {ids}"
+    )
     return lines + [f"note: {note}" for note in plan.notes]
 
 
@@ -219,8 +237,10 @@ def _plan_llava_next(family: str, recipe: TinyRecipe, real: Path, source: dict, 
 
     tower = source.get("mm_vision_tower", "")
     if "siglip-so400m-patch14-384" not in str(tower):
-        raise ModelError(f"{real}/config.json: vision tower {tower!r} is not google/siglip-so400m-patch14-384, "
-                         "the only one whose geometry is known here")
+        raise ModelError(
+            f"{real}/config.json: vision tower {tower!r} is not google/siglip-so400m-patch14-384, "
+            "the only one whose geometry is known here"
+        )
     notes = []
     added = _read_json(real / "added_tokens.json") or {}
     tok_config = _read_json(real / "tokenizer_config.json")
@@ -261,16 +281,32 @@ def _plan_llava_next(family: str, recipe: TinyRecipe, real: Path, source: dict, 
     vision = dict(config.get("vision_config") or SO400M_VISION) | {"num_hidden_layers": depth, "vision_use_head": False}
     text = llava_next_text_config(config, real)
     model_config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
-        text_config=text.to_dict(), vision_config=vision, image_token_id=len(tokenizer), video_token_id=len(tokenizer) + 1,
-        vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
+        text_config=text.to_dict(),
+        vision_config=vision,
+        image_token_id=len(tokenizer),
+        video_token_id=len(tokenizer) + 1,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=text.tie_word_embeddings,
     )
     head = {k: v for k, v in vision.items() if k not in ("num_hidden_layers", "vision_use_head")}
     return TinyPlan(
-        family=family, recipe=recipe, checkpoint_format="llava_next", real_dir=real, full_size=full_size, files=files,
-        tokenizer=tokenizer, tokenizer_config=_portable_tokenizer_config(tok_config), model_config=model_config,
+        family=family,
+        recipe=recipe,
+        checkpoint_format="llava_next",
+        real_dir=real,
+        full_size=full_size,
+        files=files,
+        tokenizer=tokenizer,
+        tokenizer_config=_portable_tokenizer_config(tok_config),
+        model_config=model_config,
         renames=list(TO_LLAVA_NEXT),
-        head_config=head, dtype=_dtype(source, full_size), init_std=_std(source, full_size),
-        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
+        head_config=head,
+        dtype=_dtype(source, full_size),
+        init_std=_std(source, full_size),
+        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS),
+        token_ids=token_ids,
+        notes=notes,
         drop=("lm_head.weight",) if text.tie_word_embeddings else (),
     )
 
@@ -280,8 +316,12 @@ def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: d
     from transformers import LlavaOnevisionConfig
 
     id_to_token = dict(QWEN2_CHAT_TOKENS)
-    for key, token in (("image_token_index", "<image>"), ("image_token_id", "<image>"),
-                       ("video_token_index", "<video>"), ("video_token_id", "<video>")):
+    for key, token in (
+        ("image_token_index", "<image>"),
+        ("image_token_id", "<image>"),
+        ("video_token_index", "<video>"),
+        ("video_token_id", "<video>"),
+    ):
         if key in source:
             id_to_token[int(source[key])] = token
     tokenizer = _local_tokenizer(SPECIAL_TOKENS, None, None)
@@ -291,9 +331,13 @@ def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: d
         config["vision_config"] = config.get("vision_config", {}) | TINY_SIGLIP
     token_ids = _remap_ids(config, id_to_token, tokenizer, "config.json")
     files = {"config.json": config}
-    notes = ["no chat template published here: the local one (llava-hf's layout: <video> before the text, no system turn)",
-             ("no preprocessor configs published here: LlavaOnevision image and video processors with mean/std 0.5 "
-              "(the hub checkpoint's values)")]
+    notes = [
+        "no chat template published here: the local one (llava-hf's layout: <video> before the text, no system turn)",
+        (
+            "no preprocessor configs published here: LlavaOnevision image and video processors with mean/std 0.5 "
+            "(the hub checkpoint's values)"
+        ),
+    ]
     processor = _read_json(real / "processor_config.json")
     if processor is not None:
         files["processor_config.json"] = processor
@@ -308,13 +352,29 @@ def _plan_llava_onevision(family: str, recipe: TinyRecipe, real: Path, source: d
         notes.append("no generation_config.json: transformers' defaults from config.json's token ids")
     model_config = LlavaOnevisionConfig.from_dict(copy.deepcopy(config))  # from_dict edits nested dicts
     head = cast("PreTrainedConfig", model_config.vision_config).to_dict()
-    head = {k: v for k, v in head.items() if k in ("hidden_size", "intermediate_size", "num_attention_heads",
-                                                   "image_size", "patch_size", "layer_norm_eps", "hidden_act")}
+    head = {
+        k: v
+        for k, v in head.items()
+        if k
+        in ("hidden_size", "intermediate_size", "num_attention_heads", "image_size", "patch_size", "layer_norm_eps", "hidden_act")
+    }
     return TinyPlan(
-        family=family, recipe=recipe, checkpoint_format="llava_hf", real_dir=real, full_size=full_size,
-        files=files, tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=list(TO_LLAVA_HF),
-        head_config=head, dtype=_dtype(source, full_size), init_std=_std(source.get("text_config", {}), full_size),
-        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS), token_ids=token_ids, notes=notes,
+        family=family,
+        recipe=recipe,
+        checkpoint_format="llava_hf",
+        real_dir=real,
+        full_size=full_size,
+        files=files,
+        tokenizer=tokenizer,
+        tokenizer_config={},
+        model_config=model_config,
+        renames=list(TO_LLAVA_HF),
+        head_config=head,
+        dtype=_dtype(source, full_size),
+        init_std=_std(source.get("text_config", {}), full_size),
+        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS),
+        token_ids=token_ids,
+        notes=notes,
         drop=("lm_head.weight",) if model_config.tie_word_embeddings else (),
     )
 
@@ -361,10 +421,23 @@ def _plan_native(family: str, recipe: TinyRecipe, real: Path, source: dict, full
     text = config.get("text_config", config)
     tied = bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
     return TinyPlan(
-        family=family, recipe=recipe, checkpoint_format="transformers", real_dir=real, full_size=full_size, files=files,
-        tokenizer=tokenizer, tokenizer_config={}, model_config=model_config, renames=list(recipe.renames), head_config=None,
-        dtype=_dtype(source, full_size), init_std=_std(text, full_size), shrunk=_diff(source, config, skip=TOKEN_ID_KEYS),
-        token_ids=token_ids, notes=notes, drop=("lm_head.weight",) if tied else (),
+        family=family,
+        recipe=recipe,
+        checkpoint_format="transformers",
+        real_dir=real,
+        full_size=full_size,
+        files=files,
+        tokenizer=tokenizer,
+        tokenizer_config={},
+        model_config=model_config,
+        renames=list(recipe.renames),
+        head_config=None,
+        dtype=_dtype(source, full_size),
+        init_std=_std(text, full_size),
+        shrunk=_diff(source, config, skip=TOKEN_ID_KEYS),
+        token_ids=token_ids,
+        notes=notes,
+        drop=("lm_head.weight",) if tied else (),
     )
 
 
@@ -482,12 +555,14 @@ def meta_state(plan: TinyPlan) -> dict[str, torch.Tensor]:
     """Published name -> meta tensor of every weight written (no memory allocated)."""
     import transformers
 
-    architecture = plan.recipe.class_name(plan.config) if plan.checkpoint_format == "transformers" else \
-        "LlavaOnevisionForConditionalGeneration"  # both LLaVA formats load into it
+    architecture = (
+        plan.recipe.class_name(plan.config)
+        if plan.checkpoint_format == "transformers"
+        else "LlavaOnevisionForConditionalGeneration"
+    )  # both LLaVA formats load into it
     with torch.device("meta"):
         model = getattr(transformers, architecture)(plan.model_config)
-    return {_published_name(name, plan.renames): tensor for name, tensor in model.state_dict().items()
-            if name not in plan.drop}
+    return {_published_name(name, plan.renames): tensor for name, tensor in model.state_dict().items() if name not in plan.drop}
 
 
 def head_config(plan: TinyPlan) -> dict:

@@ -128,8 +128,9 @@ def write_plan(
     generator = torch.Generator(device=target).manual_seed(seed)
     if weights:
         state = meta_state(plan)
-        tensors = ((name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std))
-                   for name, meta in state.items())
+        tensors = (
+            (name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std)) for name, meta in state.items()
+        )
         _save_sharded(tensors, out, max_shard_bytes)
     for name, content in plan.files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
@@ -227,8 +228,11 @@ def _write_processor(plan: TinyPlan, out: Path) -> list[str]:
     if "processor_config.json" not in plan.files:
         config = plan.model_config
         side = config.vision_config.image_size // config.vision_config.patch_size
-        processor = {"num_image_tokens": side * side, "processor_class": "LlavaOnevisionProcessor",
-                     "vision_feature_select_strategy": config.vision_feature_select_strategy}
+        processor = {
+            "num_image_tokens": side * side,
+            "processor_class": "LlavaOnevisionProcessor",
+            "vision_feature_select_strategy": config.vision_feature_select_strategy,
+        }
         (out / "processor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
     if not (out / "chat_template.jinja").exists():
         (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
@@ -244,7 +248,8 @@ def _write_siglip_head(plan: TinyPlan, folder: Path, seed: int, device: torch.de
     generator = torch.Generator(device=device).manual_seed(seed)
     std = plan.init_std if not plan.full_size else 0.02
     folder.mkdir(parents=True, exist_ok=True)
-    _save_sharded(((k, _random_tensor(k, s, torch.float32, device, generator, std)) for k, s in shapes.items()),
-                  folder, DEFAULT_SHARD_BYTES)
+    _save_sharded(
+        ((k, _random_tensor(k, s, torch.float32, device, generator, std)) for k, s in shapes.items()), folder, DEFAULT_SHARD_BYTES
+    )
     written = config.to_dict() | {"model_type": "siglip_vision_model"}
     (folder / "config.json").write_text(json.dumps(written, indent=2) + "\n")

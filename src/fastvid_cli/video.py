@@ -74,8 +74,13 @@ class FrameSampling:
 
     def with_fps(self, fps: float, max_frames: int | None = None) -> FrameSampling:
         """The same rule, time-based (``--fps X [--max-frames M]``)."""
-        return replace(self, frames=None, fps=fps, max_frames=max_frames or self.max_frames,
-                       min_frames=min(self.min_frames, max_frames or self.max_frames))
+        return replace(
+            self,
+            frames=None,
+            fps=fps,
+            max_frames=max_frames or self.max_frames,
+            min_frames=min(self.min_frames, max_frames or self.max_frames),
+        )
 
     def count(self, total_frames: int, video_fps: float) -> int:
         """How many frames to read from a video of ``total_frames`` frames at ``video_fps``.
@@ -107,8 +112,15 @@ class FrameSampling:
         return f"{self.fps:g} fps ({self.min_frames}-{self.max_frames} frames{even})"
 
     def to_dict(self) -> dict:
-        return {"frames": self.frames, "fps": self.fps, "min_frames": self.min_frames, "max_frames": self.max_frames,
-                "multiple": self.multiple, "rounding": self.rounding, "rule": self.describe()}
+        return {
+            "frames": self.frames,
+            "fps": self.fps,
+            "min_frames": self.min_frames,
+            "max_frames": self.max_frames,
+            "multiple": self.multiple,
+            "rounding": self.rounding,
+            "rule": self.describe(),
+        }
 
 
 @dataclass
@@ -176,7 +188,7 @@ class SampledVideo:
             raise InputError(f"chunks must hold at least 1 frame, got {size}")
         if self.frames is not None:
             for start in range(0, self.num_frames, size):
-                yield self.frames[start:start + size]
+                yield self.frames[start : start + size]
             return
         for start in range(0, self.num_frames, size):
             began = time.perf_counter()
@@ -184,7 +196,7 @@ class SampledVideo:
             # while the model works between chunks (600 MiB over 256 frames of a 96 s clip), and
             # opening one costs less than that growth does
             reader = _reader(self.path)
-            chunk = _decode(reader, self.indices[start:start + size], self.path)
+            chunk = _decode(reader, self.indices[start : start + size], self.path)
             del reader
             self.decode_ms += (time.perf_counter() - began) * 1e3
             yield chunk

@@ -39,6 +39,7 @@ BENCHMARKS = {
 """The paper's four benchmarks (Table 1) -> their task in lmms-eval 0.7.3 (MVBench is a group of 20
 tasks; LongVideoBench's validation set with video input; MLVU's dev set; VideoMME without subtitles)."""
 
+
 def _wrappers() -> dict[str, str]:
     """Model family -> the lmms-eval model whose prompts its tasks give (``ModelAdapter.lmms_eval_model``)."""
     # deferred: lmms-eval's plugin discovery imports this module, which imports no adapter and no torch

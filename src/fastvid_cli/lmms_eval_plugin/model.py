@@ -87,11 +87,14 @@ class FastVIDLMM(lmms):
         self._rank = int(os.environ.get("RANK", "0"))
         self._world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if str(batch_size) != "1":
-            eval_logger.warning(f"fastvid answers one question at a time: batch_size={batch_size} is ignored "
-                                "(questions on the same video share one decode, vision pass and pruning instead)")
+            eval_logger.warning(
+                f"fastvid answers one question at a time: batch_size={batch_size} is ignored "
+                "(questions on the same video share one decode, vision pass and pruning instead)"
+            )
         s = self.settings
-        self._adapter = load_model(s.pretrained, device=self._device_name(), dtype=s.dtype,
-                                   attn_implementation=s.attn_implementation, layout=s.layout)
+        self._adapter = load_model(
+            s.pretrained, device=self._device_name(), dtype=s.dtype, attn_implementation=s.attn_implementation, layout=s.layout
+        )
         self._device = self._adapter.device
         self.method = resolve_method(s, getattr(self._adapter, "fastvid_defaults", {}))
         self.frames = s.frames  # None: the paper's sampling of the family (Qwen2.5-VL: 2 fps)
@@ -204,7 +207,9 @@ class FastVIDLMM(lmms):
             answer = pruned.answer(question.context, self._max_new_tokens(question.gen_kwargs))
             stats.generation_s += (answer.prefill_ms + answer.generation_ms) / 1e3
             text = _cut(answer.text, question.gen_kwargs.get("until"))
-            tokens = TokenCounts(input_tokens=pruned.inputs.length + answer.inputs.length, output_tokens=int(answer.token_ids.numel()))
+            tokens = TokenCounts(
+                input_tokens=pruned.inputs.length + answer.inputs.length, output_tokens=int(answer.token_ids.numel())
+            )
             stats.add_answer(tokens)
             _log_usage(adapter.model_id, question.task, tokens)
             results.append(GenerationResult(text=text, token_counts=tokens))
@@ -212,22 +217,35 @@ class FastVIDLMM(lmms):
 
     def _max_new_tokens(self, gen_kwargs: dict) -> int:
         """The task's ``max_new_tokens`` (else the model arg); sampling settings are reported, not used."""
-        sampling = gen_kwargs.get("do_sample") or (gen_kwargs.get("temperature") or 0) > 0 or (gen_kwargs.get("num_beams") or 1) > 1
+        sampling = (
+            gen_kwargs.get("do_sample") or (gen_kwargs.get("temperature") or 0) > 0 or (gen_kwargs.get("num_beams") or 1) > 1
+        )
         if sampling and not self._warned_sampling:
             self._warned_sampling = True
-            eval_logger.warning(f"fastvid decodes greedily (the paper's setting); the task's {gen_kwargs} sampling settings are ignored")
+            eval_logger.warning(
+                f"fastvid decodes greedily (the paper's setting); the task's {gen_kwargs} sampling settings are ignored"
+            )
         return int(gen_kwargs.get("max_new_tokens") or self.settings.max_new_tokens)
 
     def _log_metrics(self, stats: _RunStats) -> None:
         """The run's numeric settings and token counts into lmms-eval's ``throughput`` block of the results."""
         from lmms_eval.models.model_utils.gen_metrics import log_metrics
 
-        numeric = {f"fastvid_{k}": v for k, v in self.method.to_dict().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        numeric |= {"fastvid_frames": self.frames or 0, "fastvid_vanilla": int(self.vanilla),
-                    "fastvid_max_new_tokens_default": self.settings.max_new_tokens}
+        numeric = {
+            f"fastvid_{k}": v for k, v in self.method.to_dict().items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        numeric |= {
+            "fastvid_frames": self.frames or 0,
+            "fastvid_vanilla": int(self.vanilla),
+            "fastvid_max_new_tokens_default": self.settings.max_new_tokens,
+        }
         speed = stats.output_tokens / stats.generation_s if stats.generation_s > 0 else 0.0
-        log_metrics(total_elapsed_time=stats.generation_s, total_gen_tokens=stats.output_tokens, avg_speed=speed,
-                    additional_metrics={**numeric, **stats.summary()})
+        log_metrics(
+            total_elapsed_time=stats.generation_s,
+            total_gen_tokens=stats.output_tokens,
+            avg_speed=speed,
+            additional_metrics={**numeric, **stats.summary()},
+        )
 
     def loglikelihood(self, requests):
         raise NotImplementedError(
@@ -289,8 +307,10 @@ def _one_video(visuals, task: str, doc_id) -> str:
         visuals = [visuals]
     if not isinstance(visuals, (list, tuple)) or len(visuals) != 1 or not isinstance(visuals[0], (str, os.PathLike)):
         kinds = ", ".join(type(v).__name__ for v in visuals) if isinstance(visuals, (list, tuple)) else type(visuals).__name__
-        raise ValueError(f"fastvid answers questions about one video file per request; task {task}, doc {doc_id} "
-                         f"gave visuals of type [{kinds or 'none'}]")
+        raise ValueError(
+            f"fastvid answers questions about one video file per request; task {task}, doc {doc_id} "
+            f"gave visuals of type [{kinds or 'none'}]"
+        )
     return os.fspath(visuals[0])
 
 

@@ -13,9 +13,7 @@ from typing import Any
 
 from ..pruning import METHODS, PruningMethod, field_kind, make_method, method_for_family
 
-OWNERS: dict[str, type[PruningMethod]] = {
-    name: cls for cls in reversed(list(METHODS.values())) for name in cls.hyperparameters()
-}
+OWNERS: dict[str, type[PruningMethod]] = {name: cls for cls in reversed(list(METHODS.values())) for name in cls.hyperparameters()}
 """Each method field settable as a model arg -> the method that declares it (the first one, if several do)."""
 HYPERPARAMETERS = tuple(name for cls in METHODS.values() for name in cls.hyperparameters() if OWNERS[name] is cls)
 """Method fields settable as model args: every method's dataclass fields but ``retention_ratio`` (FastVID's
@@ -97,8 +95,18 @@ def parse_model_args(
     """
     unknown = sorted(set(rest) - set(HYPERPARAMETERS))
     if unknown:
-        accepted = ["pretrained", "method", "retention", "frames", *HYPERPARAMETERS, "device", "dtype",
-                    "attn_implementation", "layout", "max_new_tokens"]
+        accepted = [
+            "pretrained",
+            "method",
+            "retention",
+            "frames",
+            *HYPERPARAMETERS,
+            "device",
+            "dtype",
+            "attn_implementation",
+            "layout",
+            "max_new_tokens",
+        ]
         raise ValueError(f"fastvid: unknown model_args {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     if not isinstance(pretrained, str) or not pretrained.strip():
         raise ValueError("fastvid: model_args pretrained=MODEL is required (a Hub repo id, alias, folder or tiny-random)")
@@ -121,8 +129,16 @@ def parse_model_args(
         if not isinstance(value, str):
             raise ValueError(f"fastvid: {name} must be a name, got {value!r}")  # noqa: TRY004 - every bad model arg is a ValueError
     return EvalSettings(
-        pretrained=pretrained.strip(), method=method, retention=retention, frames=frames, hyperparameters=hyper,
-        device=device, dtype=dtype, attn_implementation=attn_implementation, layout=layout, max_new_tokens=max_new_tokens,
+        pretrained=pretrained.strip(),
+        method=method,
+        retention=retention,
+        frames=frames,
+        hyperparameters=hyper,
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        layout=layout,
+        max_new_tokens=max_new_tokens,
     )
 
 

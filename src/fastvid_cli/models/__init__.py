@@ -34,7 +34,10 @@ ALIASES = {
     "qwen3-vl-32b": "Qwen/Qwen3-VL-32B-Instruct",
     "qwen3-vl-30b-a3b": "Qwen/Qwen3-VL-30B-A3B-Instruct",
     "qwen3-vl-235b-a22b": "Qwen/Qwen3-VL-235B-A22B-Instruct",
-    **{f"qwen3.5-{size.lower()}": f"Qwen/Qwen3.5-{size}" for size in ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B")},
+    **{
+        f"qwen3.5-{size.lower()}": f"Qwen/Qwen3.5-{size}"
+        for size in ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B")
+    },
 }
 LAYOUTS = ("auto", "onevision", "grid")
 """Video token layout of LLaVA checkpoints: from the config (auto), LLaVA-OneVision's, or LLaVA-Video's grid."""

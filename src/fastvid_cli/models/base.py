@@ -186,8 +186,11 @@ class LLMInputs:
         steps = torch.arange(ids.shape[1], device=ids.device)
         positions = self.next_position + steps
         mask = torch.ones(1, self.length + ids.shape[1], dtype=torch.long, device=ids.device)
-        return LLMInputs({"input_ids": ids, "position_ids": positions, "attention_mask": mask},
-                         original_length=self.original_length + ids.shape[1], next_position=self.next_position + ids.shape[1])
+        return LLMInputs(
+            {"input_ids": ids, "position_ids": positions, "attention_mask": mask},
+            original_length=self.original_length + ids.shape[1],
+            next_position=self.next_position + ids.shape[1],
+        )
 
     def join(self, after: LLMInputs) -> LLMInputs:
         """One prompt: this one followed by ``after`` (from :meth:`then`), for a forward without a cache."""
@@ -210,7 +213,7 @@ class AnswerRepetitionPenalty:
         self.penalty, self.prompt_length = penalty, prompt_length
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        generated = input_ids[:, self.prompt_length:]
+        generated = input_ids[:, self.prompt_length :]
         if generated.shape[1] == 0:
             return scores
         picked = scores.gather(1, generated)
@@ -268,8 +271,15 @@ class ModelAdapter(abc.ABC):
     settings: RunSettings
     """How this model is run: the paper's settings of its family, with the user's overrides."""
 
-    def __init__(self, model, processor, model_id: str, overrides: SettingsOverrides | None = None,
-                 notes: list[str] | tuple = (), tiny_random: bool = False) -> None:
+    def __init__(
+        self,
+        model,
+        processor,
+        model_id: str,
+        overrides: SettingsOverrides | None = None,
+        notes: list[str] | tuple = (),
+        tiny_random: bool = False,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.model_id = model_id
@@ -278,8 +288,9 @@ class ModelAdapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> ModelAdapter:
+    def from_pretrained(
+        cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None, **load_kwargs
+    ) -> ModelAdapter:
         """Load model, processor and whatever else the family needs from a checkpoint folder.
 
         Parameters
@@ -395,7 +406,7 @@ class ModelAdapter(abc.ABC):
         """
         ids = self.processor.tokenizer(self.prompt_text(question), return_tensors="pt")["input_ids"][0]
         at = int((ids == self.video_token_id).nonzero()[0, 0])
-        ids = torch.cat([ids[:at], torch.full((slots,), self.video_token_id), ids[at + 1:]])[None].to(self.device)
+        ids = torch.cat([ids[:at], torch.full((slots,), self.video_token_id), ids[at + 1 :]])[None].to(self.device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def prepare(self, video, question: str | None = None) -> dict:
@@ -464,8 +475,10 @@ class ModelAdapter(abc.ABC):
         video_slots = (input_ids[0] == self.video_token_id).nonzero().flatten()
         expected = features.num_frames * features.tokens_per_frame + features.extra_slots
         if video_slots.numel() != expected:
-            raise RuntimeError(f"{self.family}: the prompt has {video_slots.numel()} video slots, the features need {expected} "
-                               f"({features.num_frames} x {features.tokens_per_frame} tokens + {features.extra_slots} more)")
+            raise RuntimeError(
+                f"{self.family}: the prompt has {video_slots.numel()} video slots, the features need {expected} "
+                f"({features.num_frames} x {features.tokens_per_frame} tokens + {features.extra_slots} more)"
+            )
         kept_slots = self.kept_slots(features, kept).in_order()
         keep = input_ids[0] != self.video_token_id
         keep[video_slots[kept_slots.slots.to(video_slots.device)]] = True
@@ -478,8 +491,12 @@ class ModelAdapter(abc.ABC):
             "mm_encoder_outputs": {"video": self.video_encoder_output(kept_slots)},
         }
         slots = kept_slots.slots
-        return LLMInputs(kwargs=kwargs, original_length=int(input_ids.shape[1]), video_slots=int(slots.numel()),
-                         next_position=next_position.to(input_ids.device))
+        return LLMInputs(
+            kwargs=kwargs,
+            original_length=int(input_ids.shape[1]),
+            video_slots=int(slots.numel()),
+            next_position=next_position.to(input_ids.device),
+        )
 
     def kept_slots(self, features: VideoFeatures, kept: PruneResult | None) -> KeptSlots:
         """The video slots to keep and what fills them: by default the kept tokens at their own slots
@@ -578,7 +595,9 @@ class ModelAdapter(abc.ABC):
             prefix = cache.get_seq_length()
             working = kwargs["cache"] = self.question_cache(cache)
         try:
-            out: torch.Tensor = self.model.generate(**kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length))
+            out: torch.Tensor = self.model.generate(
+                **kwargs, streamer=streamer, **self.generate_kwargs(max_new_tokens, llm_inputs.length)
+            )
         finally:
             if working is not None and working is cache:
                 self.rewind_cache(cache, prefix)
@@ -612,8 +631,12 @@ class ModelAdapter(abc.ABC):
         config = self.model.generation_config.to_dict()
         for sampling_only in ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"):
             config.pop(sampling_only, None)
-        config |= {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens,
-                   "repetition_penalty": self.settings.decoding.repetition_penalty or 1.0}
+        config |= {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": self.settings.decoding.repetition_penalty or 1.0,
+        }
         from transformers import GenerationConfig
 
         return GenerationConfig(**config)
@@ -656,7 +679,9 @@ class ModelAdapter(abc.ABC):
         settings' system turn (none when ``system_prompt`` is None), the video, then the question."""
         system = [{"role": "system", "content": self.settings.system_prompt}] if self.settings.system_prompt is not None else []
         user = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-        return cast(str, self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs()))
+        return cast(
+            str, self.processor.apply_chat_template(system + user, add_generation_prompt=True, **self.chat_template_kwargs())
+        )
 
     def chat_template_kwargs(self) -> dict:
         """Switches the chat template takes besides the conversation (Qwen3.5's ``enable_thinking``); none by default."""
@@ -676,7 +701,9 @@ class ModelAdapter(abc.ABC):
         text = self.full_prompt(question)
         end = text.rindex(self.media_token) + len(self.media_token)
         if question and text.find(question) < end:
-            raise ModelError(f"{self.family}'s prompt puts the question before the video: one prefix cannot serve several questions")
+            raise ModelError(
+                f"{self.family}'s prompt puts the question before the video: one prefix cannot serve several questions"
+            )
         return text[:end], text[end:]
 
     def prompt_text(self, question: str | None) -> str:

@@ -72,8 +72,14 @@ class ModelGeometry:
 
         ``video`` gives the video token layout fields (``tokens_per_frame``, ``frames``, ``extra_slots``, ...).
         """
-        return cls(name=name, family=family, llm=LLMGeometry.from_config(text_config),
-                   heads=text_config.num_attention_heads, text_config=text_config.to_dict(), **video)
+        return cls(
+            name=name,
+            family=family,
+            llm=LLMGeometry.from_config(text_config),
+            heads=text_config.num_attention_heads,
+            text_config=text_config.to_dict(),
+            **video,
+        )
 
 
 QWEN_REFERENCE_PIXELS = 448
@@ -82,8 +88,14 @@ QWEN_REFERENCE_PIXELS = 448
 
 def _qwen2(hidden: int, heads: int, kv_heads: int, intermediate: int, layers: int, vocab: int) -> dict:
     """The fields of a Qwen2 LLM's config that its geometry reads."""
-    return {"hidden_size": hidden, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-            "intermediate_size": intermediate, "num_hidden_layers": layers, "vocab_size": vocab}
+    return {
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "vocab_size": vocab,
+    }
 
 
 def _llava_hf_vocab(qwen2_vocab: int) -> int:
@@ -95,18 +107,37 @@ def _llava_hf_vocab(qwen2_vocab: int) -> int:
 _SIGLIP_384 = {"model_type": "siglip_vision_model", "image_size": 384, "patch_size": 14}
 _QWEN_VISION = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
 KNOWN_CONFIGS = {
-    "Qwen/Qwen2.5-VL-7B-Instruct": {"model_type": "qwen2_5_vl", **_qwen2(3584, 28, 4, 18944, 28, 152064),
-                                    "vision_config": _QWEN_VISION},
-    "Qwen/Qwen2.5-VL-3B-Instruct": {"model_type": "qwen2_5_vl", **_qwen2(2048, 16, 2, 11008, 36, 151936),
-                                    "vision_config": _QWEN_VISION},
-    "lmms-lab/LLaVA-Video-7B-Qwen2": {"architectures": ["LlavaQwenForCausalLM"], "model_type": "llava",
-                                      "mm_vision_tower": "google/siglip-so400m-patch14-384", **_qwen2(3584, 28, 4, 18944, 28, 152064)},
-    "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                  "text_config": {"model_type": "qwen2", **_qwen2(896, 14, 2, 4864, 24, _llava_hf_vocab(151936))}},
-    "llava-hf/llava-onevision-qwen2-7b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                "text_config": {"model_type": "qwen2", **_qwen2(3584, 28, 4, 18944, 28, _llava_hf_vocab(152064))}},
-    "llava-hf/llava-onevision-qwen2-72b-ov-hf": {"model_type": "llava_onevision", "vision_config": _SIGLIP_384,
-                                                 "text_config": {"model_type": "qwen2", **_qwen2(8192, 64, 8, 29568, 80, _llava_hf_vocab(152064))}},
+    "Qwen/Qwen2.5-VL-7B-Instruct": {
+        "model_type": "qwen2_5_vl",
+        **_qwen2(3584, 28, 4, 18944, 28, 152064),
+        "vision_config": _QWEN_VISION,
+    },
+    "Qwen/Qwen2.5-VL-3B-Instruct": {
+        "model_type": "qwen2_5_vl",
+        **_qwen2(2048, 16, 2, 11008, 36, 151936),
+        "vision_config": _QWEN_VISION,
+    },
+    "lmms-lab/LLaVA-Video-7B-Qwen2": {
+        "architectures": ["LlavaQwenForCausalLM"],
+        "model_type": "llava",
+        "mm_vision_tower": "google/siglip-so400m-patch14-384",
+        **_qwen2(3584, 28, 4, 18944, 28, 152064),
+    },
+    "llava-hf/llava-onevision-qwen2-0.5b-ov-hf": {
+        "model_type": "llava_onevision",
+        "vision_config": _SIGLIP_384,
+        "text_config": {"model_type": "qwen2", **_qwen2(896, 14, 2, 4864, 24, _llava_hf_vocab(151936))},
+    },
+    "llava-hf/llava-onevision-qwen2-7b-ov-hf": {
+        "model_type": "llava_onevision",
+        "vision_config": _SIGLIP_384,
+        "text_config": {"model_type": "qwen2", **_qwen2(3584, 28, 4, 18944, 28, _llava_hf_vocab(152064))},
+    },
+    "llava-hf/llava-onevision-qwen2-72b-ov-hf": {
+        "model_type": "llava_onevision",
+        "vision_config": _SIGLIP_384,
+        "text_config": {"model_type": "qwen2", **_qwen2(8192, 64, 8, 29568, 80, _llava_hf_vocab(152064))},
+    },
 }
 """The shipped models: the fields of their public ``config.json`` that the geometry reads (the rest are
 the transformers defaults), so their geometry needs no download and comes from the same adapter code."""

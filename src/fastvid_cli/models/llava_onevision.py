@@ -51,8 +51,13 @@ TO_LLAVA_HF = (
 
 
 SO400M_VISION: dict[str, Any] = {
-    "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16, "image_size": 384,
-    "patch_size": 14, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh",
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_attention_heads": 16,
+    "image_size": 384,
+    "patch_size": 14,
+    "layer_norm_eps": 1e-6,
+    "hidden_act": "gelu_pytorch_tanh",
 }
 """google/siglip-so400m-patch14-384's vision tower, the LLaVA families' (its depth is read from the checkpoint)."""
 SIGLIP_LAYERS = 26
@@ -74,8 +79,10 @@ def llava_processors():
     """
     from transformers import LlavaOnevisionImageProcessor, LlavaOnevisionVideoProcessor
 
-    return (LlavaOnevisionImageProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD),
-            LlavaOnevisionVideoProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD))
+    return (
+        LlavaOnevisionImageProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD),
+        LlavaOnevisionVideoProcessor(image_mean=HUB_MEAN_STD, image_std=HUB_MEAN_STD),
+    )
 
 
 class LlavaOnevisionAdapter(ModelAdapter):
@@ -98,34 +105,49 @@ class LlavaOnevisionAdapter(ModelAdapter):
     """
 
     family = "llava_onevision"
-    paper = RunSettings(family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14",
-                        newlines="one after the video")
+    paper = RunSettings(
+        family="llava_onevision", sampling=LLAVA_SAMPLING, pooling="bilinear 27x27 -> 14x14", newlines="one after the video"
+    )
     penalize_prompt = False  # LLaVA-NeXT's generate gave transformers inputs_embeds only
     lmms_eval_model = "llava_onevision"  # fastvid_llavaonevision/scripts/eval.sh
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-OneVision",
         model_class="LlavaOnevisionForConditionalGeneration",
         layout_fields=(
-            ("config.json", "vision_config.image_size"), ("config.json", "vision_config.patch_size"),
-            ("config.json", "vision_config.vision_use_head"), ("config.json", "vision_feature_layer"),
-            ("config.json", "vision_feature_select_strategy"), ("config.json", "vision_aspect_ratio"),
-            ("config.json", "image_grid_pinpoints"), ("config.json", "use_image_newline_parameter"),
-            ("config.json", "tie_word_embeddings"), ("processor_config.json", "num_image_tokens"),
+            ("config.json", "vision_config.image_size"),
+            ("config.json", "vision_config.patch_size"),
+            ("config.json", "vision_config.vision_use_head"),
+            ("config.json", "vision_feature_layer"),
+            ("config.json", "vision_feature_select_strategy"),
+            ("config.json", "vision_aspect_ratio"),
+            ("config.json", "image_grid_pinpoints"),
+            ("config.json", "use_image_newline_parameter"),
+            ("config.json", "tie_word_embeddings"),
+            ("processor_config.json", "num_image_tokens"),
             ("processor_config.json", "vision_feature_select_strategy"),
         ),
         checkpoint_format=lambda config: "llava_hf",
         renames=TO_LLAVA_HF,
     )
 
-    def __init__(self, model, processor, siglip_head: SiglipHead, model_id: str,
-                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False) -> None:
+    def __init__(
+        self,
+        model,
+        processor,
+        siglip_head: SiglipHead,
+        model_id: str,
+        overrides: SettingsOverrides | None = None,
+        notes: list[str] | tuple = (),
+        tiny_random: bool = False,
+    ) -> None:
         super().__init__(model, processor, model_id, overrides, notes, tiny_random)
         vision_device = next(model.model.vision_tower.parameters()).device
         self.siglip_head = siglip_head.to(vision_device, self.dtype)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> LlavaOnevisionAdapter:
+    def from_pretrained(
+        cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None, **load_kwargs
+    ) -> LlavaOnevisionAdapter:
         """Load model, processor and SigLIP head from a checkpoint folder.
 
         The head comes from ``path/siglip_head`` when the checkpoint ships one (tiny-random does),
@@ -153,8 +175,9 @@ class LlavaOnevisionAdapter(ModelAdapter):
         parsed = transformers_config(config, path)
         side = parsed.vision_config.image_size // parsed.vision_config.patch_size
         pooled = -(-side // 2)  # bilinear pooling to ceil(27 / 2) = 14 per side
-        return ModelGeometry.of_llm(name, cls.family, parsed.text_config, tokens_per_frame=pooled * pooled,
-                                    frames=cls.paper_frames(), extra_slots=1)
+        return ModelGeometry.of_llm(
+            name, cls.family, parsed.text_config, tokens_per_frame=pooled * pooled, frames=cls.paper_frames(), extra_slots=1
+        )
 
     @property
     def video_token_id(self) -> int:
@@ -173,8 +196,9 @@ class LlavaOnevisionAdapter(ModelAdapter):
         with torch.device(device):
             vision = SiglipVisionModel(config).to(dtype).eval()
         pixels = torch.randn(frames, 3, 384, 384, device=device, dtype=dtype)
-        return VisionBench(lambda: vision(pixel_values=pixels), layers, total,
-                           f"{layers} of {total} SigLIP layers on {frames} frames")
+        return VisionBench(
+            lambda: vision(pixel_values=pixels), layers, total, f"{layers} of {total} SigLIP layers on {frames} frames"
+        )
 
     def prompt_inputs(self, video, question: str | None = None) -> dict:
         """The paper's prompt (``qwen_1_5``: system turn, ``<video>``, newline, question) with F x 196 + 1
@@ -194,7 +218,9 @@ class LlavaOnevisionAdapter(ModelAdapter):
         """
         vision = self.model.config.vision_config
         pooled = math.ceil(vision.image_size // vision.patch_size / 2)
-        return self.expanded_prompt(question, video.num_frames * pooled * pooled + self.extra_slots(video.num_frames, (pooled, pooled)))
+        return self.expanded_prompt(
+            question, video.num_frames * pooled * pooled + self.extra_slots(video.num_frames, (pooled, pooled))
+        )
 
     def preprocess(self, frames, video=None) -> dict:
         """``pixel_values_videos`` (1, k, 3, 384, 384) of k frames ((k, H, W, 3) uint8), in the model's dtype."""
@@ -257,4 +283,3 @@ class LlavaOnevisionAdapter(ModelAdapter):
         """
         system = f"<|im_start|>system\n{self.settings.system_prompt}<|im_end|>\n" if self.settings.system_prompt else ""
         return f"{system}<|im_start|>user\n{media_token}\n{question}<|im_end|>\n<|im_start|>assistant\n"
-

@@ -122,14 +122,18 @@ def video_layout(config: dict, pool_mode: str | None = None) -> tuple[GridLayout
     notes : list of str
     """
     layout = GridLayout(pool_mode or PAPER_LAYOUT.pool_mode, PAPER_LAYOUT.stride)
-    asked = GridLayout(config.get("mm_spatial_pool_mode", layout.pool_mode), int(config.get("mm_spatial_pool_stride", layout.stride)))
+    asked = GridLayout(
+        config.get("mm_spatial_pool_mode", layout.pool_mode), int(config.get("mm_spatial_pool_stride", layout.stride))
+    )
     notes = []
     if asked != layout:
         side = 27
         slots = lambda g: g.pooled_side(side) * (g.pooled_side(side) + 1)
         why = "as given" if pool_mode else "as the paper's runs"
-        notes.append(f"the checkpoint's config asks for {asked.pool_mode} pooling, stride {asked.stride} ({slots(asked)} slots per "
-                     f"frame); running {layout.pool_mode} pooling, stride {layout.stride} ({slots(layout)} slots per frame), {why}")
+        notes.append(
+            f"the checkpoint's config asks for {asked.pool_mode} pooling, stride {asked.stride} ({slots(asked)} slots per "
+            f"frame); running {layout.pool_mode} pooling, stride {layout.stride} ({slots(layout)} slots per frame), {why}"
+        )
     return layout, notes
 
 
@@ -146,9 +150,20 @@ def _checkpoint_keys(path: Path) -> list[str]:
     return keys
 
 
-_NEXT_TEXT_FIELDS = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                     "vocab_size", "rms_norm_eps", "rope_theta", "max_position_embeddings", "tie_word_embeddings",
-                     "hidden_act", "initializer_range"]
+_NEXT_TEXT_FIELDS = [
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "rms_norm_eps",
+    "rope_theta",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+    "hidden_act",
+    "initializer_range",
+]
 
 
 def llava_next_text_config(source: dict, path: Path):
@@ -202,8 +217,13 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     if max(image_id, video_id) >= text.vocab_size:
         raise ModelError(f"{path}: no unused embedding rows for <image>/<video> (vocab {text.vocab_size})")
     config = LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
-        text_config=text.to_dict(), vision_config=vision, image_token_id=image_id, video_token_id=video_id,
-        vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=text.tie_word_embeddings,
+        text_config=text.to_dict(),
+        vision_config=vision,
+        image_token_id=image_id,
+        video_token_id=video_id,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=text.tie_word_embeddings,
     )
     setattr(config, LAYOUT_KEY, "grid")
     config.mm_spatial_pool_mode = source.get("mm_spatial_pool_mode", "average")
@@ -212,7 +232,10 @@ def convert_llava_next(path: Path, cache_root: Path) -> Path:
     config.save_pretrained(target)
     image_processor, video_processor = llava_processors()
     LlavaOnevisionProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, num_image_tokens=729,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        num_image_tokens=729,
         vision_feature_select_strategy="full",
     ).save_pretrained(target)
     (target / "fastvid.json").write_text(json.dumps({"converted_from": str(path.resolve()), "format": "llava-next"}) + "\n")
@@ -238,42 +261,68 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
     """
 
     family = "llava_video"
-    paper = RunSettings(family="llava_video", sampling=replace(LLAVA_SAMPLING, frames=64), pooling="average 2x2: 27x27 -> 13x13",
-                        newlines="one after each row")
+    paper = RunSettings(
+        family="llava_video",
+        sampling=replace(LLAVA_SAMPLING, frames=64),
+        pooling="average 2x2: 27x27 -> 13x13",
+        newlines="one after each row",
+    )
     lmms_eval_model = "llava_vid"  # fastvid_llavavideo/scripts/eval.sh
     lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_llava_vid"}  # llava_vid's VideoMME prompt ends "The best answer is:"
     tiny_recipe = TinyRecipe(
         display_name="LLaVA-Video",
         model_class="LlavaOnevisionForConditionalGeneration",
         layout_fields=(
-            ("config.json", "mm_spatial_pool_mode"), ("config.json", "mm_spatial_pool_stride"),
-            ("config.json", "mm_newline_position"), ("config.json", "mm_patch_merge_type"),
-            ("config.json", "mm_vision_select_layer"), ("config.json", "mm_vision_select_feature"),
-            ("config.json", "mm_projector_type"), ("config.json", "mm_vision_tower"), ("config.json", "force_sample"),
-            ("config.json", "add_time_instruction"), ("config.json", "add_faster_video"),
-            ("config.json", "image_aspect_ratio"), ("config.json", "image_grid_pinpoints"),
-            ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
-            ("tokenizer_config.json", "chat_template"), ("tokenizer_config.json", "eos_token"),
-            ("tokenizer_config.json", "pad_token"), ("tokenizer_config.json", "model_max_length"),
-            ("generation_config.json", "do_sample"), ("generation_config.json", "temperature"),
-            ("generation_config.json", "top_k"), ("generation_config.json", "top_p"),
+            ("config.json", "mm_spatial_pool_mode"),
+            ("config.json", "mm_spatial_pool_stride"),
+            ("config.json", "mm_newline_position"),
+            ("config.json", "mm_patch_merge_type"),
+            ("config.json", "mm_vision_select_layer"),
+            ("config.json", "mm_vision_select_feature"),
+            ("config.json", "mm_projector_type"),
+            ("config.json", "mm_vision_tower"),
+            ("config.json", "force_sample"),
+            ("config.json", "add_time_instruction"),
+            ("config.json", "add_faster_video"),
+            ("config.json", "image_aspect_ratio"),
+            ("config.json", "image_grid_pinpoints"),
+            ("config.json", "tie_word_embeddings"),
+            ("config.json", "max_position_embeddings"),
+            ("tokenizer_config.json", "chat_template"),
+            ("tokenizer_config.json", "eos_token"),
+            ("tokenizer_config.json", "pad_token"),
+            ("tokenizer_config.json", "model_max_length"),
+            ("generation_config.json", "do_sample"),
+            ("generation_config.json", "temperature"),
+            ("generation_config.json", "top_k"),
+            ("generation_config.json", "top_p"),
             ("generation_config.json", "repetition_penalty"),
         ),
         checkpoint_format=lambda config: "llava_next" if is_llava_next(config) else "llava_hf",
         renames=TO_LLAVA_NEXT,
     )
 
-    def __init__(self, model, processor, siglip_head, model_id: str, layout: GridLayout = PAPER_LAYOUT,
-                 overrides: SettingsOverrides | None = None, notes: list[str] | tuple = (), tiny_random: bool = False):
+    def __init__(
+        self,
+        model,
+        processor,
+        siglip_head,
+        model_id: str,
+        layout: GridLayout = PAPER_LAYOUT,
+        overrides: SettingsOverrides | None = None,
+        notes: list[str] | tuple = (),
+        tiny_random: bool = False,
+    ):
         self.layout = layout
         super().__init__(model, processor, siglip_head, model_id, overrides, notes, tiny_random)
         side = layout.pooled_side(self._side())
-        self.settings = replace(self.settings, pooling=f"{layout.pool_mode} {layout.stride}x{layout.stride}: "
-                                f"{self._side()}x{self._side()} -> {side}x{side}")
+        self.settings = replace(
+            self.settings,
+            pooling=f"{layout.pool_mode} {layout.stride}x{layout.stride}: {self._side()}x{self._side()} -> {side}x{side}",
+        )
 
     @classmethod
-    def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> LlavaVideoAdapter:
+    def from_pretrained(cls, path, model_id: str, overrides: SettingsOverrides | None = None, **load_kwargs) -> LlavaVideoAdapter:
         """Load a LLaVA-NeXT-format checkpoint (tensors renamed at load time), or a transformers one.
 
         The layout is the paper's (average pooling, stride 2, a newline per row) whatever the
@@ -313,15 +362,25 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         169 tokens + 13 newlines per frame) whatever the config's ``mm_spatial_pool_mode``; 64 frames."""
         if is_llava_next(config):  # LLaVA-NeXT: the LLM's shape sits at the top level
             text = llava_next_text_config(config, path or Path(name))
-            vision = config.get("vision_config") or {"image_size": SO400M_VISION["image_size"], "patch_size": SO400M_VISION["patch_size"]}
+            vision = config.get("vision_config") or {
+                "image_size": SO400M_VISION["image_size"],
+                "patch_size": SO400M_VISION["patch_size"],
+            }
             side = vision["image_size"] // vision["patch_size"]
         else:
             parsed = transformers_config(config, path)
             text = parsed.text_config
             side = parsed.vision_config.image_size // parsed.vision_config.patch_size
         pooled = PAPER_LAYOUT.pooled_side(side)
-        return ModelGeometry.of_llm(name, cls.family, text, tokens_per_frame=pooled * pooled, frames=cls.paper_frames(),
-                                    extra_slots=0, newlines_per_frame=pooled)
+        return ModelGeometry.of_llm(
+            name,
+            cls.family,
+            text,
+            tokens_per_frame=pooled * pooled,
+            frames=cls.paper_frames(),
+            extra_slots=0,
+            newlines_per_frame=pooled,
+        )
 
     def _side(self) -> int:
         vision = self.model.config.vision_config

@@ -53,7 +53,9 @@ class QwenVLUtilsSampling(FrameSampling):
             return 2  # the one frame twice: Qwen needs a pair
         if self.frames is not None:
             even_total = total_frames - total_frames % 2
-            return min(cast(int, smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0)), even_total)
+            return min(
+                cast(int, smart_nframes({"nframes": min(self.frames, even_total)}, total_frames, video_fps or 1.0)), even_total
+            )
         bounds = {"min_frames": self.min_frames, "max_frames": min(self.max_frames, total_frames)}
         return cast(int, smart_nframes({"fps": self.fps, **bounds}, total_frames, video_fps or self.fps))
 
@@ -107,10 +109,14 @@ def shrink_config(config: dict, vocab_size: int) -> dict:
     if "mrope_section" in rope:
         config["rope_scaling"] = rope | {"mrope_section": scale_sections(rope["mrope_section"], head_dim // 2)}
     vision = config.get("vision_config", {})
-    config["vision_config"] = vision | TINY_VISION | {
-        "out_hidden_size": TINY_TEXT["hidden_size"],
-        "fullatt_block_indexes": map_full_attention(vision.get("fullatt_block_indexes", []), TINY_VISION["depth"]),
-    }
+    config["vision_config"] = (
+        vision
+        | TINY_VISION
+        | {
+            "out_hidden_size": TINY_TEXT["hidden_size"],
+            "fullatt_block_indexes": map_full_attention(vision.get("fullatt_block_indexes", []), TINY_VISION["depth"]),
+        }
+    )
     return config
 
 
@@ -128,20 +134,27 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     """
 
     family = "qwen2_5_vl"
-    paper = RunSettings(family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge",
-                        newlines="none")
+    paper = RunSettings(
+        family="qwen2_5_vl", sampling=QWEN_SAMPLING, pixels=PixelBudget(), pooling="2x2 patch merge", newlines="none"
+    )
     fastvid_defaults = RELEASE_DEFAULTS
     lmms_eval_model = "qwen2_5_vl"  # fastvid_qwen25vl's eval script
     tiny_recipe = TinyRecipe(
         display_name="Qwen2.5-VL",
         model_class="Qwen2_5_VLForConditionalGeneration",
         layout_fields=(
-            ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
-            ("config.json", "vision_config.temporal_patch_size"), ("config.json", "vision_config.window_size"),
-            ("config.json", "vision_config.tokens_per_second"), ("config.json", "rope_scaling.type"),
-            ("config.json", "tie_word_embeddings"), ("config.json", "max_position_embeddings"),
-            ("preprocessor_config.json", "min_pixels"), ("preprocessor_config.json", "max_pixels"),
-            ("preprocessor_config.json", "image_mean"), ("chat_template.json", "chat_template"),
+            ("config.json", "vision_config.patch_size"),
+            ("config.json", "vision_config.spatial_merge_size"),
+            ("config.json", "vision_config.temporal_patch_size"),
+            ("config.json", "vision_config.window_size"),
+            ("config.json", "vision_config.tokens_per_second"),
+            ("config.json", "rope_scaling.type"),
+            ("config.json", "tie_word_embeddings"),
+            ("config.json", "max_position_embeddings"),
+            ("preprocessor_config.json", "min_pixels"),
+            ("preprocessor_config.json", "max_pixels"),
+            ("preprocessor_config.json", "image_mean"),
+            ("chat_template.json", "chat_template"),
         ),
         special_tokens=QWEN2_VL_TOKENS,
         role_ids=QWEN_VL_ROLES,
@@ -151,8 +164,9 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> Qwen2_5_VLAdapter:
+    def from_pretrained(
+        cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None, **load_kwargs
+    ) -> Qwen2_5_VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers)."""
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -171,8 +185,15 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
-        return ModelGeometry.of_llm(name, cls.family, parsed.text_config, tokens_per_frame=merged * merged,
-                                    frames=cls.paper_frames(), extra_slots=0, frames_per_group=vision.temporal_patch_size)
+        return ModelGeometry.of_llm(
+            name,
+            cls.family,
+            parsed.text_config,
+            tokens_per_frame=merged * merged,
+            frames=cls.paper_frames(),
+            extra_slots=0,
+            frames_per_group=vision.temporal_patch_size,
+        )
 
     @property
     def video_token_id(self) -> int:
@@ -247,10 +268,13 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         if frames.shape[0] % 2:
             frames = np.concatenate([frames, frames[-1:]])
         frames = self.resize_frames(frames, self.frame_size(video))
-        out = self.processor.video_processor(videos=[frames], do_sample_frames=False, do_resize=False,
-                                             cap_pixels_per_frame=True, return_tensors="pt")
-        return {"pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
-                "video_grid_thw": out["video_grid_thw"].to(self.device)}
+        out = self.processor.video_processor(
+            videos=[frames], do_sample_frames=False, do_resize=False, cap_pixels_per_frame=True, return_tensors="pt"
+        )
+        return {
+            "pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
+            "video_grid_thw": out["video_grid_thw"].to(self.device),
+        }
 
     def resize_frames(self, frames, size: tuple[int, int]):
         """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w).

@@ -68,8 +68,9 @@ def shrink_config(config: dict, vocab_size: int) -> dict:
     published = config["text_config"].get("layer_types") or []
     interval = int(config["text_config"].get("full_attention_interval", 4))
     text["num_hidden_layers"] = interval
-    text["layer_types"] = published[:interval] if len(published) >= interval else (
-        ["linear_attention"] * (interval - 1) + ["full_attention"])
+    text["layer_types"] = (
+        published[:interval] if len(published) >= interval else (["linear_attention"] * (interval - 1) + ["full_attention"])
+    )
     rope_key = "rope_parameters" if "rope_parameters" in text else "rope_scaling"
     rope = text.get(rope_key) or {}
     if "mrope_section" in rope:
@@ -98,9 +99,15 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
 
     family = "qwen3_5"
     model_types = MODEL_TYPES
-    paper = RunSettings(family="qwen3_5", sampling=QWEN3_SAMPLING, pixels=Qwen3VLPixels(), pooling="2x2 patch merge",
-                        newlines="none; a timestamp and start/end tokens around every temporal patch",
-                        system_prompt=None, thinking=False)
+    paper = RunSettings(
+        family="qwen3_5",
+        sampling=QWEN3_SAMPLING,
+        pixels=Qwen3VLPixels(),
+        pooling="2x2 patch merge",
+        newlines="none; a timestamp and start/end tokens around every temporal patch",
+        system_prompt=None,
+        thinking=False,
+    )
     """Not a paper's run: the model's own sampling, sizing and chat template (no system turn), thinking off."""
     lmms_eval_model = "qwen3_5"  # lmms-eval's own Qwen3.5 wrapper (no paper run)
     lmms_eval_tasks: ClassVar[dict] = {}
@@ -108,13 +115,20 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
         display_name="Qwen3.5",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
         layout_fields=(
-            ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
-            ("config.json", "vision_config.temporal_patch_size"), ("config.json", "vision_config.deepstack_visual_indexes"),
-            ("config.json", "text_config.full_attention_interval"), ("config.json", "text_config.partial_rotary_factor"),
-            ("config.json", "text_config.attn_output_gate"), ("config.json", "text_config.linear_conv_kernel_dim"),
-            ("config.json", "text_config.max_position_embeddings"), ("config.json", "tie_word_embeddings"),
-            ("video_preprocessor_config.json", "size"), ("video_preprocessor_config.json", "patch_size"),
-            ("video_preprocessor_config.json", "merge_size"), ("video_preprocessor_config.json", "temporal_patch_size"),
+            ("config.json", "vision_config.patch_size"),
+            ("config.json", "vision_config.spatial_merge_size"),
+            ("config.json", "vision_config.temporal_patch_size"),
+            ("config.json", "vision_config.deepstack_visual_indexes"),
+            ("config.json", "text_config.full_attention_interval"),
+            ("config.json", "text_config.partial_rotary_factor"),
+            ("config.json", "text_config.attn_output_gate"),
+            ("config.json", "text_config.linear_conv_kernel_dim"),
+            ("config.json", "text_config.max_position_embeddings"),
+            ("config.json", "tie_word_embeddings"),
+            ("video_preprocessor_config.json", "size"),
+            ("video_preprocessor_config.json", "patch_size"),
+            ("video_preprocessor_config.json", "merge_size"),
+            ("video_preprocessor_config.json", "temporal_patch_size"),
             ("preprocessor_config.json", "size"),
         ),
         special_tokens=QWEN3_5_TOKENS,
@@ -145,4 +159,3 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
         """An exact copy of the prefix's cache (KV, recurrent and convolution states): Gated DeltaNet's states
         cannot be cropped back to the prefix, so each question decodes on its own copy."""
         return copy.deepcopy(cache)
-

@@ -133,16 +133,28 @@ class Qwen3VLPixels(PixelBudget):
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
 
         frames = max(frames, 2)  # one frame is paired with itself
-        return cast(tuple[int, int], smart_resize(frames, height, width, temporal_factor=2, factor=self.factor,
-                                                  min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames) * frames))
+        return cast(
+            tuple[int, int],
+            smart_resize(
+                frames,
+                height,
+                width,
+                temporal_factor=2,
+                factor=self.factor,
+                min_pixels=self.min_pixels,
+                max_pixels=self.frame_pixels(frames) * frames,
+            ),
+        )
 
     def tokens(self, height: int, width: int, frames: int) -> int:
         h, w = self.frame_size(height, width, frames)
         return -(-frames // 2) * (h // self.factor) * (w // self.factor)
 
     def describe(self) -> str:
-        return (f"{self.total_pixels:,} px per video, at most {self.frame_tokens} tokens per frame, "
-                f"min {self.min_pixels:,} px (the checkpoint's video processor, per-frame cap)")
+        return (
+            f"{self.total_pixels:,} px per video, at most {self.frame_tokens} tokens per frame, "
+            f"min {self.min_pixels:,} px (the checkpoint's video processor, per-frame cap)"
+        )
 
     @classmethod
     def of_processor(cls, video_processor) -> Qwen3VLPixels:
@@ -150,8 +162,11 @@ class Qwen3VLPixels(PixelBudget):
         size = video_processor.size
         longest = size["longest_edge"] if isinstance(size, dict) else size.longest_edge
         shortest = size["shortest_edge"] if isinstance(size, dict) else size.shortest_edge
-        return cls(total_pixels=int(longest), min_pixels=int(shortest),
-                   frame_tokens=int(getattr(video_processor, "max_video_tokens", None) or 768))
+        return cls(
+            total_pixels=int(longest),
+            min_pixels=int(shortest),
+            frame_tokens=int(getattr(video_processor, "max_video_tokens", None) or 768),
+        )
 
 
 @dataclass
@@ -217,26 +232,41 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     family = "qwen3_vl"
     model_types = MODEL_TYPES
     """The family's transformers model types -> model class."""
-    paper = RunSettings(family="qwen3_vl", sampling=QWEN3_SAMPLING, pixels=Qwen3VLPixels(), pooling="2x2 patch merge",
-                        newlines="none; a timestamp and start/end tokens around every temporal patch",
-                        system_prompt=None)
+    paper = RunSettings(
+        family="qwen3_vl",
+        sampling=QWEN3_SAMPLING,
+        pixels=Qwen3VLPixels(),
+        pooling="2x2 patch merge",
+        newlines="none; a timestamp and start/end tokens around every temporal patch",
+        system_prompt=None,
+    )
     """Not a paper's run: the model's own sampling, sizing and chat template (no system turn)."""
     fastvid_defaults = RELEASE_DEFAULTS
     """Not the paper's (it has no Qwen3 run): the FastVID release's Qwen2.5-VL values."""
     lmms_eval_model = "qwen3_vl"  # lmms-eval's own Qwen3-VL wrapper (no paper run)
-    lmms_eval_tasks: ClassVar[dict] = {"videomme": "videomme_qwen3_vl"}  # its VideoMME prompt: "Question: ... Answer with the option letter only."
+    lmms_eval_tasks: ClassVar[dict] = {
+        "videomme": "videomme_qwen3_vl"
+    }  # its VideoMME prompt: "Question: ... Answer with the option letter only."
     tiny_recipe = TinyRecipe(
         display_name="Qwen3-VL",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
         layout_fields=(
-            ("config.json", "vision_config.patch_size"), ("config.json", "vision_config.spatial_merge_size"),
-            ("config.json", "vision_config.temporal_patch_size"), ("config.json", "text_config.rope_scaling.mrope_interleaved"),
-            ("config.json", "text_config.max_position_embeddings"), ("config.json", "tie_word_embeddings"),
-            ("video_preprocessor_config.json", "size"), ("video_preprocessor_config.json", "patch_size"),
-            ("video_preprocessor_config.json", "merge_size"), ("video_preprocessor_config.json", "temporal_patch_size"),
-            ("preprocessor_config.json", "size"), ("chat_template.json", "chat_template"),
-            ("generation_config.json", "do_sample"), ("generation_config.json", "temperature"),
-            ("generation_config.json", "top_k"), ("generation_config.json", "top_p"),
+            ("config.json", "vision_config.patch_size"),
+            ("config.json", "vision_config.spatial_merge_size"),
+            ("config.json", "vision_config.temporal_patch_size"),
+            ("config.json", "text_config.rope_scaling.mrope_interleaved"),
+            ("config.json", "text_config.max_position_embeddings"),
+            ("config.json", "tie_word_embeddings"),
+            ("video_preprocessor_config.json", "size"),
+            ("video_preprocessor_config.json", "patch_size"),
+            ("video_preprocessor_config.json", "merge_size"),
+            ("video_preprocessor_config.json", "temporal_patch_size"),
+            ("preprocessor_config.json", "size"),
+            ("chat_template.json", "chat_template"),
+            ("generation_config.json", "do_sample"),
+            ("generation_config.json", "temperature"),
+            ("generation_config.json", "top_k"),
+            ("generation_config.json", "top_p"),
         ),
         special_tokens=QWEN2_VL_TOKENS,
         role_ids=QWEN_VL_ROLES,
@@ -245,8 +275,9 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None,
-                        **load_kwargs) -> Qwen3VLAdapter:
+    def from_pretrained(
+        cls, path: str | Path, model_id: str, overrides: SettingsOverrides | None = None, **load_kwargs
+    ) -> Qwen3VLAdapter:
         """Load model and processor from a checkpoint folder (``load_kwargs`` go to transformers).
 
         The pixel limits are the checkpoint's video processor's; a note says where they differ from
@@ -263,16 +294,20 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         if own != cls.paper.pixels and (overrides is None or overrides.video_pixels is None):
             from dataclasses import replace
 
-            note = (f"the checkpoint's video processor sets its own pixel limits ({own.describe()}), not "
-                    f"Qwen3-VL-8B-Instruct's published ones ({Qwen3VLPixels().describe()}): running the checkpoint's")
+            note = (
+                f"the checkpoint's video processor sets its own pixel limits ({own.describe()}), not "
+                f"Qwen3-VL-8B-Instruct's published ones ({Qwen3VLPixels().describe()}): running the checkpoint's"
+            )
             adapter.settings = replace(adapter.settings, pixels=own, notes=(*adapter.settings.notes, note))
         return adapter
 
     def init_settings(self, overrides, notes=()) -> None:
         """The model's own settings, with a note that FastVID's defaults here are not the paper's."""
         defaults = ", ".join(f"{key.removesuffix('_ratio')} {value:g}" for key, value in self.fastvid_defaults.items())
-        note = (f"FastVID's defaults for {self.family} are not the paper's (it has none for this family): the release's "
-                f"Qwen2.5-VL values ({defaults}); comparing retention ratios (the compare command) shows what another R changes")
+        note = (
+            f"FastVID's defaults for {self.family} are not the paper's (it has none for this family): the release's "
+            f"Qwen2.5-VL values ({defaults}); comparing retention ratios (the compare command) shows what another R changes"
+        )
         super().init_settings(overrides, (*notes, note))
 
     @classmethod
@@ -287,8 +322,15 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
-        return ModelGeometry.of_llm(name, cls.family, parsed.text_config, tokens_per_frame=merged * merged,
-                                    frames=cls.paper_frames(), extra_slots=0, frames_per_group=vision.temporal_patch_size)
+        return ModelGeometry.of_llm(
+            name,
+            cls.family,
+            parsed.text_config,
+            tokens_per_frame=merged * merged,
+            frames=cls.paper_frames(),
+            extra_slots=0,
+            frames_per_group=vision.temporal_patch_size,
+        )
 
     @property
     def thinking(self) -> bool:
@@ -337,15 +379,19 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         patch = self.model.config.vision_config.patch_size
         t = self.padded_frames(video) // self.frames_per_chunk
         grid = torch.tensor([[t, height // patch, width // patch]])
-        metadata = VideoMetadata(total_num_frames=video.total_frames, fps=video.fps or None,
-                                 frames_indices=[int(i) for i in video.indices])
+        metadata = VideoMetadata(
+            total_num_frames=video.total_frames, fps=video.fps or None, frames_indices=[int(i) for i in video.indices]
+        )
         placeholder = self.processor.replace_video_token({"video_grid_thw": grid, "video_metadata": [metadata]}, 0)
         text = self.prompt_text(question).replace(self.media_token, placeholder, 1)
         ids = self.processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
         types = self.processor.create_mm_token_type_ids(ids.tolist())
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-                "mm_token_type_ids": torch.tensor(types, dtype=torch.long, device=self.device),
-                "video_grid_thw": grid.to(self.device)}
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "mm_token_type_ids": torch.tensor(types, dtype=torch.long, device=self.device),
+            "video_grid_thw": grid.to(self.device),
+        }
 
     def preprocess(self, frames, video) -> dict:
         """Pixel patches of k consecutive frames ((k, H, W, 3) uint8) at the video's size.
@@ -358,10 +404,13 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             ``pixel_values_videos`` (ceil(k/2) x h/16 x w/16, 1536) in the model's dtype, ``video_grid_thw`` (1, 3).
         """
         frames = self.resize_frames(frames, self.frame_size(video))
-        out = self.processor.video_processor(videos=[frames], do_sample_frames=False, do_resize=False,
-                                             cap_pixels_per_frame=True, return_tensors="pt")
-        return {"pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
-                "video_grid_thw": out["video_grid_thw"].to(self.device)}
+        out = self.processor.video_processor(
+            videos=[frames], do_sample_frames=False, do_resize=False, cap_pixels_per_frame=True, return_tensors="pt"
+        )
+        return {
+            "pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
+            "video_grid_thw": out["video_grid_thw"].to(self.device),
+        }
 
     def resize_frames(self, frames, size: tuple[int, int]):
         """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w), as the video processor resizes:

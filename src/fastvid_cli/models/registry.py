@@ -53,12 +53,20 @@ FAMILIES = {
     family.name: family
     for family in (
         Family("llava_onevision", "LLaVA-OneVision (transformers llava_onevision)", ".llava_onevision", "LlavaOnevisionAdapter"),
-        Family("llava_video", "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
-               ".llava_video", "LlavaVideoAdapter"),
+        Family(
+            "llava_video",
+            "LLaVA-Video (LLaVA-NeXT LlavaQwenForCausalLM, or llava_onevision with the grid layout)",
+            ".llava_video",
+            "LlavaVideoAdapter",
+        ),
         Family("qwen2_5_vl", "Qwen2.5-VL (transformers qwen2_5_vl)", ".qwen2_5_vl", "Qwen2_5_VLAdapter"),
         Family("qwen3_vl", "Qwen3-VL, dense and MoE (transformers qwen3_vl, qwen3_vl_moe)", ".qwen3_vl", "Qwen3VLAdapter"),
-        Family("qwen3_5", "Qwen3.5, dense and MoE, hybrid Gated DeltaNet + attention (transformers qwen3_5, qwen3_5_moe)",
-               ".qwen3_5", "Qwen3_5Adapter"),
+        Family(
+            "qwen3_5",
+            "Qwen3.5, dense and MoE, hybrid Gated DeltaNet + attention (transformers qwen3_5, qwen3_5_moe)",
+            ".qwen3_5",
+            "Qwen3_5Adapter",
+        ),
     )
 }
 """Supported families, by name."""

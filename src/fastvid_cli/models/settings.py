@@ -82,7 +82,9 @@ class PixelBudget:
         """(height, width) in pixels a ``height`` x ``width`` frame is resized to, ``frames`` frames in all."""
         from qwen_vl_utils.vision_process import smart_resize
 
-        size: tuple[int, int] = smart_resize(height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames))
+        size: tuple[int, int] = smart_resize(
+            height, width, QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.frame_pixels(frames)
+        )
         return size
 
     def tokens(self, height: int, width: int, frames: int) -> int:
@@ -195,7 +197,9 @@ class RunSettings:
         thinking = self.thinking
         if overrides.thinking is not None:
             if thinking is None:
-                raise ValueError(f"a thinking switch applies to models whose chat template has one (Qwen3.5), not to {self.family}")
+                raise ValueError(
+                    f"a thinking switch applies to models whose chat template has one (Qwen3.5), not to {self.family}"
+                )
             thinking = overrides.thinking
         return replace(self, sampling=sampling, pixels=pixels, system_prompt=prompt, decoding=decoding, thinking=thinking)
 
@@ -221,8 +225,11 @@ class RunSettings:
             "pooling": self.pooling,
             "newlines": self.newlines,
             "system_prompt": self.system_prompt,
-            "decoding": {"greedy": True, "repetition_penalty": self.decoding.repetition_penalty,
-                         "rule": self.decoding.describe()},
+            "decoding": {
+                "greedy": True,
+                "repetition_penalty": self.decoding.repetition_penalty,
+                "rule": self.decoding.describe(),
+            },
             "thinking": self.thinking,
             "notes": list(self.notes),
         }
@@ -285,6 +292,7 @@ POOL_MODES = ("average", "max", "bilinear")
 LLAVA_SAMPLING = FrameSampling(frames=32, rounding="floor")
 """LLaVA evaluation scripts: ``np.linspace(0, n - 1, F, dtype=int)``."""
 
+
 def checkpoint_decoding(generation_config: Any, penalize_prompt: bool = True) -> tuple[Decoding, list[str]]:
     """Greedy decoding with what the paper's runs kept of a checkpoint's generation config.
 
@@ -309,7 +317,12 @@ def checkpoint_decoding(generation_config: Any, penalize_prompt: bool = True) ->
         decoding = replace(decoding, penalize_prompt=False)
     notes = []
     if getattr(generation_config, "do_sample", False):
-        asked = ", ".join(f"{k} {getattr(generation_config, k):g}" for k in ("temperature", "top_k", "top_p")
-                          if getattr(generation_config, k, None) is not None)
-        notes.append(f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as fastvid always does (and the paper's runs did)")
+        asked = ", ".join(
+            f"{k} {getattr(generation_config, k):g}"
+            for k in ("temperature", "top_k", "top_p")
+            if getattr(generation_config, k, None) is not None
+        )
+        notes.append(
+            f"the checkpoint's generation config asks for sampling ({asked}); decoding greedily, as fastvid always does (and the paper's runs did)"
+        )
     return decoding, notes

@@ -154,7 +154,7 @@ def first_copies(tokens: torch.Tensor) -> torch.Tensor | None:
     frame, i, j = torch.tril(same_print, diagonal=-1).nonzero(as_tuple=True)  # pairs j < i
     step = max(1, BLOCK_ELEMENTS // dim)
     chunks = [
-        (tokens[frame[s:s + step], i[s:s + step]] == tokens[frame[s:s + step], j[s:s + step]]).all(-1)
+        (tokens[frame[s : s + step], i[s : s + step]] == tokens[frame[s : s + step], j[s : s + step]]).all(-1)
         for s in range(0, frame.numel(), step)  # chunks of pairs: only copies reach here, in numbers
     ]
     if not chunks or not (equal := torch.cat(chunks)).any():
@@ -249,13 +249,16 @@ def density_merge(
     counts = anchor_counts(segmentation, context, p, available, eligible)
     frames = counts.nonzero().flatten()
     per_chunk = max(1, BLOCK_ELEMENTS // (available * max(dim, available)))
-    scores = torch.cat([torch.empty(0, available, device=device)] + [
-        density_scores(
-            flat.index_select(0, rows_of.view(num_frames, available)[chunk.to(device)].flatten()).view(-1, available, dim),
-            scratch=True,  # a copy of ours
-        )
-        for chunk in frames.split(per_chunk)
-    ])
+    scores = torch.cat(
+        [torch.empty(0, available, device=device)]
+        + [
+            density_scores(
+                flat.index_select(0, rows_of.view(num_frames, available)[chunk.to(device)].flatten()).view(-1, available, dim),
+                scratch=True,  # a copy of ours
+            )
+            for chunk in frames.split(per_chunk)
+        ]
+    )
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(available, device=device).expand_as(order))
     chosen = rank < counts[frames].to(device)[:, None]
@@ -268,8 +271,7 @@ def density_merge(
     w = torch.clamp(1.0 / (assigned[:, None] + 1.0), min=beta)
     merged = w * anchors + (1 - w) * mean
     share = ((1 - w[:, 0]) / assigned)[torch.searchsorted(positions, pairs[1])]  # each pair's (1 - w) / n
-    return MergeResult(positions=positions, tokens=merged.to(tokens.dtype), pairs=pairs, self_weight=w[:, 0],
-                       pair_weight=share)
+    return MergeResult(positions=positions, tokens=merged.to(tokens.dtype), pairs=pairs, self_weight=w[:, 0], pair_weight=share)
 
 
 def _assign_and_sum(
@@ -339,8 +341,9 @@ def _assign_and_sum(
     for members in _unit_classes(layout, num_anchors):
         batch, chunk = _block_shape(members, per_frame, dim)
         for u0 in range(0, members.units.numel(), batch):
-            block = _merge_batch(flat, position_of, positions, unit_vectors, anchor_order, layout, members,
-                                 slice(u0, u0 + batch), chunk, per_frame)
+            block = _merge_batch(
+                flat, position_of, positions, unit_vectors, anchor_order, layout, members, slice(u0, u0 + batch), chunk, per_frame
+            )
             sums.index_copy_(0, block.anchor_ids.flatten(), block.sums.view(-1, dim))  # each anchor is in one unit
             assigned.index_copy_(0, block.anchor_ids.flatten(), block.assigned.flatten())
             token_parts += block.tokens
@@ -495,8 +498,14 @@ def _unit_classes(layout: _UnitLayout, num_anchors: int) -> Iterator[_UnitClass]
         slot_column[member, slot] = layout.column[mine]
         slot_real[member, slot] = True
         yield _UnitClass(
-            units=units, length=length, anchors=k, groups=groups, width=width, slot_column=slot_column,
-            slot_real=slot_real, plain=groups * width == k and bool(slot_real.all()),
+            units=units,
+            length=length,
+            anchors=k,
+            groups=groups,
+            width=width,
+            slot_column=slot_column,
+            slot_real=slot_real,
+            plain=groups * width == k and bool(slot_real.all()),
             anchor_rows=layout.row[mine].view(num, k),
             frames=layout.frame_order[layout.frame_start[units][:, None] + torch.arange(length)],
         )

@@ -90,8 +90,9 @@ class FastVIDConfig(PruningMethod):
             raise ValueError(f"tau must be a finite number, got {self.tau!r}")
         if self.split_tau is not None and (not isinstance(self.split_tau, (int, float)) or not math.isfinite(self.split_tau)):
             raise ValueError(f"split_tau must be a finite number or None, got {self.split_tau!r}")
-        if self.max_segment is not None and (isinstance(self.max_segment, bool) or not isinstance(self.max_segment, int)
-                                             or self.max_segment < 1):
+        if self.max_segment is not None and (
+            isinstance(self.max_segment, bool) or not isinstance(self.max_segment, int) or self.max_segment < 1
+        ):
             raise ValueError(f"max_segment must be an integer >= 1 or None, got {self.max_segment!r}")
         if self.segmentation not in SEGMENTATIONS:
             raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {self.segmentation!r}")
