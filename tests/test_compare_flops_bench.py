@@ -403,8 +403,26 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
     assert d["settings"]["geometry"] == geometry.to_dict()
     assert [list(p) for p in d["pruning"]] == [PRUNING_KEYS]
     assert [list(p) for p in d["prefill"]] == 2 * [
-        ["retention", "video_tokens", "prompt_tokens", "median_ms", "runs_ms", "full_model_ms", "peak_mib", "speedup"]
+        [
+            "retention",
+            "video_tokens",
+            "prompt_tokens",
+            "median_ms",
+            "runs_ms",
+            "full_model_ms",
+            "peak_mib",
+            "speedup",
+            "tflops",
+            "tflops_by_layer_type",
+        ]
     ]
+    # the analytic FLOPs of each timed prompt, by layer type, on the whole model (causal, no LM head)
+    from fastvid_cli.flops import prefill_macs
+
+    for row in d["prefill"]:
+        macs = prefill_macs(row["prompt_tokens"], geometry.llm, causal=True)
+        assert row["tflops"] == pytest.approx(2 * (macs.total - macs.lm_head) / 1e12)
+        assert row["tflops_by_layer_type"]["mlp"] == pytest.approx(2 * macs.mlp / 1e12)
     assert [list(q) for q in d["questions"]] == 2 * [
         [
             "retention",

@@ -35,6 +35,7 @@ from .bench_results import (
     targets,
 )
 from .errors import InputError
+from .flops import prefill_macs
 from .models.geometry_base import ModelGeometry
 from .models.registry import adapter_class
 from .pipeline import VideoSession
@@ -223,6 +224,8 @@ def run_bench(
                 partial(llm, inputs_embeds=embeds, attention_mask=mask, use_cache=True), device, settings.repeats, 0
             )
             median = statistics.median(times)
+            macs = prefill_macs(length, geometry.llm, causal=True)
+            by_type = {"full_attention": macs.full_attention, "linear_attention": macs.linear_attention, "mlp": macs.mlp}
             prefill.append(
                 PrefillTiming(
                     retention=retention,
@@ -232,6 +235,8 @@ def run_bench(
                     runs_ms=times,
                     full_model_ms=median * scale,
                     peak_mib=peak_memory_mib(device),
+                    tflops=2 * sum(by_type.values()) / 1e12,
+                    tflops_by_layer_type={name: 2 * value / 1e12 for name, value in by_type.items()},
                 )
             )
         questions = _questions(llm, lengths, extra, geometry, settings, scale, notify) if settings.questions > 1 else []

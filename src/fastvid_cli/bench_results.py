@@ -137,6 +137,11 @@ class PrefillTiming(_Result):
         Peak memory during the runs, in MiB.
     speedup : float
         Vanilla's ``median_ms`` over this one's.
+    tflops : float
+        Analytic TFLOPs (2 x MACs) of this prefill on the whole model, causal, no LM head: what the
+        timed forward computes, scaled to all layers (:func:`fastvid_cli.flops.prefill_macs`).
+    tflops_by_layer_type : dict
+        ``tflops`` split into ``full_attention``, ``linear_attention`` (Gated DeltaNet) and ``mlp``.
     """
 
     retention: float
@@ -147,6 +152,8 @@ class PrefillTiming(_Result):
     full_model_ms: float
     peak_mib: float
     speedup: float = 1.0
+    tflops: float = 0.0
+    tflops_by_layer_type: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -327,16 +327,26 @@ def bench_tables(result: BenchResult) -> list[Table]:
         f"measured ms ({settings.layers_run} layers)",
         f"scaled to {settings.layers_full} layers",
         "speedup",
+        "TFLOPs (all layers)",
+        "attention / DeltaNet / MLP",
         "peak MiB",
     ):
         prefill.add_column(name, justify="right")
     for step in result.prefill:
+        split = step.tflops_by_layer_type
+        shares = (
+            " / ".join(f"{split[k] / step.tflops:.0%}" for k in ("full_attention", "linear_attention", "mlp"))
+            if step.tflops
+            else "-"
+        )
         prefill.add_row(
             "vanilla" if step is result.prefill[0] else f"R = {step.retention:g}",
             f"{step.prompt_tokens:,}",
             f"{step.median_ms:,.1f}",
             f"{step.full_model_ms:,.1f}",
             f"{step.speedup:.2f}x",
+            format_tflops(step.tflops),
+            shares,
             f"{step.peak_mib:,.0f}",
         )
     if settings.prefill_scaled_by != 1:
