@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 
@@ -180,8 +180,9 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     @classmethod
     def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal group of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
-        ((448 / 28)^2 = 256: 14 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
+        """Tokens per temporal group of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px (Qwen2.5-VL's
+        14 px patches, 2 x 2 merged: (448 / 28)^2 = 256; Qwen3-VL's 16 px: 196), as the video's size decides them
+        at run time; 32 frames."""
         parsed = transformers_config(config, path)
         vision = parsed.vision_config
         merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
@@ -276,17 +277,23 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             "video_grid_thw": out["video_grid_thw"].to(self.device),
         }
 
-    def resize_frames(self, frames, size: tuple[int, int]):
-        """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w).
+    resize_api: ClassVar[str] = "torchvision.transforms.functional"
+    """The torchvision functional API whose ``resize`` the family's reference resizes with: qwen-vl-utils'
+    ``fetch_video`` uses v1's (Qwen2.5-VL); transformers' video processors v2's, which rounds uint8 pixels
+    differently (Qwen3-VL)."""
 
-        As qwen-vl-utils' ``fetch_video``: bicubic, antialiased, on the uint8 frames.
-        """
+    def resize_frames(self, frames, size: tuple[int, int]):
+        """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w), bicubic, antialiased, on the uint8
+        frames, with :attr:`resize_api`'s ``resize``, as the family's reference resizes them (for Qwen2.5-VL,
+        qwen-vl-utils' ``fetch_video``), so that chunks resized apart equal the whole video resized at once."""
+        import importlib
+
         from torchvision.transforms import InterpolationMode
-        from torchvision.transforms.functional import resize
 
         if tuple(size) == tuple(frames.shape[1:3]):
             return frames
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        resize = importlib.import_module(self.resize_api).resize
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
         video = resize(video, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
         return video.permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -300,19 +307,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             ``video_tokens`` (t, (h/2)(w/2), D); ``frame_features`` (t, D); ``saliency`` (t, (h/2)(w/2)).
         """
         visual = self.model.model.visual
-        captured = {}
-
-        def grab(module, args, kwargs):
-            captured["hidden"] = args[0] if args else kwargs["hidden_states"]
-            captured["cu_seqlens"] = kwargs["cu_seqlens"]
-            captured["position_embeddings"] = kwargs["position_embeddings"]
-
-        handle = visual.blocks[-1].attn.register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            grid_thw = inputs["video_grid_thw"]
-            out = visual(inputs["pixel_values_videos"].to(visual.dtype), grid_thw=grid_thw)
-        finally:
-            handle.remove()
+        grid_thw = inputs["video_grid_thw"]
+        out, captured = run_vision_tower(visual, inputs["pixel_values_videos"], grid_thw)
         t, h, w = (int(x) for x in grid_thw[0])
         merge = visual.spatial_merge_size
         rows, cols = h // merge, w // merge
@@ -361,6 +357,40 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         )
         text = torch.arange(inputs["input_ids"].shape[1], device=rope.device).view(1, 1, -1)
         return torch.cat([text, rope], dim=0)
+
+
+def run_vision_tower(visual, pixels: torch.Tensor, grid_thw: torch.Tensor):
+    """One forward of a Qwen vision tower, with the inputs of its last block's attention captured (for
+    :func:`received_attention`).
+
+    Parameters
+    ----------
+    visual : Qwen2_5_VisionTransformerPretrainedModel or Qwen3VLVisionModel (or Qwen3.5's)
+    pixels : torch.Tensor
+        (P, C) flattened patches, as the processor gives them.
+    grid_thw : torch.LongTensor
+        (1, 3) the video's patch grid.
+
+    Returns
+    -------
+    out : transformers.modeling_outputs.BaseModelOutputWithPooling
+        The tower's output (``pooler_output`` the merged tokens; Qwen3-VL's also ``deepstack_features``).
+    captured : dict
+        ``hidden`` (P, C) the last block's normed input, ``cu_seqlens``, ``position_embeddings``.
+    """
+    captured = {}
+
+    def grab(module, args, kwargs):
+        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
+        captured["cu_seqlens"] = kwargs["cu_seqlens"]
+        captured["position_embeddings"] = kwargs["position_embeddings"]
+
+    handle = visual.blocks[-1].attn.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        out = visual(pixels.to(visual.dtype), grid_thw=grid_thw, return_dict=True)
+    finally:
+        handle.remove()
+    return out, captured
 
 
 def received_attention(attn, captured: dict) -> torch.Tensor:

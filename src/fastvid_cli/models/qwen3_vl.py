@@ -47,8 +47,7 @@ from ..errors import ModelError
 from ..pruning import PruneResult
 from ..video import FrameSampling
 from .base import KeptSlots, VideoFeatures
-from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
-from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention
+from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention, run_vision_tower
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
 from .registry import read_config
 from .settings import PixelBudget, RunSettings, SettingsOverrides
@@ -230,6 +229,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
     """
 
     family = "qwen3_vl"
+    resize_api = "torchvision.transforms.v2.functional"  # as Qwen3VLVideoProcessor resizes (see the base's)
     model_types = MODEL_TYPES
     """The family's transformers model types -> model class."""
     paper = RunSettings(
@@ -315,23 +315,6 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         """transformers' ``qwen3_vl`` and ``qwen3_vl_moe`` checkpoints."""
         return config.get("model_type") in MODEL_TYPES
 
-    @classmethod
-    def geometry_from_config(cls, config: dict, name: str, path: Path | None = None) -> ModelGeometry:
-        """Tokens per temporal patch of 2 frames at :data:`~.geometry_base.QWEN_REFERENCE_PIXELS` px
-        ((448 / 32)^2 = 196: 16 px patches, 2 x 2 merged), as the video's size decides them at run time; 32 frames."""
-        parsed = transformers_config(config, path)
-        vision = parsed.vision_config
-        merged = QWEN_REFERENCE_PIXELS // (vision.patch_size * vision.spatial_merge_size)
-        return ModelGeometry.of_llm(
-            name,
-            cls.family,
-            parsed.text_config,
-            tokens_per_frame=merged * merged,
-            frames=cls.paper_frames(),
-            extra_slots=0,
-            frames_per_group=vision.temporal_patch_size,
-        )
-
     @property
     def thinking(self) -> bool:
         """Whether the chat template opens a reasoning block for the answer (Thinking checkpoints)."""
@@ -412,19 +395,6 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             "video_grid_thw": out["video_grid_thw"].to(self.device),
         }
 
-    def resize_frames(self, frames, size: tuple[int, int]):
-        """(k, H, W, 3) uint8 -> (k, h, w, 3) uint8 at ``size`` = (h, w), as the video processor resizes:
-        torchvision's v2 ``resize`` (bicubic, antialiased) on contiguous channels-first uint8 frames,
-        so the pixels equal those of one processor call on the whole video."""
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms.v2.functional import resize
-
-        if tuple(size) == tuple(frames.shape[1:3]):
-            return frames
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
-        video = resize(video, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-        return video.permute(0, 2, 3, 1).contiguous().numpy()
-
     @torch.inference_mode()
     def encode(self, inputs: dict) -> VideoFeatures:
         """Vision tower once, with the last block's attention captured for the saliency.
@@ -436,19 +406,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             ``state`` the grid and the DeepStack levels, each (t, (h/2)(w/2), D).
         """
         visual = self.model.model.visual
-        captured = {}
-
-        def grab(module, args, kwargs):
-            captured["hidden"] = args[0] if args else kwargs["hidden_states"]
-            captured["cu_seqlens"] = kwargs["cu_seqlens"]
-            captured["position_embeddings"] = kwargs["position_embeddings"]
-
-        handle = visual.blocks[-1].attn.register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            grid_thw = inputs["video_grid_thw"]
-            out = visual(inputs["pixel_values_videos"].to(visual.dtype), grid_thw=grid_thw, return_dict=True)
-        finally:
-            handle.remove()
+        grid_thw = inputs["video_grid_thw"]
+        out, captured = run_vision_tower(visual, inputs["pixel_values_videos"], grid_thw)
         t, h, w = (int(x) for x in grid_thw[0])
         merge = visual.spatial_merge_size
         rows, cols = h // merge, w // merge
