@@ -31,7 +31,7 @@ from typing import ClassVar
 
 import torch
 
-from .qwen3_vl import QWEN3_SAMPLING, TINY_EXPERTS, TINY_VISION, Qwen3VLAdapter, Qwen3VLPixels
+from .qwen3_vl import QWEN3_SAMPLING, TINY_EXPERTS, TINY_VISION, VIDEO_LAYOUT_FIELDS, Qwen3VLAdapter, Qwen3VLPixels
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_sections
 from .settings import RunSettings
 
@@ -115,21 +115,12 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
         display_name="Qwen3.5",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
         layout_fields=(
-            ("config.json", "vision_config.patch_size"),
-            ("config.json", "vision_config.spatial_merge_size"),
-            ("config.json", "vision_config.temporal_patch_size"),
+            *VIDEO_LAYOUT_FIELDS,
             ("config.json", "vision_config.deepstack_visual_indexes"),
             ("config.json", "text_config.full_attention_interval"),
             ("config.json", "text_config.partial_rotary_factor"),
             ("config.json", "text_config.attn_output_gate"),
             ("config.json", "text_config.linear_conv_kernel_dim"),
-            ("config.json", "text_config.max_position_embeddings"),
-            ("config.json", "tie_word_embeddings"),
-            ("video_preprocessor_config.json", "size"),
-            ("video_preprocessor_config.json", "patch_size"),
-            ("video_preprocessor_config.json", "merge_size"),
-            ("video_preprocessor_config.json", "temporal_patch_size"),
-            ("preprocessor_config.json", "size"),
         ),
         special_tokens=QWEN3_5_TOKENS,
         role_ids=QWEN_VL_ROLES,

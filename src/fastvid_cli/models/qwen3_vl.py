@@ -195,6 +195,22 @@ TINY_EXPERTS = {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_si
 """Test-size MoE: 4 experts, 2 active per token."""
 
 
+VIDEO_LAYOUT_FIELDS = (
+    ("config.json", "vision_config.patch_size"),
+    ("config.json", "vision_config.spatial_merge_size"),
+    ("config.json", "vision_config.temporal_patch_size"),
+    ("config.json", "text_config.max_position_embeddings"),
+    ("config.json", "tie_word_embeddings"),
+    ("video_preprocessor_config.json", "size"),
+    ("video_preprocessor_config.json", "patch_size"),
+    ("video_preprocessor_config.json", "merge_size"),
+    ("video_preprocessor_config.json", "temporal_patch_size"),
+    ("preprocessor_config.json", "size"),
+)
+"""Published fields of the Qwen3 generation (Qwen3-VL, Qwen3.5) that decide the video's tokens: patch, merge and
+temporal patch sizes, the processors' pixel limits, positions, tied embeddings."""
+
+
 def shrink_config(config: dict, vocab_size: int) -> dict:
     """A published Qwen3-VL config (``text_config`` and ``vision_config`` nested) at test size: the LLM's
     widths, depth, heads and head_dim 16, M-RoPE sections in the same proportions (sum = head_dim / 2),
@@ -251,17 +267,8 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         display_name="Qwen3-VL",
         model_class=lambda config: MODEL_TYPES[config["model_type"]],
         layout_fields=(
-            ("config.json", "vision_config.patch_size"),
-            ("config.json", "vision_config.spatial_merge_size"),
-            ("config.json", "vision_config.temporal_patch_size"),
+            *VIDEO_LAYOUT_FIELDS,
             ("config.json", "text_config.rope_scaling.mrope_interleaved"),
-            ("config.json", "text_config.max_position_embeddings"),
-            ("config.json", "tie_word_embeddings"),
-            ("video_preprocessor_config.json", "size"),
-            ("video_preprocessor_config.json", "patch_size"),
-            ("video_preprocessor_config.json", "merge_size"),
-            ("video_preprocessor_config.json", "temporal_patch_size"),
-            ("preprocessor_config.json", "size"),
             ("chat_template.json", "chat_template"),
             ("generation_config.json", "do_sample"),
             ("generation_config.json", "temperature"),
