@@ -255,14 +255,15 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return out
 
     def preprocess(self, frames, video) -> dict:
-        """Pixel patches of k consecutive frames ((k, H, W, 3) uint8) at the video's budgeted size.
+        """Pixel patches of k consecutive frames ((k, H, W, 3) uint8) at the video's size (:meth:`frame_size`).
 
         An odd chunk (the video's last) gets its last frame repeated, as the processor pairs frames.
 
         Returns
         -------
         dict
-            ``pixel_values_videos`` (k/2 x h/14 x w/14, 1176) in the model's dtype, ``video_grid_thw`` (1, 3).
+            ``pixel_values_videos`` (ceil(k/2) x h/p x w/p, 3 x 2 x p^2) in the model's dtype, p the patch size
+            (Qwen2.5-VL 14: 1176 values a patch; Qwen3-VL 16: 1536), ``video_grid_thw`` (1, 3).
         """
         import numpy as np
 

@@ -383,25 +383,6 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             "video_grid_thw": grid.to(self.device),
         }
 
-    def preprocess(self, frames, video) -> dict:
-        """Pixel patches of k consecutive frames ((k, H, W, 3) uint8) at the video's size.
-
-        An odd chunk (the video's last) is paired with its last frame by the processor.
-
-        Returns
-        -------
-        dict
-            ``pixel_values_videos`` (ceil(k/2) x h/16 x w/16, 1536) in the model's dtype, ``video_grid_thw`` (1, 3).
-        """
-        frames = self.resize_frames(frames, self.frame_size(video))
-        out = self.processor.video_processor(
-            videos=[frames], do_sample_frames=False, do_resize=False, cap_pixels_per_frame=True, return_tensors="pt"
-        )
-        return {
-            "pixel_values_videos": out["pixel_values_videos"].to(self.device, self.dtype),
-            "video_grid_thw": out["video_grid_thw"].to(self.device),
-        }
-
     @torch.inference_mode()
     def encode(self, inputs: dict) -> VideoFeatures:
         """Vision tower once, with the last block's attention captured for the saliency.
