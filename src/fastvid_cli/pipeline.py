@@ -47,7 +47,7 @@ class AskOptions:
     ----------
     frames : int or None
         Frames sampled uniformly from the video; None (default) samples as the model's settings say
-        (the paper's: 32 frames for LLaVA-OneVision, 64 for LLaVA-Video, 2 fps for Qwen2.5-VL).
+        (the paper's: 32 frames for LLaVA-OneVision, 64 for LLaVA-Video, 2 fps for Qwen2.5-VL; 2 fps for Qwen3-VL and Qwen3.5, their processor's).
     config : FastVIDConfig
         Retention ratio and FastVID hyperparameters.
     max_new_tokens : int or None
@@ -96,7 +96,7 @@ class TokenCounts:
     grid : list of int
         Tokens per frame as rows x columns.
     grid_thw : list of int or None
-        Qwen2.5-VL's patch grid (t, h, w).
+        The Qwen models' patch grid (t, h, w); None for the LLaVA ones.
     prompt_before, prompt_after : int
         The whole LLM input of this question, unpruned and pruned.
     prefill_tokens : int
@@ -163,7 +163,7 @@ class ModelInfo:
     id : str
         As the user named it (``--model``).
     family : str
-        ``llava_onevision``, ``llava_video`` or ``qwen2_5_vl``.
+        ``llava_onevision``, ``llava_video``, ``qwen2_5_vl``, ``qwen3_vl`` or ``qwen3_5``.
     device, dtype : str
         Where and in what precision the weights ran, e.g. ``cuda:0``, ``bfloat16``.
     tiny_random : bool

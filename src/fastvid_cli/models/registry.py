@@ -160,7 +160,8 @@ def family_of(config: dict, path: Path, layout: str = "auto") -> str:
 
 
 def paper_settings(family: str) -> RunSettings:
-    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``):
+    """The paper's settings of a model family (``llava_onevision``, ``llava_video``, ``qwen2_5_vl``; for ``qwen3_vl``
+    and ``qwen3_5``, beyond the paper, the model's own):
     its adapter's ``paper``.
 
     Raises
