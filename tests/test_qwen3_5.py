@@ -208,3 +208,13 @@ def test_detection_and_geometry_come_from_the_config(tmp_path):
     llm = geometry_from_folder(folder).llm
     assert (llm.full_attention_layers, llm.linear_layers) == (16, 16)
     assert geometry_from_folder(REALCFG / "Qwen3.5-9B").llm.full_attention_layers == 8
+
+
+def test_answers_stop_at_the_end_of_the_turn(built):
+    """The published repos ship no generation config and config.json's eos is <|endoftext|>: fastvid also
+    stops at <|im_end|>, the end of the assistant's turn."""
+    dense = load_model(str(built["dense"]), device="cpu", dtype="float32")
+    tokenizer = dense.processor.tokenizer
+    stops = dense.generation_config(8).eos_token_id
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
+    assert tokenizer.convert_tokens_to_ids("<|endoftext|>") in stops

@@ -146,6 +146,17 @@ class Qwen3_5Adapter(Qwen3VLAdapter):
         """The template's thinking switch, as the settings say (``enable_thinking``)."""
         return {"enable_thinking": self.thinking}
 
+    def generation_config(self, max_new_tokens: int):
+        """The base's greedy config, also stopping at the end of the assistant's turn (``<|im_end|>``): the
+        published Qwen3.5 repos ship no generation_config.json, and their config.json's ``eos_token_id`` is
+        ``<|endoftext|>`` alone, which a chat answer is not followed by."""
+        config = super().generation_config(max_new_tokens)
+        turn_end = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        stops = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+        if isinstance(turn_end, int) and turn_end not in stops:
+            config.eos_token_id = [stop for stop in stops if stop is not None] + [turn_end]
+        return config
+
     def question_cache(self, cache):
         """An exact copy of the prefix's cache (KV, recurrent and convolution states): Gated DeltaNet's states
         cannot be cropped back to the prefix, so each question decodes on its own copy."""
