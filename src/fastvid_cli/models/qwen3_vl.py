@@ -145,10 +145,6 @@ class Qwen3VLPixels(PixelBudget):
             ),
         )
 
-    def tokens(self, height: int, width: int, frames: int) -> int:
-        h, w = self.frame_size(height, width, frames)
-        return -(-frames // 2) * (h // self.factor) * (w // self.factor)
-
     def describe(self) -> str:
         return (
             f"{self.total_pixels:,} px per video, at most {self.frame_tokens} tokens per frame, "

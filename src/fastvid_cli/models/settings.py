@@ -88,9 +88,9 @@ class PixelBudget:
         return size
 
     def tokens(self, height: int, width: int, frames: int) -> int:
-        """Video tokens of ``frames`` frames of this size: (frames / 2) x (h / 28) x (w / 28)."""
+        """Video tokens of ``frames`` frames of this size: (frames / 2) x (h / f) x (w / f), f = :attr:`factor`."""
         h, w = self.frame_size(height, width, frames)
-        return -(-frames // 2) * (h // QWEN_FACTOR) * (w // QWEN_FACTOR)
+        return -(-frames // 2) * (h // self.factor) * (w // self.factor)
 
     def describe(self) -> str:
         return f"{self.total_pixels:,} px per video (16384 x 28 x 28), min {self.min_pixels:,} px per frame"
