@@ -104,6 +104,24 @@ def tiny_model(tiny_dir):
     return load_model("tiny-random", device="cpu", dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def realcfg_checkpoint(tmp_path_factory):
+    """``realcfg_checkpoint(name)``: the tiny checkpoint built once per session from ``tests/realcfg/NAME``
+    through the CLI (``fastvid tiny-model DIR --config tests/realcfg/NAME``), its folder."""
+    from fastvid_cli.cli import run
+
+    built: dict[str, Path] = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            target = tmp_path_factory.mktemp("realcfg") / name
+            assert run(["tiny-model", str(target), "--config", str(ROOT / "tests" / "realcfg" / name)]) == 0
+            built[name] = target
+        return built[name]
+
+    return build
+
+
 @pytest.fixture()
 def broken_files(tmp_path, sample_video) -> dict[str, Path]:
     """A text file named .mp4, random bytes named .mp4, and the first half of a real video."""

@@ -24,15 +24,9 @@ PUBLISHED = {"dense": "Qwen3.5-0.8B", "moe": "Qwen3.5-35B-A3B"}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from fastvid_cli.cli import run
-
-    out = {}
-    for kind, name in PUBLISHED.items():
-        target = tmp_path_factory.mktemp("qwen3_5") / name
-        assert run(["tiny-model", str(target), "--config", str(REALCFG / name)]) == 0
-        out[kind] = target
-    return out
+def built(realcfg_checkpoint):
+    """A tiny checkpoint per published config (dense, MoE), built through the CLI."""
+    return {kind: realcfg_checkpoint(name) for kind, name in PUBLISHED.items()}
 
 
 @pytest.fixture(scope="module", params=list(PUBLISHED))

@@ -24,16 +24,9 @@ PUBLISHED = {"dense": "Qwen3-VL-8B-Instruct", "moe": "Qwen3-VL-30B-A3B-Instruct"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A tiny checkpoint per published config, built through the CLI (``tiny-model --config``)."""
-    from fastvid_cli.cli import run
-
-    out = {}
-    for kind, name in PUBLISHED.items():
-        target = tmp_path_factory.mktemp("qwen3") / name
-        assert run(["tiny-model", str(target), "--config", str(REALCFG / name)]) == 0
-        out[kind] = target
-    return out
+def built(realcfg_checkpoint):
+    """A tiny checkpoint per published config (dense, MoE), built through the CLI."""
+    return {kind: realcfg_checkpoint(name) for kind, name in PUBLISHED.items()}
 
 
 @pytest.fixture(scope="module", params=list(PUBLISHED))

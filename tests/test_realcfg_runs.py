@@ -23,16 +23,9 @@ FOLDERS = ["llava-onevision-qwen2-7b-ov-hf", "LLaVA-Video-7B-Qwen2", "Qwen2.5-VL
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(realcfg_checkpoint):
     """One tiny checkpoint per realcfg folder, built through the CLI."""
-    from fastvid_cli.cli import run
-
-    out = {}
-    for name in FOLDERS:
-        target = tmp_path_factory.mktemp("realcfg") / name
-        assert run(["tiny-model", str(target), "--config", str(REALCFG / name)]) == 0
-        out[name] = target
-    return out
+    return {name: realcfg_checkpoint(name) for name in FOLDERS}
 
 
 def test_llava_onevision_from_its_published_config(capsys, built, sample_video):
