@@ -7,12 +7,14 @@ sections rescaled to it: every layout field stays the published one. Run with th
 
     python scripts/vllm_e2e/build_checkpoints.py OUT_DIR [SHARED_REALCFG]
 
-Writes OUT_DIR/qwen2_5_vl, OUT_DIR/qwen3_vl, OUT_DIR/qwen3_5 (an existing one is kept).
+Writes OUT_DIR/qwen2_5_vl, qwen3_vl, qwen3_5, qwen3_vl_moe and qwen3_5_moe (an existing one is kept; FAMILIES,
+space-separated, builds some of them).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +30,8 @@ PUBLISHED = {
     "qwen2_5_vl": "Qwen2.5-VL-7B-Instruct",
     "qwen3_vl": "Qwen3-VL-8B-Instruct",
     "qwen3_5": "Qwen3.5-0.8B",
+    "qwen3_vl_moe": "Qwen3-VL-30B-A3B-Instruct",
+    "qwen3_5_moe": "Qwen3.5-35B-A3B",
 }
 """Family -> the folder of published files it is built from (../shared/realcfg, or the package's copies)."""
 
@@ -62,7 +66,10 @@ def build(out: Path, realcfg: Path) -> dict[str, Path]:
     import transformers
 
     folders = {}
+    wanted = os.environ.get("FAMILIES", "").split() or list(PUBLISHED)
     for family, name in PUBLISHED.items():
+        if family not in wanted:
+            continue
         folder = out / family
         folders[family] = folder
         if (folder / "config.json").exists():

@@ -3,8 +3,10 @@
     python report.py RUN_JSON TRACE_DIR CHECK_JSON_LINES REFERENCE_TRACE_DIR
 
 ``ok`` is true when the run answered, the video reached the LLM with exactly vLLM's budget of tokens,
-fastvid's own pruning keeps the same tokens and rows, and two identical requests gave the same tokens (a
-served run also keeps the same tokens as the offline run at the same rate, in another process).
+fastvid's own pruning keeps the same tokens and rows, two identical requests gave the same tokens (a
+served run also keeps the same tokens as the offline run at the same rate, in another process), and the
+plugin's saliency (vLLM's tower, bf16) correlates with fastvid's transformers path (fp32) at
+:data:`MIN_SALIENCY_CORRELATION` or more.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import sys
 from pathlib import Path
 
 import torch
+
+MIN_SALIENCY_CORRELATION = 0.99
+"""Least correlation of the two saliencies: only bfloat16 against float32 should separate them."""
 
 
 def kept_indices(trace: Path) -> list[list[int]]:
@@ -49,12 +54,14 @@ def main() -> None:
         "prompt_tokens": run.get("prompt_tokens"),
         "seconds": run.get("seconds"),
     }
+    correlation = line["saliency_correlation_transformers"]
     line["ok"] = bool(
         records
         and line["video_tokens_after"] == line["budget"]
         and line["kept_equal_fastvid"]
         and line["deterministic"]
         and line["answer_tokens"]
+        and (correlation is None or correlation >= MIN_SALIENCY_CORRELATION)
     )
     print(json.dumps(line))
 

@@ -1,11 +1,12 @@
 """One FastVID run inside real vLLM, offline (``LLM.chat``) or served (the OpenAI server, one chat request).
 
-Runs under the vLLM venv's Python (``scripts/vllm-e2e`` calls it); prints one JSON object on stdout:
+Runs under the vLLM venv's Python (``scripts/vllm-e2e`` calls it); writes one JSON object to ``--out`` (vLLM
+logs on stdout):
 ``family``, ``mode``, ``rate``, ``tokens`` (the answer's token ids of each of two identical requests),
 ``prompt_tokens``, ``deterministic`` and ``seconds``. FastVID's own record of each pruned video (tokens
 before and after, vLLM's budget, pruning ms, its features) goes to ``$FASTVID_VLLM_TRACE``.
 
-    python run.py --family qwen3_vl --checkpoint DIR --video clip.mp4 --rate 0.75 --mode offline
+    python run.py --family qwen3_vl --checkpoint DIR --video clip.mp4 --rate 0.75 --mode offline --out run.json
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ARCHITECTURES = {
     "qwen2_5_vl": "FastVIDQwen2_5_VLForConditionalGeneration",
     "qwen3_vl": "FastVIDQwen3VLForConditionalGeneration",
     "qwen3_5": "FastVIDQwen3_5ForConditionalGeneration",
+    "qwen3_vl_moe": "FastVIDQwen3VLMoeForConditionalGeneration",
+    "qwen3_5_moe": "FastVIDQwen3_5MoeForConditionalGeneration",
 }
 QUESTION = "What happens in this video?"
 MAX_TOKENS = 8
@@ -119,6 +122,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--mode", choices=("offline", "served"), required=True)
     parser.add_argument("--log", help="the server's log (served)")
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON result goes")
     args = parser.parse_args()
     start = time.perf_counter()
     result = offline(args) if args.mode == "offline" else served(args)
@@ -129,7 +133,7 @@ def main() -> None:
         "deterministic": result["tokens"][0] == result["tokens"][1],
         "seconds": round(time.perf_counter() - start, 1),
     }
-    print(json.dumps(result))
+    args.out.write_text(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ class FastVIDMixin:
         finally:
             handle.remove()
         self._fastvid_saliency = self._token_saliency(attn, captured, grid)
-        if os.environ.get(TRACE_ENV):  # the pixels too, for the end-to-end check against transformers' tower
-            self._fastvid_pixels = list(pixels.split([int(t) * int(h) * int(w) for t, h, w in grid]))
+        if os.environ.get(TRACE_ENV):  # the pixels too, normalised as the tower normalises them (vLLM may send
+            # uint8 and normalise on the device), for the end-to-end check against transformers' tower
+            normalised = self.visual.input_norm(pixels.to(self.visual.device), self.visual.dtype)
+            self._fastvid_pixels = list(normalised.split([int(t) * int(h) * int(w) for t, h, w in grid]))
         return cast(torch.Tensor, out)
 
     def _token_saliency(self, attn: Any, captured: dict[str, Any], grid: list[list[int]]) -> list[torch.Tensor]:

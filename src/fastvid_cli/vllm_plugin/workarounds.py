@@ -10,14 +10,19 @@ the code it works around, so that the workaround can go.
    (``models.Qwen3VLFullPlaceholderProcessor``).
 3. **Prefix caching with pruning** gives different tokens for two identical requests (cause not found;
    off, they match). A FastVID architecture turns prefix caching off at start-up, with a log line, through
-   vLLM's per-architecture config hook (``MODELS_CONFIG_MAP``).
+   vLLM's per-architecture config hook (``MODELS_CONFIG_MAP``). ``FASTVID_VLLM_PREFIX_CACHING=on`` keeps
+   it on (to see whether vLLM still shows the defect: ``scripts/vllm-e2e``'s probe does).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
+
+PREFIX_CACHING_ENV = "FASTVID_VLLM_PREFIX_CACHING"
+"""``on``: leave prefix caching as vLLM configures it (a probe of defect 3), instead of turning it off."""
 
 logger = logging.getLogger("vllm.fastvid")  # under "vllm": printed with vLLM's own log lines
 
@@ -29,6 +34,9 @@ class FastVIDConfigUpdate:
     def verify_and_update_config(vllm_config: Any) -> None:
         cache = vllm_config.cache_config
         multimodal = vllm_config.model_config.multimodal_config
+        if os.environ.get(PREFIX_CACHING_ENV) == "on":
+            logger.warning("fastvid-vllm: prefix caching left as configured (%s=on)", PREFIX_CACHING_ENV)
+            return
         if multimodal is not None and multimodal.video_pruning_rate and cache.enable_prefix_caching:
             logger.warning("fastvid-vllm: prefix caching off with video pruning (vLLM defect 3 in fastvid's docs/vllm.md)")
             cache.enable_prefix_caching = False
