@@ -623,7 +623,11 @@ def bench(
         ),
     ] = DEFAULT_MODEL,
     layers: Annotated[
-        int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)
+        int | None,
+        typer.Option(
+            help="Build only the first K decoder layers; prefill is also scaled to all layers. A hybrid model (Qwen3.5: 3 Gated DeltaNet layers, then 1 attention layer) runs K rounded up to whole periods of its pattern (a multiple of 4), so every layer type is timed.",
+            min=1,
+        ),
     ] = None,
     frames: Annotated[
         list[int] | None,
@@ -678,7 +682,7 @@ def bench(
     _check_early(video, model if video is not None else None, list(retentions))
     geometry = model_geometry(model)  # a bad name or folder is said before the model's adapter loads torch
     # deferred: torch and transformers load only once the input is known to be good
-    from .bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench import BenchSettings, layers_run, run_bench, run_pruning_sweep, ttft_on_video
     from .bench_device import device_slug
     from .bench_results import BenchResult, SweepResult, VideoTTFT
     from .models import resolve_device, resolve_dtype
@@ -724,6 +728,8 @@ def bench(
         for table in sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result):
             make_console(stderr=False).print(table)
     err_console.print(f"wrote {path}")
+    if not sweep:
+        _print_notes([note for note in [layers_run(geometry, layers)[1]] if note])
 
 
 @app.command()
