@@ -248,7 +248,7 @@ def load_model(
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is None:
-            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'fastvid-cli[flash]'")
+            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'flash-attn>=2.6'")
         if torch_device.type != "cuda":
             raise DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
     if layout not in LAYOUTS:
