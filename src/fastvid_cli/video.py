@@ -404,8 +404,8 @@ def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
         with _quiet_native_stderr():
             frames: np.ndarray = reader.get_batch(indices.tolist()).asnumpy()
     except (RuntimeError, decord.DECORDError, IndexError):  # its text is decord's C++ internals: not for the user
-        where = f"frame {indices[0]}" if len(indices) == 1 else f"frames {indices[0]}-{indices[-1]}"
-        raise InputError(f"video is truncated or corrupt: {path} (decoding failed in {where})") from None
+        where = f"at frame {indices[0]}" if len(indices) == 1 else f"between frames {indices[0]} and {indices[-1]}"
+        raise InputError(f"video is truncated or corrupt: {path} (decoding failed {where})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:
         raise InputError(f"video is truncated or corrupt: {path} (decoded {frames.shape[0]} of {len(indices)} frames)")
     return frames
