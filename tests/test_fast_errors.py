@@ -74,6 +74,10 @@ CASES = {
     ),
     # compare
     "compare-missing": (lambda f: ["compare", f["dir"] / "missing.mp4", "q", "--model", "tiny-random"], "no such file"),
+    "compare-methods-missing": (
+        lambda f: ["compare", f["dir"] / "missing.mp4", "q", "--method", "fastvid", "uniform", "-r", "0.1", "0.2"],
+        "no such file",
+    ),
     "compare-text-file": (lambda f: ["compare", f["text"], "q", "--model", "tiny-random"], "not a readable video"),
     "compare-R": (lambda f: ["compare", VIDEO, "q", "-r", "0.1", "2", "--model", "tiny-random"], "retention ratio"),
     "compare-unknown-model": (lambda f: ["compare", VIDEO, "q", "--model", "no-such-model"], "unknown model"),

@@ -1,4 +1,4 @@
-"""The retention ratio R and the per-frame token budget it gives: plain arithmetic, no torch.
+"""The retention ratio R, the per-frame token budget it gives, and the methods' names: no torch.
 
 The pruning methods (:mod:`fastvid_cli.pruning`), the analytic FLOPs (:mod:`fastvid_cli.flops`) and the
 command line's checks of its input, made before torch loads, share these.
@@ -7,6 +7,10 @@ command line's checks of its input, made before torch loads, share these.
 from __future__ import annotations
 
 import math
+
+METHOD_NAMES = ("fastvid", "uniform", "visionzip", "dycoke")
+"""The pruning methods' names, in :data:`fastvid_cli.pruning.METHODS`' order (its keys, checked there), for
+the command line to tell a method spec from the next argument before torch loads."""
 
 
 def check_retention(value: object) -> None:

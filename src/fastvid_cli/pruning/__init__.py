@@ -30,7 +30,7 @@ from .uniform import UniformConfig
 from .visionzip import VisionZipConfig
 
 METHODS: dict[str, type[PruningMethod]] = {cls.name: cls for cls in (FastVIDConfig, UniformConfig, VisionZipConfig, DyCokeConfig)}
-"""Pruning methods by name: fastvid, uniform, visionzip, dycoke."""
+"""Pruning methods by name: fastvid, uniform, visionzip, dycoke (:data:`..budget.METHOD_NAMES`, torch-free, lists them too)."""
 
 
 def make_method(spec: str, retention_ratio: float, **defaults: Any) -> PruningMethod:
