@@ -190,6 +190,7 @@ def test_batch_to_stdout_is_json_lines_only(tmp_path, broken_files, tiny_dir):
         assert "truncated or corrupt" in by_name[name]["error"]
         assert ".cc:" not in by_name[name]["error"] and "Check failed" not in by_name[name]["error"]
     assert "3 failed" in err and "-> stdout" in err
+    assert ".cc:" not in err and "ERROR opening" not in err  # decord's own log lines, from the prefetch thread
     assert not (tmp_path / "-").exists() and not Path("-").exists()
 
 
@@ -211,3 +212,29 @@ def test_native_output_goes_to_stderr():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "result\nafter\n"
     assert "native write to fd 1" in proc.stderr and "native printf" in proc.stderr
+
+
+QUIET = textwrap.dedent(
+    """\
+    import os, sys, threading
+    from fastvid_cli.streams import native_output_to_stderr, quiet_native_stderr
+    def worker():
+        with quiet_native_stderr():
+            os.write(2, b"native log line\\n")
+            print("python line", file=sys.stderr, flush=True)
+    with native_output_to_stderr():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        os.write(2, b"native after\\n")
+    """
+)
+
+
+def test_a_library_log_is_silenced_from_a_thread_but_python_output_is_not():
+    """Under the CLI's streams, fd 2 silenced in a background thread hides the native line only: Python's
+    stderr is its own copy of the real one, and fd 2 is back afterwards."""
+    proc = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "native log line" not in proc.stderr
+    assert "python line" in proc.stderr and "native after" in proc.stderr

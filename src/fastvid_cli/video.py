@@ -7,11 +7,9 @@ bounds (Qwen2.5-VL's: 2 fps, 4 to 768 frames, an even count, as qwen-vl-utils sa
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import InputError
+from .streams import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -219,30 +218,6 @@ class SampledVideo:
         return None
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence decord's own C++ log lines (written to fd 2) while it opens or decodes a file.
-
-    Redirecting fd 2 is process-wide, so it is done on the main thread only: a prefetch thread
-    decoding in the background must not swallow what the main thread prints meanwhile.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable fd 2
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def import_decord() -> Any:
     """The ``decord`` module, imported without loading every NVIDIA library installed beside it.
 
@@ -311,7 +286,7 @@ def _reader(path: str | os.PathLike):
     decord = import_decord()
     decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             return decord.VideoReader(str(path), num_threads=0)
     except (RuntimeError, decord.DECORDError, IndexError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
@@ -323,7 +298,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, VideoInfo]:
 
     reader = _reader(path)
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             height, width = reader[0].shape[:2] if len(reader) else (0, 0)
     except (RuntimeError, decord.DECORDError, IndexError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
@@ -376,7 +351,7 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling, decode: b
     reader, info = _open(path)
     indices = sampling.indices(info.total_frames, info.fps)
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             timestamps = reader.get_frame_timestamp(indices.tolist())[:, 0].astype(np.float64)
     except (RuntimeError, decord.DECORDError, IndexError):  # its text is decord's C++ internals: not for the user
         raise InputError(f"video is truncated or corrupt: {path} (its frame timestamps do not read)") from None
@@ -401,7 +376,7 @@ def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
     decord = import_decord()
 
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             frames: np.ndarray = reader.get_batch(indices.tolist()).asnumpy()
     except (RuntimeError, decord.DECORDError, IndexError):  # its text is decord's C++ internals: not for the user
         where = f"at frame {indices[0]}" if len(indices) == 1 else f"between frames {indices[0]} and {indices[-1]}"
