@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import tokens_per_frame_kept
 from .ats import select_salient
-from .base import PruneResult, PruningMethod, check_inputs, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs
 from .dtm import density_merge
 from .segmentation import Segmentation, cluster_segments, dyseg, fixed_segments, split_long_segments
 
