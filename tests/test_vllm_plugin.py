@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import fastvid_cli
+from fastvid_cli.budget import tokens_per_frame_kept
 from fastvid_cli.pruning import FastVIDConfig, FrameBudget, fastvid_prune
 from fastvid_cli.pruning.ats import received_attention
-from fastvid_cli.pruning.base import tokens_per_frame_kept
 from fastvid_cli.vllm_plugin import ARCHITECTURES, BASE_ARCHITECTURES, SUPPORTED_RANGE, SUPPORTED_VLLM, version_supported
 from fastvid_cli.vllm_plugin.selection import select, token_saliency
 from fastvid_cli.vllm_plugin.settings import ENV_VAR, FAMILY_DEFAULTS, fastvid_config, parse_fields
@@ -194,10 +194,50 @@ def test_distribution_pins_and_ships_what_the_plugin_needs():
     assert project["dependencies"] == ["torch>=2.4"]  # nothing that would move vLLM's transformers
     assert project["optional-dependencies"]["vllm"] == [f"vllm{SUPPORTED_RANGE}"]
     assert project["entry-points"]["vllm.general_plugins"] == {"fastvid": "fastvid_cli.vllm_plugin:register"}
-    include = tomllib.loads((ROOT / "plugins/vllm/pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
-    for source in include["force-include"]:
-        assert (ROOT / "plugins/vllm" / source).exists(), source
     assert set(BASE_ARCHITECTURES.values()) == set(ARCHITECTURES)
+
+
+def package_imports(path: Path) -> set[Path]:
+    """The files of fastvid_cli that ``path`` imports (at any depth of its code), as ast reads them."""
+    import ast
+
+    package = ROOT / "src"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("fastvid_cli")):
+            base = path.parent
+            for _ in range(max(node.level - 1, 0)):
+                base = base.parent
+            target = base if node.level else package
+            parts = (node.module or "").split(".") if node.module else []
+            names = [alias.name for alias in node.names]
+            for candidate in [target.joinpath(*parts, name) for name in names] + [target.joinpath(*parts)]:
+                for file in (candidate.with_suffix(".py"), candidate / "__init__.py"):
+                    if file.is_file():
+                        found.add(file.resolve())
+    return found
+
+
+def test_the_wheel_ships_every_module_the_plugin_imports():
+    """fastvid-vllm's force-include lists whole files and folders: every fastvid_cli module the plugin reaches
+    (through the pruning core) must be among them, or the plugin fails to import in vLLM's environment."""
+    include = tomllib.loads((ROOT / "plugins/vllm/pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    shipped = [(ROOT / "plugins/vllm" / source).resolve() for source in include["force-include"]]
+    assert all(path.exists() for path in shipped), shipped
+    todo = list((ROOT / "src/fastvid_cli/vllm_plugin").glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        file = todo.pop().resolve()
+        if file in seen:
+            continue
+        seen.add(file)
+        todo += package_imports(file)
+        for parent in file.relative_to(ROOT / "src").parents:  # a package's __init__ runs on import too
+            init = ROOT / "src" / parent / "__init__.py"
+            if parent.parts and init.exists() and init.resolve() not in seen:
+                todo.append(init)
+    missing = [f for f in seen if not any(f == s or s in f.parents for s in shipped)]
+    assert not missing, f"fastvid-vllm does not ship {missing}: add them to plugins/vllm/pyproject.toml's force-include"
 
 
 @pytest.mark.parametrize(
