@@ -4,10 +4,10 @@ classes with FastVID in place of EVS's selection. Imported by vLLM only (lazily,
 
 What each class changes, and nothing else (weights, layers, the LLM and the scheduler are vLLM's):
 
-- ``_process_video_input`` runs vLLM's vision tower with a forward pre-hook on its last block's
-  attention, and from that block's input recomputes the attention each patch receives (mean over heads
-  and the queries of its temporal patch): FastVID's saliency for ATS, as ``fastvid ask`` computes it
-  with transformers (``fastvid_cli.pruning.ats.received_attention``, the same function).
+- ``_process_video_input`` runs vLLM's vision tower with hooks on its last block's attention that keep its
+  q, k, v projection and rotary tables, and from them recomputes the attention each patch receives (mean
+  over heads and the queries of its temporal patch): FastVID's saliency for ATS, as ``fastvid ask``
+  computes it with transformers (``fastvid_cli.pruning.ats.received_attention``, the same function).
 - ``_postprocess_video_embeds_evs`` (vLLM's video-pruning step, taken when ``--video-pruning-rate`` q > 0)
   keeps FastVID's tokens instead of EVS's: exactly vLLM's placeholder count for the video (the count the
   processor sized the prompt with, by the same function), DTM's anchors merged, DeepStack levels merged
@@ -81,7 +81,7 @@ class FastVIDMixin:
         """Read FastVID's settings once, at engine start (a bad one stops it with one line)."""
         multimodal = vllm_config.model_config.get_multimodal_config()
         if multimodal.mm_encoder_tp_mode == "data":
-            raise ValueError("FastVID in vLLM: mm_encoder_tp_mode \"data\" is not supported (saliency needs the whole tower)")
+            raise ValueError('FastVID in vLLM: mm_encoder_tp_mode "data" is not supported (saliency needs the whole tower)')
         self._fastvid_saliency: list[torch.Tensor] = []
         self._fastvid_pixels: list[torch.Tensor] = []
         self._fastvid_videos = 0
@@ -104,15 +104,18 @@ class FastVIDMixin:
         captured: dict[str, Any] = {}
 
         def grab(module: Any, args: tuple, kwargs: dict) -> None:
-            captured["x"] = args[0] if args else kwargs["x"]
             captured["cos"] = kwargs["rotary_pos_emb_cos"]
             captured["sin"] = kwargs["rotary_pos_emb_sin"]
 
-        handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
+        def grab_qkv(module: Any, args: tuple, output: Any) -> None:  # the block's own projection, not a second one
+            captured["qkv"] = output[0] if isinstance(output, tuple) else output
+
+        handles = [attn.register_forward_pre_hook(grab, with_kwargs=True), attn.qkv.register_forward_hook(grab_qkv)]
         try:
             out = self.visual(pixels, grid_thw=grid_thw)
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         self._fastvid_saliency = self._token_saliency(attn, captured, grid)
         if os.environ.get(TRACE_ENV):  # the pixels too, normalised as the tower normalises them (vLLM may send
             # uint8 and normalise on the device), for the end-to-end check against transformers' tower
@@ -122,7 +125,7 @@ class FastVIDMixin:
 
     def _token_saliency(self, attn: Any, captured: dict[str, Any], grid: list[list[int]]) -> list[torch.Tensor]:
         """Per video, (T, N) float32 saliency of each merged token, in raster order."""
-        qkv, _ = attn.qkv(captured["x"])  # (P, 1, 3 * heads * d), as the block's attention computes it
+        qkv = captured["qkv"]  # (P, 1, 3 * heads * d): the block's attention's own projection
         heads, dim = attn.num_attention_heads_per_partition, attn.hidden_size_per_attention_head
         qkv = qkv.view(qkv.shape[0], 3, heads, dim)
         qk = torch.stack([qkv[:, 0], qkv[:, 1]]).contiguous()  # (2, P, heads, d): vLLM's "(two b) s head d"
