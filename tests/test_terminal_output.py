@@ -140,7 +140,13 @@ def test_bench_tables_show_every_number(name):
     # crop) are not timed on a hybrid model by bench
     questions = 1 if geometry.llm.linear_layers else 2
     settings = BenchSettings(
-        frames=4, retentions=[0.1, 0.25], methods=["fastvid", "uniform"], repeats=1, warmup=0, questions=questions, vision_layers=1
+        frames=4,
+        retentions=[0.1, 0.25],
+        methods=["fastvid", "uniform"],
+        repeats=1,
+        warmup=0,
+        questions=questions,
+        vision_layers=1,
     )
     result = run_bench(geometry, settings)
     for table in bench_tables(result):

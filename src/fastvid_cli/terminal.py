@@ -166,11 +166,14 @@ class FitTable:
     columns : list of FitColumn
     rows : list of (list of str, dict)
         Each row's cells and its Rich ``add_row`` options (``style``, ``end_section``).
+    show_header : bool
+        False for a table of named values (the first column names each row).
     """
 
     title: str | None = None
     caption: str | None = None
     keys: int = 1
+    show_header: bool = True
     columns: list[FitColumn] = field(default_factory=list)
     rows: list[tuple[list[str], dict]] = field(default_factory=list)
 
@@ -215,27 +218,30 @@ class FitTable:
 
     def _fit(self, indices: list[int], width: int) -> list[int]:
         """Content widths of ``indices`` within ``width``: natural widths, shrunk toward the least
-        widths (free text first, then labels, then numbers' headers), the most shrinkable first."""
+        widths: free text first (widest first), then numbers' headers (they wrap), then labels."""
         sizes = {i: self._widths(i) for i in indices}
         widths = {i: sizes[i][1] for i in indices}
-        excess = sum(widths.values()) + self._overhead(len(indices)) - width
-        for kind in ("text", "label"):
-            while excess > 0:
+
+        def excess() -> int:
+            return sum(widths.values()) + self._overhead(len(indices)) - width
+
+        def shrink(kind: str) -> None:
+            while excess() > 0:
                 shrinkable = [i for i in indices if self.columns[i].kind == kind and widths[i] > sizes[i][0]]
                 if not shrinkable:
-                    break
-                widest = max(shrinkable, key=lambda i: widths[i])
-                widths[widest] -= 1
-                excess -= 1
+                    return
+                widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+
+        shrink("text")
         numbers = [i for i in indices if self.columns[i].kind == "number"]
-        if excess > 0 and numbers:
-            # numbers' headers wrap: start each at its least width, then widen, cheapest first, the
-            # columns whose header then takes fewer lines, while the room lasts
-            room = sum(widths[i] for i in numbers) - excess
+        if excess() > 0 and numbers:
+            # start each at its least width, then widen, cheapest first, the columns whose header
+            # then takes fewer lines, while the room lasts
+            room = sum(widths[i] for i in numbers) - excess()
             for i in numbers:
                 widths[i] = sizes[i][0]
             room -= sum(widths[i] for i in numbers)
-            while True:
+            while room > 0:
                 steps = [(self._next_width(i, widths[i], sizes[i][1]) - widths[i], i) for i in numbers]
                 steps = [(cost, i) for cost, i in steps if 0 < cost <= room]
                 if not steps:
@@ -243,6 +249,7 @@ class FitTable:
                 cost, i = min(steps)
                 widths[i] += cost
                 room -= cost
+        shrink("label")
         return [widths[i] for i in indices]
 
     def _next_width(self, index: int, width: int, natural: int) -> int:
@@ -277,7 +284,7 @@ class FitTable:
         """The Rich table(s), without title and caption, for a console ``width`` columns wide."""
         out = []
         for indices in self.parts(width):
-            table = Table()
+            table = Table(show_header=self.show_header)
             for i, w in zip(indices, self._fit(indices, width)):
                 column = self.columns[i]
                 if column.kind == "text":
