@@ -23,7 +23,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from . import __version__
-from .cli_types import MultiValueCommand
+from .cli_types import Command, Group, MultiValueCommand
 from .errors import InputError, describe
 from .terminal import err_console, print_answer, print_json, print_notes, print_tables
 
@@ -31,6 +31,7 @@ DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
 app = typer.Typer(
     name="fastvid",
+    cls=Group,
     help="Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -101,7 +102,7 @@ def _quiet_libraries() -> None:
 ModelOpt = Annotated[
     str,
     typer.Option(
-        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."
+        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b, qwen3-vl-30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b, qwen3.5-35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random, tiny-random-llava-video, tiny-random-qwen2.5-vl, tiny-random-qwen3-vl, tiny-random-qwen3.5 (offline, noise)."
     ),
 ]
 FramesOpt = Annotated[
@@ -309,7 +310,7 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
     return sampled, adapter
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=Command)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
     question: Annotated[
@@ -664,7 +665,7 @@ def bench(
     err_console.print(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=Command)
 def batch(
     paths: Annotated[
         list[str] | None,
@@ -779,7 +780,7 @@ def batch(
         raise typer.Exit(1)
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=Command)
 def show(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
@@ -851,7 +852,7 @@ def _batch_progress(quiet: bool):
     )
 
 
-@app.command("tiny-model", no_args_is_help=True)
+@app.command("tiny-model", no_args_is_help=True, cls=Command)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     arch: Annotated[
