@@ -19,7 +19,7 @@ _Context = typer.core.TyperCommand.context_class
 """The click ``Context`` that typer uses (typer vendors its click)."""
 
 
-class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined,misc]  # typer's vendored click class
+class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # typer's vendored click class
     """Click's help formatter, but an option's help wraps at spaces only: never at a hyphen or inside
     a word, so a model name (``qwen3-vl-30b-a3b``, ``tiny-random-qwen3.5``) stays whole on its line."""
 
