@@ -367,13 +367,13 @@ class Answer:
         had (at most ``excerpt`` characters; all of it is the result's ``reasoning``); None otherwise."""
         if not self.cut_off_reasoning:
             return None
-        had = " ".join((self.reasoning or "").split())
+        had = " ".join("".join(ch if ch.isprintable() else " " for ch in self.reasoning or "").split())
         shown = had if len(had) <= excerpt else had[:excerpt].rstrip() + "\u2026"
         return (
             f"the answer was cut off while the model was reasoning: all {int(self.token_ids.numel()):,} new tokens "
             "went to its reasoning and no answer came (a longer answer length, max new tokens, lets it finish). "
-            f"Its reasoning so far ({len(had):,} characters, "
-            f"all of it in the result's reasoning): {shown or '(empty)'}"
+            f"Its reasoning so far ({len(had):,} characters; all of it is the result's reasoning field, in --json): "
+            f"{shown or '(empty)'}"
         )
 
 
