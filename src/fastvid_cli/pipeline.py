@@ -372,7 +372,7 @@ class Answer:
         return (
             f"the answer was cut off while the model was reasoning: all {int(self.token_ids.numel()):,} new tokens "
             "went to its reasoning and no answer came (a longer answer length, max new tokens, lets it finish). "
-            f"Its reasoning so far ({len(had):,} characters; all of it is the result's reasoning field, in --json): "
+            f"Its reasoning so far ({len(had):,} characters; all of it is the result's reasoning field): "
             f"{shown or '(empty)'}"
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.text import Text
 
 from .batch import BatchSummary
@@ -166,11 +166,6 @@ def settings_line(settings, frames: int, total_frames: int | None = None) -> Tex
     return Text(f"Settings: {settings.describe(frames, total_frames)}", style="dim")
 
 
-def render_ask(result: AskResult, console: Console) -> None:
-    """Print every table of an ``ask`` result to ``console`` (stderr in the CLI)."""
-    console.print(ask_tables(result))
-
-
 def ask_tables(result: AskResult) -> Group:
     """The Settings line and every table of an ``ask`` result."""
     return Group(
@@ -181,11 +176,6 @@ def ask_tables(result: AskResult) -> Group:
         timing_table(result),
         segment_table(result),
     )
-
-
-def format_tflops(value: float) -> str:
-    """TFLOPs as every table writes them (:func:`fastvid_cli.terminal.fmt_tflops`)."""
-    return fmt_tflops(value)
 
 
 def compare_table(result: CompareResult) -> Group:
