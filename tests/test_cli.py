@@ -204,7 +204,7 @@ def one_error_line(err: str) -> str:
         (lambda f, v: [v, "q", "--frames", "zero"], 2, "Invalid value for '--frames'"),
         (lambda f, v: [v, "q", "--frames", "0"], 2, "--frames"),
         (lambda f, v: [v, " ", "--model", "tiny-random"], 2, "question is empty"),
-        (lambda f, v: [v, "q", "--p", "0"], 2, "p must be an integer >= 1"),
+        (lambda f, v: [v, "q", "--p", "0", "--model", "tiny-random"], 2, "p must be an integer >= 1"),
     ],
     ids=[
         "missing",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -169,3 +171,57 @@ def test_the_test_command_marker_is_followed_by_a_bash_block():
     end = rest.index("```", 1)
     command = " ".join(line for line in rest[1:end] if line.strip())
     assert "pytest" in command, f"the test command runs no tests: {command!r}"
+
+
+# --- what the docs say about installing matches pyproject.toml ----------------------------------
+
+PYPI_RELEASE: str | None = None
+"""The version of fastvid-cli on PyPI: None until the first release (then the docs may offer ``pip install fastvid-cli``)."""
+PYPI_INSTALL = re.compile(r"pip install\s+[\"']?fastvid-cli\b")
+
+
+def project() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_no_page_offers_a_pypi_install_before_a_release():
+    if PYPI_RELEASE is not None:
+        pytest.skip("fastvid-cli is on PyPI")
+    sources = [*checked_pages(), *sorted((ROOT / "src").rglob("*.py"))]
+    offers = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if PYPI_INSTALL.search(line)
+    ]
+    assert offers == []
+    assert PYPI_INSTALL.search("pip install fastvid-cli") and PYPI_INSTALL.search("pip install 'fastvid-cli[flash]'")
+
+
+def test_the_linear_extra_is_what_the_docs_say_it_brings():
+    """docs/models.md's install line of the `linear` extra names its packages (after "checkout:"): pyproject's.
+    causal-conv1d, built apart, is not among them."""
+    linear = requirement_names(project()["optional-dependencies"]["linear"])
+    line = next(line for line in (DOCS / "models.md").read_text(encoding="utf-8").splitlines() if '".[linear]"' in line)
+    named = {name.strip().lower() for name in line.partition("checkout:")[2].split(",")}
+    assert named == linear
+    assert "causal-conv1d" not in linear
+    assert "pip install causal-conv1d --no-build-isolation" in (DOCS / "models.md").read_text(encoding="utf-8")
+
+
+def test_the_transformers_version_is_the_same_everywhere():
+    """README's "transformers X" and pyproject's comment on requires-python name the lowest transformers the
+    dependencies allow."""
+    lowest = next(re.search(r">=([\d.]+)", r).group(1) for r in project()["dependencies"] if r.startswith("transformers"))
+    readme = re.findall(r"transformers (\d+\.\d+)", README.read_text(encoding="utf-8"))
+    comment = next(
+        line for line in (ROOT / "pyproject.toml").read_text(encoding="utf-8").splitlines() if "requires-python" in line
+    )
+    assert readme and set(readme) == {lowest}
+    assert re.findall(r"transformers (\d+\.\d+)", comment) == [lowest]

@@ -317,3 +317,35 @@ def test_an_undeclared_deferral_is_caught(tmp_path):
         },
     )
     assert undeclared_deferrals(src) == ["pkg/b.py:13 imports pkg.a inside a function without a `# deferred` comment saying why"]
+
+
+# --- decord only through video.import_decord ----------------------------------------------------
+
+
+def decord_imports(src: Path) -> list[str]:
+    """``import decord`` statements of the package outside ``video.import_decord`` (module level or any function)."""
+    found = []
+    for module, (path, package) in modules(src).items():
+        for statement, function, _ in import_statements(ast.parse(path.read_text(), str(path))):
+            names = imported(statement, module, package)
+            direct = any(n == "decord" or n.startswith("decord.") for n in names)
+            if direct and (module, function) != ("fastvid_cli.video", "import_decord"):
+                found.append(f"{path.relative_to(src)}:{statement.lineno} ({function or 'module level'})")
+    return found
+
+
+def test_decord_is_imported_only_through_import_decord():
+    """decord2's import dlopens every NVIDIA pip library (NVBLAS among them); video.import_decord hides them."""
+    assert decord_imports(SRC) == []
+
+
+def test_a_direct_decord_import_is_caught(tmp_path):
+    src = write_package(
+        tmp_path,
+        {
+            "fastvid_cli/__init__.py": "",
+            "fastvid_cli/video.py": "def import_decord():\n    import decord\n    import decord.logging\n",
+            "fastvid_cli/show.py": "def f():\n    import decord\n",
+        },
+    )
+    assert decord_imports(src) == ["fastvid_cli/show.py:2 (f)"]

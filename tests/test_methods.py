@@ -233,3 +233,10 @@ def test_family_defaults_then_overrides_then_the_spec():
     assert method_for_family({}) == FastVIDConfig()
     with pytest.raises(ValueError, match="tau must be a finite number"):
         method_for_family(qwen_like, {"tau": float("inf")})
+
+
+def test_the_torch_free_method_names_are_the_methods():
+    """The command line tells a method spec from the next argument by budget.METHOD_NAMES, before torch loads."""
+    from fastvid_cli.budget import METHOD_NAMES
+
+    assert tuple(METHODS) == METHOD_NAMES

@@ -212,3 +212,49 @@ def test_answers_stop_at_the_end_of_the_turn(built):
     stops = dense.generation_config(8).eos_token_id
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
     assert tokenizer.convert_tokens_to_ids("<|endoftext|>") in stops
+
+
+@pytest.mark.parametrize("kind", list(PUBLISHED))
+def test_bench_one_layer_of_a_hybrid_model_times_every_layer_type(capsys, tmp_path, built, kind):
+    """`bench --layers 1` on hybrid Qwen3.5 (dense and MoE) gives a result, not transformers' error on a
+    cache without an attention layer: it runs a whole period of the pattern, and says so."""
+    from fastvid_cli.cli import run
+
+    target = tmp_path / "bench.json"
+    args = ["bench", "--model", built[kind], "--layers", "1", "--frames", "4", "--repeats", "1", "--warmup", "0"]
+    args += ["--method", "fastvid", "-r", "0.5", "--device", "cpu", "--json", "--output", target]
+    code = run([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["settings"]["layers_run"] == 4 and result["settings"]["layers_full"] == 4
+    assert [p["retention"] for p in result["prefill"]] == [1.0, 0.5]
+    assert "is hybrid" in err and "4 layers run, not 1" in err
+
+
+@pytest.mark.parametrize(
+    ("model", "asked", "expected"),
+    [("qwen3.5-9b", 1, 4), ("qwen3.5-9b", 4, 4), ("qwen3.5-9b", 5, 8), ("qwen3.5-9b", 99, None), ("qwen3.5-35b-a3b", 3, 4)],
+)
+def test_layers_run_rounds_up_to_whole_periods_of_the_pattern(model, asked, expected):
+    """The published 32- and 40-layer patterns (3 Gated DeltaNet, 1 attention): K rounds up to a multiple
+    of 4, at most every layer; the types run are in the model's proportion."""
+    from fastvid_cli.bench import layer_pattern, layers_run
+    from fastvid_cli.models.geometry import model_geometry
+
+    geometry = model_geometry(model)
+    expected = expected or geometry.llm.layers  # None: more than the model has, so all of them
+    layers, note = layers_run(geometry, asked)
+    assert layers == expected
+    assert (note is None) == (asked == expected)
+    run = layer_pattern(geometry)[:layers]
+    assert run.count("full_attention") * 3 == run.count("linear_attention") > 0
+
+
+def test_layers_run_keeps_k_for_a_model_of_one_layer_type():
+    from fastvid_cli.bench import layers_run
+    from fastvid_cli.models.geometry import model_geometry
+
+    geometry = model_geometry("qwen3-vl-8b")
+    assert layers_run(geometry, 1) == (1, None)
+    assert layers_run(geometry, None) == (geometry.llm.layers, None)

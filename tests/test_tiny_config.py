@@ -340,3 +340,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, kind):
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
     elif kind != "--arch with --config":
         assert not (tmp_path / "out").exists()
+
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "src" / "fastvid_cli" / "models" / "published"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PUBLISHED.iterdir() if p.is_dir()))
+def test_each_shipped_folder_builds_a_tiny_model_with_its_template_and_processors(name):
+    """`tiny-model --config` on a folder fastvid ships (the MoE ones too) finds its chat template and
+    processor files there: nothing is replaced by a local default, and the files are tests/realcfg's."""
+    folder = PUBLISHED / name
+    for file in (REALCFG / name).iterdir():
+        assert (folder / file.name).read_bytes() == file.read_bytes(), file.name
+    plan = plan_from_config(folder, False)
+    assert not [note for note in plan.notes if "no chat template" in note or "no preprocessor" in note]
+    assert plan.tokenizer.chat_template

@@ -9,7 +9,11 @@
 - Each finished item is one JSON line, appended and flushed at once: the fields of ``ask --json``
   plus ``id`` and ``video`` (the path as given; ask's video details move to ``video_info``), or
   ``error`` with its one-line message. ``resume`` skips the ids the
-  output already holds; a stop request finishes the current item first.
+  output already holds; a stop request finishes the current item first. ``output`` ``-``
+  (:data:`STDOUT`) writes the lines to stdout instead, as shell tools take ``-``.
+- What is wrong with the input (no videos, an output that exists, a malformed questions file) is said
+  before torch loads, and a resumed batch with nothing left ends without loading it: this module
+  imports the pipeline (torch, transformers) only to answer.
 - Under ``torchrun`` / ``accelerate launch`` (:func:`run_job`) accelerate's ``PartialState`` splits
   the videos between the processes (``split_between_processes``); each process appends its lines
   to its own part file as they finish, the processes meet once at the end (``gather_object``,
@@ -24,21 +28,25 @@ import json
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import FastVIDError, InputError, describe
 from .models import DEFAULT_MODEL, load_model
-from .pipeline import TINY_NOTE, AskOptions, iter_answers, prepare_video, read_for
-from .pruning import method_for_family
+from .models.tiny_names import TINY_NOTE
 
 if TYPE_CHECKING:
     from .models.settings import SettingsOverrides
+    from .pipeline import AskOptions
+
+STDOUT = Path("-")
+"""The ``output`` that writes the JSON lines to stdout (``fastvid batch -o -``), in one process, without resume."""
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp", ".ogv"}
@@ -171,6 +179,34 @@ def finished_ids(output: Path) -> set[str]:
     return {r["id"] for path in [output, *part_files(output)] for r in read_records(path)}
 
 
+def check_output(output: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Check the results file before any work: one that exists needs ``resume`` or ``overwrite``;
+    :data:`STDOUT` takes neither, and one process only (a launch's processes each need a file).
+
+    Raises
+    ------
+    InputError
+    """
+    if output == STDOUT:
+        if resume or overwrite:
+            raise InputError("`resume` and `overwrite` need a results file: `output` - writes to stdout")
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            raise InputError("`output` - (stdout) is for one process: under torchrun or accelerate launch give a file")
+    elif output.is_dir():
+        raise InputError(f"{output} is a folder: `output` takes a file")
+    elif output.exists() and output.stat().st_size and not (resume or overwrite):
+        raise InputError(f"{output} exists: pass `resume` to continue it or `overwrite` to start again")
+
+
+def pending(items: list[BatchItem], output: Path, resume: bool) -> list[BatchItem]:
+    """The items still to answer, in order: all of them, or with ``resume`` those whose ids neither
+    ``output`` nor its part files hold."""
+    if not resume or output == STDOUT:
+        return list(items)
+    done_ids = finished_ids(output)
+    return [item for item in items if item.id not in done_ids]
+
+
 def read_records(path: Path) -> list[dict]:
     """The complete JSON lines of a results file (a torn last line from a crash is ignored)."""
     if not path.exists():
@@ -245,6 +281,9 @@ def _prefetch(
     With ``stream`` it reads each video's header only (a SampledVideo whose frames the session then
     decodes and encodes chunk by chunk), so no video's pixels are held ahead.
     """
+
+    # deferred: the pipeline loads torch and transformers, which collecting and checking a batch must not wait for
+    from .pipeline import prepare_video, read_for
 
     def prepare(group):
         try:
@@ -332,17 +371,18 @@ def run_batch(
     BatchSummary
         This call's counts.
     """
+    # deferred: the pipeline loads torch and transformers, which collecting and checking a batch must not wait for
+    from .pipeline import iter_answers
+
     stop = stop or threading.Event()
     part = part or output
-    done_ids = finished_ids(output) if resume else set()
-    todo = [item for item in items if item.id not in done_ids]
+    todo = pending(items, output, resume)
     summary = BatchSummary(skipped=len(items) - len(todo), output=str(output))
-    part.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     prepared_groups = _prefetch(
         model, group_by_video(todo), options.frames, prefetch, stop, stream=options.vision_batch is not None
     )
-    with open(part, "a", encoding="utf-8") as sink, contextlib.closing(prepared_groups):
+    with _open_sink(part) as sink, contextlib.closing(prepared_groups):
 
         def write(item: BatchItem, result: dict | None, error: BaseException | None) -> None:
             record: dict = {"id": item.id, "video": item.video}
@@ -357,7 +397,8 @@ def run_batch(
                 summary.failures.append(f"{item.id}: {record['error']}")
             sink.write(json.dumps(record) + "\n")
             sink.flush()
-            os.fsync(sink.fileno())
+            if part != STDOUT:
+                os.fsync(sink.fileno())
             if on_item:
                 on_item(item, record)
 
@@ -380,6 +421,17 @@ def run_batch(
                 break
     summary.elapsed_s = time.perf_counter() - start
     return summary
+
+
+@contextlib.contextmanager
+def _open_sink(path: Path) -> Generator[TextIO, None, None]:
+    """Where the JSON lines go: ``path`` opened for appending (its folder made), or stdout for :data:`STDOUT`."""
+    if path == STDOUT:
+        yield sys.stdout
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as sink:
+        yield sink
 
 
 BARRIER_TIMEOUT = timedelta(days=2)
@@ -478,7 +530,8 @@ def run_job(
     items : list of BatchItem
         Every item, in input order (the same list in every process).
     output : Path
-        The results file, one JSON line per item.
+        The results file, one JSON line per item; :data:`STDOUT` (``-``) writes them to stdout (one process,
+        neither ``resume`` nor ``overwrite``).
     model, device, dtype, attn_implementation, layout, settings
         As :func:`fastvid_cli.models.load_model` takes them.
     fastvid : dict, optional
@@ -509,27 +562,36 @@ def run_job(
     -------
     BatchSummary
         The whole batch's counts, the same in every process; ``errors`` names the processes that
-        failed as a whole, ``failures`` the items that failed (from the merged output).
+        failed as a whole, ``failures`` the items that failed (from the merged output). With ``resume``
+        and nothing left to answer (and no part file to merge), the counts come back at once: no model
+        loads, torch does not even import.
 
     Raises
     ------
     InputError
-        The output exists and neither ``resume`` nor ``overwrite`` is given (in every process,
-        before any work).
+        The output exists and neither ``resume`` nor ``overwrite`` is given, or ``output`` is
+        :data:`STDOUT` with either or under a multi-process launch (see :func:`check_output`; in every
+        process, before any work).
     Exception
         What made this process fail (loading the model, say), once every process has reported;
         the other processes raise :class:`FastVIDError` naming it.
     """
+    check_output(output, resume, overwrite)
+    if resume and not pending(items, output, resume) and not part_files(output):  # nothing to answer or merge
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        rank = int(os.environ.get("RANK", "0") or 0)
+        return BatchSummary(skipped=len(items), output=str(output), processes=world, rank=rank)
+    # deferred: the pipeline loads torch and transformers, which collecting and checking a batch must not wait for
+    from .pipeline import AskOptions
+    from .pruning import method_for_family
+
     state = process_state(device)
     rank, world = state.process_index, state.num_processes
-    if output.exists() and output.stat().st_size and not (resume or overwrite):
-        raise InputError(f"{output} exists: pass `resume` to continue it or `overwrite` to start again")
     if overwrite and state.is_main_process:
         for path in [output, *part_files(output)]:
             path.unlink(missing_ok=True)
     state.wait_for_everyone()  # nobody reads the output before it is cleared
-    done_ids = finished_ids(output) if resume else set()
-    todo = [item for item in items if item.id not in done_ids]
+    todo = pending(items, output, resume)
     state.wait_for_everyone()  # nobody writes before every process has read what is done
     with state.split_between_processes(group_by_video(todo)) as groups:
         mine = [item for group in groups for item in group]
@@ -558,7 +620,7 @@ def run_job(
     report = {"rank": rank, "summary": summary, "error": None if error is None else describe(error).message}
     reports = gather_reports(state, report)
     try:
-        if state.is_main_process and (world > 1 or part_files(output)):
+        if state.is_main_process and output != STDOUT and (world > 1 or part_files(output)):
             merge_records(output, part_files(output), items)
     finally:
         state.wait_for_everyone()  # the merged output is there for every process after this

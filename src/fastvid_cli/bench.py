@@ -2,7 +2,9 @@
 
 The LLM is built with random weights from a model's geometry (no download); ``layers`` runs only
 its first K decoder layers, and prefill times are then also scaled by L / K to the full model
-(said so in the result). Each figure is the median of ``repeats`` runs after ``warmup`` runs,
+(said so in the result). A hybrid model's K is rounded up to whole periods of its layer pattern
+(Qwen3.5: 3 Gated DeltaNet layers, then 1 attention layer), so the layers run are of every type in the
+model's proportion (:func:`layers_run`). Each figure is the median of ``repeats`` runs after ``warmup`` runs,
 timed with CUDA events on a GPU and ``perf_counter`` on the CPU. :func:`run_pruning_sweep` times
 the pruning alone at several frame counts (no LLM).
 
@@ -114,6 +116,46 @@ def synthetic_video(geometry: ModelGeometry, frames: int, device, dtype, seed: i
     return tokens.to(device, dtype), features.to(device, dtype), saliency.to(device)
 
 
+def layer_pattern(geometry: ModelGeometry) -> list[str]:
+    """The type of each decoder layer (``linear_attention``, ``full_attention``), from the LLM config's
+    ``layer_types``; empty for a model that does not list them (every layer the same)."""
+    types = (geometry.text_config or {}).get("layer_types") or []
+    return [str(t) for t in types]
+
+
+def layers_run(geometry: ModelGeometry, asked: int | None) -> tuple[int, str | None]:
+    """The decoder layers a benchmark builds for ``--layers asked``, and a note when that is not ``asked``.
+
+    A model whose layers are all of one type runs ``asked`` (None: all of them). A hybrid one (Qwen3.5:
+    ``layer_types`` repeats 3 ``linear_attention``, 1 ``full_attention``) runs ``asked`` rounded up to whole
+    periods of its pattern, at most all its layers: every type is timed, in the model's proportion, so the
+    prefill scaled by L / K is the whole model's (a prefix of Gated DeltaNet layers alone is not, and
+    transformers' cache cannot run one: it needs an attention layer).
+
+    Returns
+    -------
+    layers : int
+        K, the layers built and timed.
+    note : str or None
+        Says K and why, when it differs from ``asked``.
+    """
+    total = geometry.llm.layers
+    if asked is None:
+        return total, None
+    types = layer_pattern(geometry)
+    if len(set(types)) < 2:
+        return min(asked, total), None
+    period = next(p for p in range(1, len(types) + 1) if all(t == types[i % p] for i, t in enumerate(types)))
+    layers = min(-(-asked // period) * period, total)
+    if layers == asked:
+        return layers, None
+    kinds = " + ".join(f"{types[:period].count(t)} {t}" for t in dict.fromkeys(types[:period]))
+    return layers, (
+        f"{geometry.name} is hybrid (its layers repeat {kinds}): {layers} layers run, not {asked}, "
+        f"whole periods so that every layer type is timed; the prefill is scaled to its {total}"
+    )
+
+
 def build_llm(geometry: ModelGeometry, layers: int, device, dtype):
     """A random-weight decoder of the model's LLM with ``layers`` layers (no embeddings needed).
 
@@ -189,7 +231,7 @@ def run_bench(
     notify = on_stage or (lambda stage: None)
     device, dtype = settings.device, settings.dtype
     frames = geometry.token_frames(settings.frames or geometry.frames)  # Qwen2.5-VL: 2 sampled frames per token frame
-    layers = settings.layers or geometry.llm.layers
+    layers, _ = layers_run(geometry, settings.layers)
     scale = geometry.llm.layers / layers
     try:
         configs = [(spec, make_method(spec, r)) for spec in settings.methods for r in settings.retentions]

@@ -25,6 +25,7 @@ import typer
 from . import __version__
 from .cli_types import Command, Group, MultiValueCommand
 from .errors import InputError, describe
+from .streams import native_output_to_stderr
 from .terminal import err_console, print_answer, print_json, print_notes, print_tables
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -88,15 +89,31 @@ def main_callback(
     _quiet_libraries()
 
 
-def _quiet_libraries() -> None:
-    """Keep library chatter off stderr (retry warnings, load reports), and progress bars off a non-terminal."""
-    import huggingface_hub
-    import transformers
+QUIET_LIBRARIES = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_VERBOSITY": "error"}
+"""Environment that keeps library chatter (retry warnings, load reports) off stderr; a value the user set wins."""
 
-    transformers.utils.logging.set_verbosity_error()
-    huggingface_hub.utils.logging.set_verbosity_error()
+
+def _quiet_libraries() -> None:
+    """Keep library chatter off stderr, and progress bars off a non-terminal, without importing the libraries.
+
+    transformers and huggingface_hub read these variables when they load (a bad input is answered before
+    they do); a library already loaded (the CLI run in-process) is set directly.
+    """
+    quiet = dict(QUIET_LIBRARIES)
     if not sys.stderr.isatty():
-        transformers.utils.logging.disable_progress_bar()
+        quiet["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers' bars follow huggingface_hub's switch
+    for name, value in quiet.items():
+        os.environ.setdefault(name, value)
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        if not sys.stderr.isatty():
+            transformers.utils.logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub
+
+        huggingface_hub.utils.logging.set_verbosity_error()
 
 
 ModelOpt = Annotated[
@@ -293,6 +310,33 @@ def _fastvid_overrides(retention, c, tau, d, p, beta, split_tau=None, segmentati
     return overrides
 
 
+def _check_early(
+    video: Path | None = None, model: str | None = None, retentions: list[float | None] | None = None, status=None
+) -> None:
+    """Check what needs neither torch nor transformers, before they load (importing them takes seconds).
+
+    R in (0, 1]; the video: a file whose header and first frame decord reads; the model: a tiny model's
+    name, a checkpoint folder, or an alias or repo id whose files are cached (or download now: a bad
+    repo id or a Hub out of reach is said at once).
+    """
+    # deferred: none of these loads torch or transformers; `fastvid --help` imports none of the library
+    from .budget import check_retention
+    from .models import resolve_model
+    from .models.tiny_names import TINY_MODELS
+    from .video import probe_video
+
+    with _user_input():
+        for r in retentions or []:
+            if r is not None:
+                check_retention(r)
+    if video is not None:
+        probe_video(video)
+    if model is not None and model not in TINY_MODELS:
+        if status is not None:
+            status.update(f"finding {model}...")
+        resolve_model(model)
+
+
 def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn: Attention, layout: Layout, settings):
     """Read the video first where the model's frame sampling is known without loading it, so bad
     input fails before a model loads; then load the model (else the other way round)."""
@@ -361,19 +405,21 @@ def ask(
 
     The answer goes to stdout (several questions: one line each, "k<TAB>answer"); tables of token counts, prefill FLOPs, measured prefill speedup, time breakdown and DySeg segments go to stderr. The video is decoded, encoded, pruned and prefilled once; each question then prefills only its own tokens.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .pipeline import AskOptions, ask_many
-    from .pruning import method_for_family
-    from .report import ask_tables, render_questions
-
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
-    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     asked = list(question or []) + _read_questions(questions)
     if not asked:
         raise InputError("give a question (or --questions FILE)")
     if any(not q.strip() for q in asked):
         raise InputError("a question is empty")
+    settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
+        _check_early(video, model, [retention], status)
+        status.update(f"loading {model}...")
+        # deferred: torch and transformers load only once the input is known to be good
+        from .pipeline import AskOptions, ask_many
+        from .pruning import method_for_family
+        from .report import ask_tables, render_questions
+
+        overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         config = method_for_family(adapter.fastvid_defaults, overrides)
         options = AskOptions(config=config, max_new_tokens=max_new_tokens, baseline=baseline, vision_batch=vision_batch)
@@ -399,7 +445,12 @@ def _read_questions(path: Path | None) -> list[str]:
         text = sys.stdin.read() if str(path) == "-" else path.read_text()
     except OSError as err:
         raise InputError(f"cannot read the questions file {path}: {err.strerror}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise InputError(f"the questions file {path} is not text") from None
+    asked = [line.strip() for line in text.splitlines() if line.strip()]
+    if not asked:
+        raise InputError(f"the questions file {'(stdin)' if str(path) == '-' else path} holds no question (one per line)")
+    return asked
 
 
 @app.command(no_args_is_help=True, cls=MultiValueCommand)
@@ -445,20 +496,24 @@ def compare(
 
     The model and the video are loaded and encoded once. One table (stderr): video tokens kept, prefill TFLOPs and ratio, pruning and prefill time, speedup over vanilla, and each answer, marked where it differs from the vanilla one.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .compare import compare as run_compare
-    from .pruning import make_method
-    from .report import compare_table
-
     methods = method or ["fastvid"]
     retentions = retention or [0.1, 0.25]
-    overrides = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
-    with _user_input():  # validate before reading anything
-        for spec in methods:
-            for r in retentions:
-                make_method(spec, r, **overrides)
+    if not question.strip():
+        raise InputError("the question is empty")
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     with err_console.status(f"reading {video}...") as status:
+        _check_early(video, model, list(retentions), status)
+        status.update(f"loading {model}...")
+        # deferred: torch and transformers load only once the input is known to be good
+        from .compare import compare as run_compare
+        from .pruning import make_method
+        from .report import compare_table
+
+        overrides = _fastvid_overrides(None, c, tau, d, p, beta, split_tau, max_segment=max_segment)
+        with _user_input():  # validate before the model loads
+            for spec in methods:
+                for r in retentions:
+                    make_method(spec, r, **overrides)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
         result = run_compare(
             adapter,
@@ -506,25 +561,23 @@ def flops(
 
     Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots; then both split by layer type (full attention, Gated DeltaNet, MLP / MoE, LM head) with each one's share of the saving.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
+    # deferred: `fastvid --help` imports none of the library (see the module docstring); these load no torch
     from .flops import CONVENTIONS, flops_rows, flops_split_rows
     from .models.geometry import model_geometry, video_geometry
-    from .pruning import check_retention
-    from .report import flops_rows_table, flops_split_table
+    from .models.registry import paper_settings
+    from .video import probe_video
 
     retentions = retention or [0.25, 0.2, 0.15, 0.1]
-    with _user_input():
-        for r in retentions:
-            check_retention(r)
-    geometry = model_geometry(model)
-    if video is not None:
-        # deferred: `fastvid --help` imports none of the library (see the module docstring)
-        from .models.registry import paper_settings
-        from .video import probe_video
-
+    _check_early(retentions=list(retentions))
+    info = probe_video(video) if video is not None else None
+    geometry = model_geometry(model)  # a bad name or folder is said before the model's adapter loads torch
+    if info is not None:
         with _user_input():
             settings = paper_settings(geometry.family).with_overrides(_settings(frames))
-        geometry, frames = video_geometry(geometry, probe_video(video), settings)
+        geometry, frames = video_geometry(geometry, info, settings)
+    # deferred: the tables' module loads torch (through the pipeline's result types)
+    from .report import flops_rows_table, flops_split_table
+
     frames = frames or geometry.frames
     budget = (
         geometry.llm,
@@ -560,7 +613,11 @@ def bench(
         ),
     ] = DEFAULT_MODEL,
     layers: Annotated[
-        int | None, typer.Option(help="Build only the first K decoder layers; prefill is also scaled to all layers.", min=1)
+        int | None,
+        typer.Option(
+            help="Build only the first K decoder layers; prefill is also scaled to all layers. A hybrid model (Qwen3.5: 3 Gated DeltaNet layers, then 1 attention layer) runs K rounded up to whole periods of its pattern (a multiple of 4), so every layer type is timed.",
+            min=1,
+        ),
     ] = None,
     frames: Annotated[
         list[int] | None,
@@ -605,22 +662,22 @@ def bench(
 
     The LLM is built from the model's geometry with random weights. Medians of --repeats runs after --warmup runs, CUDA events on a GPU. With several --frames, only the pruning, at each frame count. Writes a JSON result with the device, versions and settings.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
-    from .bench_device import device_slug
-    from .bench_results import BenchResult, SweepResult, VideoTTFT
-    from .models import resolve_device, resolve_dtype
-    from .models.geometry import model_geometry
-    from .pruning import check_retention
-    from .report import bench_tables, sweep_tables
-
     retentions = retention or [0.1, 0.25]
-    with _user_input():
-        for r in retentions:
-            check_retention(r)
     sweep = frames is not None and len(frames) > 1
     if sweep and video is not None:
         raise InputError("--video times one frame count: give --frames a single value")
+    # deferred: `fastvid --help` imports none of the library (see the module docstring); this loads no torch
+    from .models.geometry import model_geometry
+
+    _check_early(video, model if video is not None else None, list(retentions))
+    geometry = model_geometry(model)  # a bad name or folder is said before the model's adapter loads torch
+    # deferred: torch and transformers load only once the input is known to be good
+    from .bench import BenchSettings, layers_run, run_bench, run_pruning_sweep, ttft_on_video
+    from .bench_device import device_slug
+    from .bench_results import BenchResult, SweepResult, VideoTTFT
+    from .models import resolve_device, resolve_dtype
+    from .report import bench_tables, sweep_tables
+
     torch_device = resolve_device(device.value)
     settings = BenchSettings(
         layers=layers,
@@ -634,9 +691,6 @@ def bench(
         dtype=resolve_dtype(dtype.value, torch_device),
         questions=questions,
     )
-    if video is not None and not video.is_file():
-        raise InputError(f"no such file: {video}")
-    geometry = model_geometry(model)
     result: BenchResult | SweepResult
     with err_console.status("benchmarking...") as status:
         if sweep:
@@ -663,6 +717,8 @@ def bench(
     else:
         print_tables(*(sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result)))
     err_console.print(f"wrote {path}")
+    if not sweep:
+        print_notes([note for note in [layers_run(geometry, layers)[1]] if note])
 
 
 @app.command(cls=Command)
@@ -676,7 +732,10 @@ def batch(
         Path | None, typer.Option(help='JSON lines {"video": ..., "question": ..., "id": ...}: a question per video.')
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes.")
+        Path,
+        typer.Option(
+            "--output", "-o", help="Results, one JSON line per (video, question), appended as each finishes; - for stdout."
+        ),
     ] = Path("results.jsonl"),
     resume: Annotated[bool, typer.Option(help="Skip the items OUTPUT already holds and append the rest.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Start OUTPUT afresh if it exists.")] = False,
@@ -719,13 +778,15 @@ def batch(
 
     Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .batch import collect_items, run_job
-    from .report import batch_table
+    # deferred: `fastvid --help` imports none of the library (see the module docstring); this loads no torch
+    from .batch import STDOUT, check_output, collect_items, pending, run_job
 
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     settings = _settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)
     items = collect_items(paths or [], question, questions, sys.stdin if "-" in (paths or []) else ())
+    check_output(output, resume, overwrite)
+    work = bool(pending(items, output, resume))  # --resume with nothing left: no model, no torch
+    _check_early(None, model if work else None, [retention])
+    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment) if work else {}
     progress = _batch_progress(quiet)
     task = progress.add_task(f"loading {model}...", total=None, failed=0)
 
@@ -763,6 +824,9 @@ def batch(
         )
     if summary.rank == 0:  # the whole batch's counts, once
         if summary.answered or summary.failed:
+            # deferred: the report's tables import the pipeline (torch), loaded by now
+            from .report import batch_table
+
             print_tables(batch_table(summary))
         for failure in summary.failures[:20]:
             err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
@@ -771,7 +835,7 @@ def batch(
         state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
         err_console.print(
             f"fastvid batch: {summary.answered} answered, {summary.failed} failed, {summary.skipped} skipped, "
-            f"{summary.videos_per_second:.2f} videos/s{processes} -> {output}{state}",
+            f"{summary.videos_per_second:.2f} videos/s{processes} -> {'stdout' if output == STDOUT else output}{state}",
             soft_wrap=True,
         )
     if summary.interrupted:
@@ -805,15 +869,17 @@ def show(
     pool_mode: PoolModeOpt = None,
 ) -> None:
     """Draw what FastVID keeps of VIDEO: frames with their DySeg segments, salient and anchor tokens, merged regions, and the transition-similarity curve with tau and the cuts."""
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .pruning import method_for_family
-    from .show import show as draw
-
-    overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file, got {out}")
     with err_console.status(f"reading {video}...") as status:
         settings = _settings(frames, video_pixels=video_pixels, pool_mode=pool_mode)
+        _check_early(video, model, [retention], status)
+        status.update(f"loading {model}...")
+        # deferred: torch and transformers load only once the input is known to be good
+        from .pruning import method_for_family
+        from .show import show as draw
+
+        overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, max_segment=max_segment)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, Attention.sdpa, layout, settings)
         config = method_for_family(adapter.fastvid_defaults, overrides)
         status.update("encoding and pruning...")
@@ -969,5 +1035,8 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(run())
+    """Console-script entry point: stdout carries only what the command prints; native libraries' own
+    output goes to stderr (see :mod:`fastvid_cli.streams`)."""
+    with native_output_to_stderr():
+        status = run()
+    sys.exit(status)

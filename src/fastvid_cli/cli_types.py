@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import typer.core
 
+from .budget import METHOD_NAMES
+
 _Context = typer.core.TyperCommand.context_class
 """The click ``Context`` that typer uses (typer vendors its click)."""
 
@@ -69,10 +71,7 @@ def is_number(word: str) -> bool:
 
 def is_method_spec(word: str) -> bool:
     """A pruning method spec ``NAME[:FIELD=VALUE,...]`` with a known NAME (fields are checked later)."""
-    # deferred: this module loads with `fastvid --help`, which must not import torch
-    from .pruning import METHODS
-
-    return word.partition(":")[0] in METHODS
+    return word.partition(":")[0] in METHOD_NAMES
 
 
 VALUE_KINDS: dict[str, Callable[[str], bool]] = {"retention": is_number, "frames": is_number, "method": is_method_spec}

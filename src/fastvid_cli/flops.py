@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .pruning.base import tokens_per_frame_kept
+from .budget import tokens_per_frame_kept
 
 TABLE5 = "table5"
 CAUSAL_2MAC = "causal_2mac"

@@ -439,7 +439,7 @@ def bench_tables(result: BenchResult) -> list[FitTable]:
 def batch_table(summary: BatchSummary) -> FitTable:
     """The ``fastvid batch`` summary: items answered, failed and skipped, throughput, and over the
     answered items the video tokens kept and the median prefill and time to first token."""
-    table = FitTable(title=f"Batch -> {summary.output}", show_header=False)
+    table = FitTable(title=f"Batch -> {'stdout' if summary.output == '-' else summary.output}", show_header=False)
     table.add_column("", "label")
     table.add_column("")
     table.add_row("answered", fmt_count(summary.answered))

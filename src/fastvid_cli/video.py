@@ -7,9 +7,9 @@ bounds (Qwen2.5-VL's: 2 fps, 4 to 768 frames, an even count, as qwen-vl-utils sa
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import os
-import threading
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import InputError
+from .streams import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -224,28 +225,41 @@ class SampledVideo:
         return None
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence decord's own C++ log lines (written to fd 2) while it opens or decodes a file.
+def import_decord() -> Any:
+    """The ``decord`` module, imported without loading every NVIDIA library installed beside it.
 
-    Redirecting fd 2 is process-wide, so it is done on the main thread only: a prefetch thread
-    decoding in the background must not swallow what the main thread prints meanwhile.
+    On import, decord2 dlopens every ``site-packages/nvidia/*/lib/*.so*`` with ``RTLD_GLOBAL`` (for its
+    CUDA builds, whose CUDA runtime may come from those pip packages). Among them is NVBLAS, which
+    then answers the BLAS calls of a torch loaded afterwards: the first CPU matmul crashes (a
+    segfault, after "[NVBLAS] CPU Blas library need to be provided"). ``fastvid`` reads a video before
+    torch loads (a bad file is said at once), so decord is imported with the ``nvidia`` packages hidden
+    from that one search; a build that cannot load without them is imported again as decord2 does.
+
+    Raises
+    ------
+    ImportError, OSError
+        If decord cannot be imported at all.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    if "decord" in sys.modules:
+        return sys.modules["decord"]
+    find_spec = importlib.util.find_spec
+
+    def without_nvidia(name: str, package: str | None = None) -> Any:
+        return None if name == "nvidia" else find_spec(name, package)
+
+    importlib.util.find_spec = without_nvidia  # decord's search of the nvidia packages only
     try:
-        saved = os.dup(2)
-    except OSError:  # no usable fd 2
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
+        import decord
+    except OSError:  # a CUDA build of decord that needs those libraries: let it load them
+        for name in [m for m in sys.modules if m == "decord" or m.startswith("decord.")]:
+            del sys.modules[name]
+        importlib.util.find_spec = find_spec
+        import decord
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        importlib.util.find_spec = find_spec
+    import decord.logging
+
+    return decord
 
 
 @dataclass(frozen=True)
@@ -271,17 +285,15 @@ class VideoInfo:
 
 def _reader(path: str | os.PathLike):
     """decord's reader of ``path``; a missing, unreadable or corrupt file raises InputError."""
-    import decord
-    import decord.logging
-
-    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
     if not path.is_file():
         raise InputError(f"not a file: {path}")
+    decord = import_decord()
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's warnings on damaged files
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             return decord.VideoReader(str(path), num_threads=0)
     except (RuntimeError, decord.DECORDError, IndexError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
@@ -289,11 +301,11 @@ def _reader(path: str | os.PathLike):
 
 def _open(path: str | os.PathLike) -> tuple[Any, VideoInfo]:
     """decord's reader of ``path`` and its :class:`VideoInfo`; bad files raise InputError."""
-    import decord
+    decord = import_decord()
 
     reader = _reader(path)
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             height, width = reader[0].shape[:2] if len(reader) else (0, 0)
     except (RuntimeError, decord.DECORDError, IndexError):
         raise InputError(f"not a readable video (unknown format, or truncated or corrupt): {path}") from None
@@ -336,7 +348,7 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling, decode: b
     InputError
         If the file is missing, is not a video, or is truncated or corrupt, or the count is < 1.
     """
-    import decord
+    decord = import_decord()
 
     start = time.perf_counter()
     if isinstance(sampling, int):
@@ -346,10 +358,10 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling, decode: b
     reader, info = _open(path)
     indices = sampling.indices(info.total_frames, info.fps)
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             timestamps = reader.get_frame_timestamp(indices.tolist())[:, 0].astype(np.float64)
-    except (RuntimeError, decord.DECORDError, IndexError) as err:
-        raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
+    except (RuntimeError, decord.DECORDError, IndexError):  # its text is decord's C++ internals: not for the user
+        raise InputError(f"video is truncated or corrupt: {path} (its frame timestamps do not read)") from None
     frames = _decode(reader, indices, path) if decode else None
     return SampledVideo(
         frames=frames,
@@ -368,18 +380,14 @@ def read_video(path: str | os.PathLike, sampling: int | FrameSampling, decode: b
 
 def _decode(reader, indices: np.ndarray, path) -> np.ndarray:
     """(k, H, W, 3) uint8 frames at ``indices``; a failed or short decode raises InputError."""
-    import decord
+    decord = import_decord()
 
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             frames: np.ndarray = reader.get_batch(indices.tolist()).asnumpy()
-    except (RuntimeError, decord.DECORDError, IndexError) as err:
-        raise InputError(f"video is truncated or corrupt: {path} ({_first_line(err)})") from None
+    except (RuntimeError, decord.DECORDError, IndexError):  # its text is decord's C++ internals: not for the user
+        where = f"at frame {indices[0]}" if len(indices) == 1 else f"between frames {indices[0]} and {indices[-1]}"
+        raise InputError(f"video is truncated or corrupt: {path} (decoding failed {where})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices) or frames.shape[-1] != 3:
         raise InputError(f"video is truncated or corrupt: {path} (decoded {frames.shape[0]} of {len(indices)} frames)")
     return frames
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__

@@ -2,23 +2,44 @@
 
 ``load_model(name)`` accepts a Hub repo id, a short alias, a local checkpoint folder, or
 ``tiny-random``; the family is detected from the checkpoint's ``config.json``.
+
+Importing this package loads neither torch nor transformers (the command line checks a model's name,
+:func:`resolve_model`, before they load): they load with the first call that needs them, and the adapter
+classes (:class:`ModelAdapter`, :class:`LLMInputs`, :class:`VideoFeatures`) with their first use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError, ModelError
 from ..gpu import cuda_status, unusable_gpu
 from ..hub import hub_offline, hub_unreachable
-from .base import LLMInputs, ModelAdapter, VideoFeatures
 from .geometry_base import shipped_config
 from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
 from .settings import RunSettings, SettingsOverrides
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
+
+if TYPE_CHECKING:
+    import torch
+
+    from .base import LLMInputs, ModelAdapter, VideoFeatures
+
+_ADAPTER_TYPES = ("LLMInputs", "ModelAdapter", "VideoFeatures")
+"""Names of :mod:`.base` this package offers, loaded (with torch and transformers) on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    """``fastvid_cli.models.ModelAdapter`` and the other :data:`_ADAPTER_TYPES`, imported on first use (PEP 562)."""
+    if name in _ADAPTER_TYPES:
+        # deferred: .base imports torch and transformers, which a check of a model's name must not wait for
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 ALIASES = {
@@ -142,6 +163,8 @@ def resolve_device(device: str) -> torch.device:
         If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
         is not a device.
     """
+    import torch
+
     if device == "auto":
         available, torch_says = cuda_status()
         if available:
@@ -170,6 +193,8 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` -> bfloat16 on a GPU that has it (float16 otherwise), float32 on the CPU."""
+    import torch
+
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -215,13 +240,15 @@ def load_model(
     ------
     ModelError, DeviceError
     """
+    import torch
+
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if attn_implementation == "flash_attention_2":
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is None:
-            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'fastvid-cli[flash]'")
+            raise DeviceError("`attn_implementation` flash_attention_2 needs flash-attn: pip install 'flash-attn>=2.6'")
         if torch_device.type != "cuda":
             raise DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
     if layout not in LAYOUTS:

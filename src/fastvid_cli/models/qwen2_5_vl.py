@@ -19,7 +19,6 @@ so token counts depend on the resolution. FastVID's "frames" here are the t temp
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import ClassVar, cast
 import torch
 
 from ..errors import ModelError
+from ..pruning.ats import received_attention as attention_received
 from ..video import FrameSampling
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
 from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
@@ -418,10 +418,4 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
     q, k, _ = attn.qkv(hidden).reshape(length, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     cos, sin = captured["position_embeddings"]
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    q, k = q.transpose(0, 1).float(), k.transpose(0, 1).float()  # (H, P, d)
-    bounds = captured["cu_seqlens"].tolist()
-    received = []
-    for start, end in itertools.pairwise(bounds):  # one full-attention sequence per temporal group
-        scores = (q[:, start:end] @ k[:, start:end].transpose(1, 2)) * attn.scaling
-        received.append(scores.softmax(-1).mean(dim=(0, 1)))
-    return torch.cat(received)
+    return attention_received(q.transpose(0, 1), k.transpose(0, 1), captured["cu_seqlens"].tolist(), attn.scaling)

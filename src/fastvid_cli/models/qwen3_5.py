@@ -16,8 +16,9 @@ the video layout, sampling, sizing, saliency and M-RoPE positions are Qwen3-VL's
   answers; the template then writes an empty think block), on with ``--thinking``, the reasoning
   then returned apart from the answer.
 - Gated DeltaNet runs on transformers' torch fallback unless the optional kernels are installed
-  (flash-linear-attention's ``fla`` and ``causal-conv1d``, CUDA only: ``pip install "fastvid-cli[linear]"``);
-  transformers picks them itself, and a note says which path ran.
+  (CUDA only: flash-linear-attention's ``fla``, the ``linear`` extra, and ``causal-conv1d``, built apart:
+  ``pip install causal-conv1d --no-build-isolation``); transformers picks them itself, and a note says
+  which path ran.
 
 Detection and settings come from the config (``model_type``, ``layer_types``, sizes), never from a
 list of repo names, so a later checkpoint of the same architecture runs without a code change.

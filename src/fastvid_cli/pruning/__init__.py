@@ -19,8 +19,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, overload
 
+from ..budget import check_retention, tokens_per_frame_kept
 from .ats import select_salient
-from .base import PruneResult, PruningMethod, check_inputs, check_retention, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs
 from .dtm import anchor_counts, density_merge, density_scores
 from .dycoke import DyCokeConfig
 from .fastvid import FastVIDConfig, FrameBudget, fastvid_prune, segment, spatiotemporal_prune
@@ -29,7 +30,7 @@ from .uniform import UniformConfig
 from .visionzip import VisionZipConfig
 
 METHODS: dict[str, type[PruningMethod]] = {cls.name: cls for cls in (FastVIDConfig, UniformConfig, VisionZipConfig, DyCokeConfig)}
-"""Pruning methods by name: fastvid, uniform, visionzip, dycoke."""
+"""Pruning methods by name: fastvid, uniform, visionzip, dycoke (:data:`..budget.METHOD_NAMES`, torch-free, lists them too)."""
 
 
 def make_method(spec: str, retention_ratio: float, **defaults: Any) -> PruningMethod:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
+
+from ..budget import check_retention  # torch-free: the CLI checks R before torch loads
 
 MERGE_BLOCK_ELEMENTS = 1 << 22
 """Elements of one block of merged rows in :meth:`PruneResult.gather` (16 MiB in float32)."""
@@ -124,17 +125,6 @@ def check_inputs(video_tokens: torch.Tensor, frame_features: torch.Tensor, salie
         raise ValueError(f"frame_features must be ({num_frames}, Dg), got {tuple(frame_features.shape)}")
     if tuple(saliency.shape) != (num_frames, num_tokens):
         raise ValueError(f"saliency must be ({num_frames}, {num_tokens}), got {tuple(saliency.shape)}")
-
-
-def check_retention(value: object) -> None:
-    """Raise ValueError unless ``value`` is a retention ratio in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1:
-        raise ValueError(f"retention ratio must be in (0, 1], got {value!r}")
-
-
-def tokens_per_frame_kept(tokens_per_frame: int, retention_ratio: float) -> int:
-    """max(1, floor(N * R)): the per-frame budget every method keeps on average (project rule)."""
-    return max(1, math.floor(tokens_per_frame * retention_ratio))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,12 @@ similarities (rows x anchor slots) each fit in it."""
 
 
 def anchor_counts(
-    segmentation: Segmentation, context: int, p: int, available: int, eligible: torch.Tensor | None = None
+    segmentation: Segmentation,
+    context: int,
+    p: int,
+    available: int,
+    eligible: torch.Tensor | None = None,
+    extra: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """How many anchors each frame contributes (the DTM budget).
 
@@ -53,6 +58,9 @@ def anchor_counts(
     eligible : torch.BoolTensor, optional
         (F,) frames that may be anchor frames (with FastVID's second threshold: the last frame of
         each sub-segment). A segment's last frame is always eligible.
+    extra : torch.LongTensor, optional
+        (S,) anchors each segment takes beyond ``context * L`` (an exact total asked of FastVID, see
+        ``FrameBudget.for_count``), spread by the same rules; at most (available - context) * L each.
 
     Returns
     -------
@@ -69,7 +77,7 @@ def anchor_counts(
     from_end = (later & eligible[None, :]).sum(1)  # eligible frames after this one (0 for the last)
     is_anchor_frame = eligible & (from_end % p == 0)
     anchor_frames = ((same & eligible[None, :]).sum(1) + p - 1) // p
-    budget = context * length
+    budget = context * length + (0 if extra is None else extra.cpu().long()[seg])
     base, remainder = budget // anchor_frames, budget % anchor_frames
     rank = from_end // p  # 0 = latest anchor frame
     quota = torch.where(is_anchor_frame, base + (rank < remainder).long(), 0)
@@ -200,6 +208,7 @@ def density_merge(
     beta: float,
     eligible: torch.Tensor | None = None,
     index: torch.Tensor | None = None,
+    extra: torch.Tensor | None = None,
 ) -> MergeResult:
     """Pick anchors by density and merge each segment's non-salient tokens into them (DTM).
 
@@ -231,6 +240,8 @@ def density_merge(
     index : torch.LongTensor, optional
         (F, M) int64 positions within each frame of ``tokens`` of the M tokens DTM works on (the
         non-salient ones), so that they need not be copied out first. Default: all of them.
+    extra : torch.LongTensor, optional
+        (S,) anchors each segment takes beyond ``context * L`` (see :func:`anchor_counts`).
 
     Returns
     -------
@@ -246,7 +257,7 @@ def density_merge(
     flat = tokens.reshape(-1, dim)
     rows_of = (torch.arange(num_frames, device=device)[:, None] * num_tokens + index).flatten()  # (F*M,) rows of flat
 
-    counts = anchor_counts(segmentation, context, p, available, eligible)
+    counts = anchor_counts(segmentation, context, p, available, eligible, extra)
     frames = counts.nonzero().flatten()
     per_chunk = max(1, BLOCK_ELEMENTS // (available * max(dim, available)))
     scores = torch.cat(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import PruneResult, PruningMethod, check_inputs, tokens_per_frame_kept
+from ..budget import tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs
 from .segmentation import transition_similarity
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import PruneResult, PruningMethod, check_inputs, flat_indices, tokens_per_frame_kept
+from ..budget import tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs, flat_indices
 from .segmentation import transition_similarity
 
 

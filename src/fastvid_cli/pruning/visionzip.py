@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import tokens_per_frame_kept
 from .ats import select_salient
-from .base import PruneResult, PruningMethod, check_inputs, flat_indices, tokens_per_frame_kept
+from .base import PruneResult, PruningMethod, check_inputs, flat_indices
 from .segmentation import transition_similarity
 
 
