@@ -61,6 +61,29 @@ def widen_heads(config: dict) -> dict:
     return config
 
 
+def published_layout(folder: Path, model_type: str) -> None:
+    """Write tensors that transformers transposes when it loads a published checkpoint (its conversion mapping's
+    ``Transpose``: Qwen3-VL MoE's fused experts) in the published layout, as vLLM reads them: transformers 5.24
+    saves its in-memory layout."""
+    from safetensors.torch import load_file, save_file
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+    patterns = [
+        pattern
+        for converter in get_checkpoint_conversion_mapping(model_type) or []
+        if [type(op).__name__ for op in getattr(converter, "operations", [])] == ["Transpose"]
+        for pattern in converter.source_patterns
+    ]
+    if not patterns:
+        return
+    for path in folder.glob("*.safetensors"):
+        tensors = load_file(path)
+        for key, tensor in tensors.items():
+            if any(key.endswith(pattern) for pattern in patterns):
+                tensors[key] = tensor.transpose(1, 2).contiguous()
+        save_file(tensors, path, metadata={"format": "pt"})
+
+
 def build(out: Path, realcfg: Path) -> dict[str, Path]:
     """Build (or keep) each family's checkpoint under ``out``; returns family -> folder."""
     import transformers
@@ -79,6 +102,7 @@ def build(out: Path, realcfg: Path) -> dict[str, Path]:
         config_class = transformers.CONFIG_MAPPING[plan.config["model_type"]]
         plan.model_config = config_class.from_dict(copy.deepcopy(plan.config))
         write_plan(plan, folder, seed=0)
+        published_layout(folder, plan.config["model_type"])
         print(f"built {family} from {name} at {folder}", file=sys.stderr)
     return folders
 

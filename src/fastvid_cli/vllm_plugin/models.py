@@ -81,7 +81,7 @@ class FastVIDMixin:
         """Read FastVID's settings once, at engine start (a bad one stops it with one line)."""
         multimodal = vllm_config.model_config.get_multimodal_config()
         if multimodal.mm_encoder_tp_mode == "data":
-            raise ValueError("FastVID in vLLM: --mm-encoder-tp-mode data is not supported (saliency needs the whole tower)")
+            raise ValueError("FastVID in vLLM: mm_encoder_tp_mode \"data\" is not supported (saliency needs the whole tower)")
         self._fastvid_saliency: list[torch.Tensor] = []
         self._fastvid_pixels: list[torch.Tensor] = []
         self._fastvid_videos = 0
