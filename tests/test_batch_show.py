@@ -66,6 +66,9 @@ def test_folder_batch_answers_good_reports_bad(capsys, tiny_dir, folder, tmp_pat
     assert stdout == ""
     last = err.strip().splitlines()[-1]
     assert "2 answered, 3 failed" in last
+    summary = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in err.splitlines() if line.startswith("│")}
+    assert summary["answered"] == "2" and summary["failed"] == "3"  # the summary table, on stderr
+    assert summary["video tokens after pruning"] == f"{2 * 4 * 19:,}"
 
 
 def test_paths_from_stdin_and_questions_file(tmp_path):

@@ -163,8 +163,9 @@ def test_flops_reproduces_table5_offline(capsys, monkeypatch):
     assert round(pruned["table5_ratio"], 3) == 0.083
     assert pruned["causal_2mac"] > pruned["table5"]  # 2 x MACs
     assert set(data["conventions"]) == {"table5", "causal_2mac"}
-    code, out, _ = fastvid(capsys, "flops", "-r", "0.1")
-    assert code == 0 and "48.82" in out and "4.042" in out and "8.3%" in out
+    code, out, err = fastvid(capsys, "flops", "-r", "0.1")
+    assert code == 0 and "48.82" in err and "4.042" in err and "8.3%" in err
+    assert out == "", "stdout carries only answers or JSON: the tables go to stderr"
 
 
 @pytest.mark.parametrize(
@@ -243,7 +244,8 @@ def test_bench_writes_its_json(capsys, tmp_path, tiny_dir, sample_video):
     assert [r["retention"] for r in rows] == [1.0, 0.1, 0.5]
     assert rows[0]["pruning_ms"] == 0 and rows[1]["pruning_ms"] > 0
     assert all(r["ttft_ms"] >= r["prefill_ms"] + r["vision_ms"] for r in rows)
-    assert "Pruning time" in out and "LLM prefill" in out and "Time to first token" in out
+    assert "Pruning time" in err and "LLM prefill" in err and "Time to first token" in err
+    assert out == "", "without --json, stdout carries nothing: the tables go to stderr"
 
 
 def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample_video):
@@ -283,8 +285,8 @@ def test_bench_frame_sweep_times_pruning_only(capsys, tmp_path, tiny_dir, sample
     assert all(r["longest_segment"] <= 4 for r in rows if r["method"] == "fastvid")  # DySeg cuts a scene every 4 frames
     linear = result["targets"]["fastvid_time_linear_in_frames"]
     assert linear["target"] == 5 and linear["value"] == pytest.approx(rows[2]["median_ms"] / rows[0]["median_ms"])
-    assert "Pruning time by frame count" in out
-    code, out, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--video", sample_video)
+    assert "Pruning time by frame count" in err and out == ""
+    code, _, err = fastvid(capsys, "bench", "--model", "tiny-random", "--frames", "4", "16", "--video", sample_video)
     assert code == 2 and "--video" in err
 
 

@@ -434,15 +434,16 @@ def test_flops_command_prints_the_split(capsys, monkeypatch):
     assert [row["retention"] for row in data["split"]] == [1.0, 0.1]
     assert list(data["split"][1]["split"]["table5"]) == list(PARTS)
     assert run(["flops", "-r", "0.1"]) == 0
-    out = capsys.readouterr().out
-    assert "by layer type" in out and "Gated DeltaNet" not in out  # no linear-attention column for Qwen2
+    printed = capsys.readouterr()
+    assert printed.out == "", "the tables go to stderr"
+    assert "by layer type" in printed.err and "Gated DeltaNet" not in printed.err  # no linear-attention column for Qwen2
 
     config = short_config("Qwen3.5-9B", 32)
     hybrid = ModelGeometry.of_llm("Qwen3.5-9B", "qwen3_5", config, tokens_per_frame=196, frames=32, extra_slots=0)
     monkeypatch.setattr(geometry_module, "model_geometry", lambda name: hybrid)
     assert run(["flops", "-r", "0.1"]) == 0
-    out = capsys.readouterr().out
-    assert "Gated DeltaNet" in out and "46.37" in out and "q_proj x2" in out
+    err = capsys.readouterr().err
+    assert "Gated DeltaNet" in err and "46.37" in err and "q_proj x2" in err
 
 
 def test_ask_table_caption_gives_the_saving_by_layer_type():

@@ -239,11 +239,27 @@ class BatchSummary:
     errors: list[str] = field(default_factory=list)
     """Processes that failed as a whole (``rank k: message``), under a multi-process launch."""
     notes: list[str] = field(default_factory=list)
+    video_tokens_before: int = 0
+    """Video tokens of the answered items before pruning, summed (an item per question)."""
+    video_tokens_after: int = 0
+    """The same after pruning."""
+    prefill_ms: list[float] = field(default_factory=list)
+    """Each answered item's measured LLM prefill, in ms."""
+    ttft_ms: list[float] = field(default_factory=list)
+    """Each answered item's measured time to first token, in ms."""
 
     @property
     def videos_per_second(self) -> float:
         done = self.answered + self.failed
         return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def count(self, record: dict) -> None:
+        """Add one answered item's record (the fields of ``ask --json``) to the totals."""
+        self.answered += 1
+        self.video_tokens_before += record["tokens"]["video_before"]
+        self.video_tokens_after += record["tokens"]["video_after"]
+        self.prefill_ms.append(record["timing"]["prefill_ms"])
+        self.ttft_ms.append(record["timing"]["ttft_ms"])
 
 
 _DONE = object()
@@ -374,7 +390,7 @@ def run_batch(
                 assert result is not None  # an answer, or an error
                 result["video_info"] = result.pop("video")  # "video" stays the path as given
                 record |= result
-                summary.answered += 1
+                summary.count(record)
             else:
                 record |= {"question": item.question, "error": error_message(error)}
                 summary.failed += 1
@@ -641,6 +657,10 @@ def _whole_batch(output: Path, reports: list[dict], skipped: int, world: int) ->
         failures=[f for p in parts for f in p.failures],
         processes=world,
         errors=[f"rank {r['rank']}: {r['error']}" for r in reports if r["error"] is not None],
+        video_tokens_before=sum(p.video_tokens_before for p in parts),
+        video_tokens_after=sum(p.video_tokens_after for p in parts),
+        prefill_ms=[ms for p in parts for ms in p.prefill_ms],
+        ttft_ms=[ms for p in parts for ms in p.ttft_ms],
     )
 
 

@@ -1,6 +1,7 @@
 """The ``fastvid`` command line: parses options, calls the library, prints.
 
-The answer (or ``--json``) goes to stdout; tables, notes, progress and errors go to stderr.
+The answer (or ``--json``) goes to stdout; tables, notes, progress and errors go to stderr, for
+every command: everything is printed through :mod:`.terminal`, the one output sink.
 Exit status: 0 success, 1 runtime failure, 2 bad usage or input.
 
 The library (torch, transformers, the models) is imported inside each command, never at module
@@ -20,17 +21,18 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
 
 from . import __version__
-from .cli_types import MultiValueCommand
+from .cli_types import Command, Group, MultiValueCommand
 from .errors import InputError, describe
 from .streams import native_output_to_stderr
+from .terminal import err_console, print_answer, print_json, print_notes, print_tables
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 
 app = typer.Typer(
     name="fastvid",
+    cls=Group,
     help="Ask Video LLMs about videos, several times cheaper with FastVID token pruning (NeurIPS 2025).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -38,15 +40,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def make_console(stderr: bool) -> Console:
-    """A Rich console; when not on a terminal (a pipe, a log file) it is 120 columns wide, without colour."""
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 120)
-
-
-err_console = make_console(stderr=True)
 
 
 class Device(str, Enum):
@@ -126,7 +119,7 @@ def _quiet_libraries() -> None:
 ModelOpt = Annotated[
     str,
     typer.Option(
-        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b/30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b/35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random[-llava-video|-qwen2.5-vl|-qwen3-vl|-qwen3.5] (offline, noise)."
+        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b, qwen3-vl-30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b, qwen3.5-35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random, tiny-random-llava-video, tiny-random-qwen2.5-vl, tiny-random-qwen3-vl, tiny-random-qwen3.5 (offline, noise)."
     ),
 ]
 FramesOpt = Annotated[
@@ -361,7 +354,7 @@ def _read_then_load(status, video: Path, model: str, device, dtype: DType, attn:
     return sampled, adapter
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=Command)
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file (anything FFmpeg/decord reads: mp4, mkv, webm, avi...).")],
     question: Annotated[
@@ -424,7 +417,7 @@ def ask(
         # deferred: torch and transformers load only once the input is known to be good
         from .pipeline import AskOptions, ask_many
         from .pruning import method_for_family
-        from .report import render_ask, render_questions
+        from .report import ask_tables, render_questions
 
         overrides = _fastvid_overrides(retention, c, tau, d, p, beta, split_tau, segmentation, max_segment)
         sampled, adapter = _read_then_load(status, video, model, device, dtype, attn_implementation, layout, settings)
@@ -433,16 +426,15 @@ def ask(
         results = ask_many(adapter, sampled, asked, options, on_stage=lambda s: status.update(f"{s}..."))
     if as_json:
         dicts = [r.to_dict() for r in results]
-        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts))
+        print_json(dicts[0] if len(dicts) == 1 else dicts)
     elif len(results) == 1:
-        print(results[0].answer, flush=True)
-        render_ask(results[0], err_console)
+        print_answer(results[0].answer)
+        print_tables(ask_tables(results[0]))
     else:
         for k, result in enumerate(results, 1):
-            print(f"{k}\t{' '.join(result.answer.split())}", flush=True)
-        render_ask(results[0], err_console)
-        err_console.print(render_questions(results))
-    _print_notes(results[0].notes)
+            print_answer(f"{k}\t{' '.join(result.answer.split())}")
+        print_tables(ask_tables(results[0]), render_questions(results))
+    print_notes(dict.fromkeys(note for result in results for note in result.notes))
 
 
 def _read_questions(path: Path | None) -> list[str]:
@@ -535,12 +527,12 @@ def compare(
             vision_batch=vision_batch,
         )
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print_json(result.to_dict())
     else:
-        err_console.print(compare_table(result))
+        print_tables(compare_table(result))
         for row in result.rows:  # the answers, whole, on stdout: one line each
-            print(f"{row.method}\t{row.retention:g}\t{' '.join(row.answer.split())}", flush=True)
-    _print_notes(result.notes)
+            print_answer(f"{row.method}\t{row.retention:g}\t{' '.join(row.answer.split())}")
+    print_notes(result.notes)
 
 
 @app.command(cls=MultiValueCommand)
@@ -597,21 +589,19 @@ def flops(
     )
     rows, split = flops_rows(*budget), flops_split_rows(*budget)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "model": geometry.to_dict(),
-                    "frames": frames,
-                    "token_frames": geometry.token_frames(frames),
-                    "unit": "TFLOPs",
-                    "conventions": CONVENTIONS,
-                    "rows": [row.to_dict() for row in rows],
-                    "split": [row.to_dict() for row in split],
-                }
-            )
+        print_json(
+            {
+                "model": geometry.to_dict(),
+                "frames": frames,
+                "token_frames": geometry.token_frames(frames),
+                "unit": "TFLOPs",
+                "conventions": CONVENTIONS,
+                "rows": [row.to_dict() for row in rows],
+                "split": [row.to_dict() for row in split],
+            }
         )
     else:
-        make_console(stderr=False).print(flops_rows_table(geometry, frames, rows), flops_split_table(geometry, split))
+        print_tables(flops_rows_table(geometry, frames, rows), flops_split_table(geometry, split))
 
 
 @app.command(cls=MultiValueCommand)
@@ -723,16 +713,15 @@ def bench(
     data = result.to_dict()
     path.write_text(json.dumps(data, indent=2) + "\n")
     if as_json:
-        print(json.dumps(data))
+        print_json(data)
     else:
-        for table in sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result):
-            make_console(stderr=False).print(table)
+        print_tables(*(sweep_tables(result) if isinstance(result, SweepResult) else bench_tables(result)))
     err_console.print(f"wrote {path}")
     if not sweep:
-        _print_notes([note for note in [layers_run(geometry, layers)[1]] if note])
+        print_notes([note for note in [layers_run(geometry, layers)[1]] if note])
 
 
-@app.command()
+@app.command(cls=Command)
 def batch(
     paths: Annotated[
         list[str] | None,
@@ -834,9 +823,14 @@ def batch(
             on_stop=on_stop,
         )
     if summary.rank == 0:  # the whole batch's counts, once
+        if summary.answered or summary.failed:
+            # deferred: the report's tables import the pipeline (torch), loaded by now
+            from .report import batch_table
+
+            print_tables(batch_table(summary))
         for failure in summary.failures[:20]:
             err_console.print(f"failed: {failure}", style="red", soft_wrap=True)
-        _print_notes(summary.notes)
+        print_notes(summary.notes)
         processes = f" ({summary.processes} processes)" if summary.processes > 1 else ""
         state = " (interrupted: rerun with --resume)" if summary.interrupted else ""
         err_console.print(
@@ -850,7 +844,7 @@ def batch(
         raise typer.Exit(1)
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=Command)
 def show(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("kept.png"),
@@ -894,7 +888,7 @@ def show(
         f"wrote {path}: {int(kept.indices.numel()):,} tokens kept, {len(kept.segment_lengths)} segments", soft_wrap=True
     )
     if sampled.short_note:
-        _print_notes([sampled.short_note])
+        print_notes([sampled.short_note])
 
 
 def _batch_progress(quiet: bool):
@@ -924,12 +918,7 @@ def _batch_progress(quiet: bool):
     )
 
 
-def _print_notes(notes: list[str]) -> None:
-    for note in notes:
-        err_console.print(f"note: {note}", style="yellow", soft_wrap=True)
-
-
-@app.command("tiny-model", no_args_is_help=True)
+@app.command("tiny-model", no_args_is_help=True, cls=Command)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     arch: Annotated[

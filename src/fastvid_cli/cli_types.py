@@ -1,4 +1,5 @@
-"""Click machinery of the ``fastvid`` command line: options that take several values.
+"""Click machinery of the ``fastvid`` command line: options that take several values, and help
+text that never wraps inside a name.
 
 Click gives ``nargs=-1`` to arguments only; an option declared with a list type (``multiple=True``)
 takes one value per occurrence. :class:`MultiValueCommand` lets such an option also take the
@@ -9,11 +10,54 @@ click's parser takes the extra words from the parser's remaining arguments as it
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 import typer.core
 
 from .budget import METHOD_NAMES
+
+_Context = typer.core.TyperCommand.context_class
+"""The click ``Context`` that typer uses (typer vendors its click)."""
+
+
+class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # typer's vendored click class
+    """Click's help formatter, but an option's help wraps at spaces only: never at a hyphen or inside
+    a word, so a model name (``qwen3-vl-30b-a3b``, ``tiny-random-qwen3.5``) stays whole on its line."""
+
+    def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        first_col = min(max((len(first) for first, _ in rows), default=0), col_max) + col_spacing
+        for first, second in rows:
+            self.write(f"{'':>{self.current_indent}}{first}")
+            if not second:
+                self.write("\n")
+                continue
+            if len(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - len(first)))
+            else:
+                self.write("\n" + " " * (first_col + self.current_indent))
+            width = max(self.width - first_col - 2, 10)
+            lines = textwrap.wrap(second, width, break_on_hyphens=False, break_long_words=False) or [""]
+            self.write(f"{lines[0]}\n")
+            for line in lines[1:]:
+                self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
+
+
+class HelpContext(_Context):  # type: ignore[valid-type,misc]  # typer's vendored click class
+    formatter_class = HelpFormatter
+
+
+class Command(typer.core.TyperCommand):
+    """A ``fastvid`` command: its help wraps at spaces only (:class:`HelpFormatter`)."""
+
+    context_class = HelpContext
+
+
+class Group(typer.core.TyperGroup):
+    """The ``fastvid`` group: its help wraps at spaces only (:class:`HelpFormatter`)."""
+
+    context_class = HelpContext
 
 
 def is_number(word: str) -> bool:
@@ -35,7 +79,7 @@ VALUE_KINDS: dict[str, Callable[[str], bool]] = {"retention": is_number, "frames
 every following word that does not start with ``-``."""
 
 
-class MultiValueCommand(typer.core.TyperCommand):
+class MultiValueCommand(Command):
     """A command whose list options (``multiple=True``) also take the values that follow them.
 
     Typer builds the parameters; this class only changes how click's parser consumes their words

@@ -151,6 +151,7 @@ def compare(
     video_before = features.num_frames * features.tokens_per_frame
     vanilla_tflops = table5_tflops(video_before, geometry)
     rows: list[CompareRow] = []
+    cut_off: list[str] = []
 
     def run(label: str, spec: str, retention: float, method: PruningMethod | None) -> None:
         notify(f"{label}, R = {retention:g}" if method is not None else "vanilla")
@@ -165,6 +166,8 @@ def compare(
         prompt_tokens = pruned.inputs.length + answer.inputs.length
         tflops = table5_tflops(video_tokens, geometry)
         vanilla = rows[0] if rows else None
+        if answer.cut_off_reasoning:
+            cut_off.append(f"{label} R = {retention:g}" if method is not None else "vanilla")
         rows.append(
             CompareRow(
                 method=label,
@@ -195,6 +198,12 @@ def compare(
 
     notes = list(session.notes)
     notes += sorted({r.note for r in rows if r.note})
+    if cut_off:
+        notes.append(
+            f"the {'answer' if len(cut_off) == 1 else 'answers'} of {', '.join(cut_off)} "
+            f"{'was' if len(cut_off) == 1 else 'were'} cut off while the model was reasoning: every new token went "
+            "to its reasoning and no answer came (a longer answer length, max new tokens, lets it finish)"
+        )
     timing = {f"{k}_ms": v for k, v in session.ms.items()}
     return CompareResult(
         model=model_info(model),

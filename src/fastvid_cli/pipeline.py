@@ -37,6 +37,8 @@ from .video import SampledVideo, read_video
 STAGES = ("decode", "preprocess", "vision", "pruning", "prefill", "generation")
 """Stages of the time breakdown, in order (milliseconds)."""
 BASELINE_NOTE = "the vanilla prefill ran only to measure the speedup; its result was dropped"
+REASONING_EXCERPT = 300
+"""Characters of a cut-off reasoning that its note shows."""
 
 
 @dataclass
@@ -353,6 +355,26 @@ class Answer:
     prefill_ms: float
     generation_ms: float
     first_token_at: float
+
+    @property
+    def cut_off_reasoning(self) -> bool:
+        """Whether the answer length ran out while the model was still reasoning: a model that
+        reasons first (reasoning not None) gave no answer."""
+        return self.reasoning is not None and not self.text.strip()
+
+    def cut_off_note(self, excerpt: int = REASONING_EXCERPT) -> str | None:
+        """The note for an answer cut off while the model was reasoning, with the start of what it
+        had (at most ``excerpt`` characters; all of it is the result's ``reasoning``); None otherwise."""
+        if not self.cut_off_reasoning:
+            return None
+        had = " ".join("".join(ch if ch.isprintable() else " " for ch in self.reasoning or "").split())
+        shown = had if len(had) <= excerpt else had[:excerpt].rstrip() + "\u2026"
+        return (
+            f"the answer was cut off while the model was reasoning: all {int(self.token_ids.numel()):,} new tokens "
+            "went to its reasoning and no answer came (a longer answer length, max new tokens, lets it finish). "
+            f"Its reasoning so far ({len(had):,} characters; all of it is the result's reasoning field): "
+            f"{shown or '(empty)'}"
+        )
 
 
 class PrunedVideo:
@@ -734,6 +756,9 @@ def _result(
         total_ms=sum(shared.values()) + pruning_ms + prefill_ms + answer.generation_ms + (vanilla_ms or 0.0),
     )
     notes = list(session.notes) + ([BASELINE_NOTE] if vanilla_ms is not None else [])
+    cut_off = answer.cut_off_note()
+    if cut_off:
+        notes.append(cut_off)
     return AskResult(
         answer=answer.text,
         question=question,

@@ -105,12 +105,19 @@ class FrameSampling:
             return torch.linspace(0, total_frames - 1, count).round().long().numpy()
         return np.floor(np.linspace(0, total_frames - 1, count)).astype(np.int64)
 
-    def describe(self) -> str:
-        """One line, e.g. ``32 frames, uniform`` or ``2 fps (4-768 frames, even)``."""
+    def describe(self, used: int | None = None, total: int | None = None) -> str:
+        """One line: the rule (``32 frames, uniform``, ``2 fps (4-768 frames, even)``), or with
+        ``used``, the frames a video got by it and, where fewer than asked, why
+        (``250 frames, uniform (5,000 asked: the video has only 250)``, ``2 fps (4-768 frames): 20 frames``).
+        ``total`` is the video's frame count."""
         even = ", even" if self.multiple == 2 else ""
         if self.frames is not None:
-            return f"{self.frames} frames, uniform{even}"
-        return f"{self.fps:g} fps ({self.min_frames}-{self.max_frames} frames{even})"
+            if used is None or used == self.frames:
+                return f"{self.frames:,} frames, uniform{even}"
+            why = f": the video has only {total:,}" if total is not None and total < self.frames else ""
+            return f"{used:,} frames, uniform{even} ({self.frames:,} asked{why})"
+        rule = f"{self.fps:g} fps ({self.min_frames}-{self.max_frames} frames{even})"
+        return rule if used is None else f"{rule}: {used:,} frames"
 
     def to_dict(self) -> dict:
         return {
@@ -212,7 +219,7 @@ class SampledVideo:
         """A one-line note when the video has fewer frames than asked, else None."""
         if self.num_frames < self.requested:
             return (
-                f"{self.path} has only {self.total_frames} frames, fewer than the {self.requested} asked; "
+                f"{self.path} has only {self.total_frames} frames, fewer than the {self.requested:,} asked; "
                 f"using all {self.num_frames}"
             )
         return None

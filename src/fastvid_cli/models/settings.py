@@ -203,9 +203,11 @@ class RunSettings:
             thinking = overrides.thinking
         return replace(self, sampling=sampling, pixels=pixels, system_prompt=prompt, decoding=decoding, thinking=thinking)
 
-    def describe(self) -> str:
-        """One line for the table title: frames, pixels, layout, system prompt, decoding."""
-        parts = [self.sampling.describe()]
+    def describe(self, frames: int | None = None, total_frames: int | None = None) -> str:
+        """One line for the Settings line: frames, pixels, layout, system prompt, decoding; with
+        ``frames``, the frames a video got (of its ``total_frames``) rather than the rule alone
+        (see :meth:`fastvid_cli.video.FrameSampling.describe`)."""
+        parts = [self.sampling.describe(frames, total_frames)]
         if self.pixels is not None:
             parts.append(self.pixels.describe())
         parts += [p for p in (self.pooling, self.newlines) if p]
