@@ -26,6 +26,10 @@ its results after every check:
    budget F * max(1, floor(N * R)).
 7. ``fastvid_device_vs_cpu``: FastVID's kept indices on the GPU equal the CPU's on the same float32
    inputs, and the bfloat16 path runs.
+8. ``vllm_pruning``: FastVID inside vLLM beside vLLM's own EVS and VidCom2 (``benchmarks/vllm_pruning.py``'s
+   part 1 in a child process of this Python): selection + merge time at the Qwen3-VL-8B geometry, T = 16 and
+   64, q = 0.75 and 0.9, and FastVID's saliency from the last vision block; skipped, saying so, where vLLM
+   is not installed.
 
 ``--smoke`` runs the same code at tiny sizes on the CPU (a minute or less; CI runs it through
 ``tests/test_gpu_suite.py``), so the suite cannot rot between GPU sessions.
@@ -972,6 +976,44 @@ def check_device_vs_cpu(suite: Suite, data: dict) -> None:
                 )
 
 
+def check_vllm_pruning(suite: Suite, data: dict) -> None:
+    """Check 8: ``benchmarks/vllm_pruning.py --part selection`` on this device, in a child process of this Python
+    (vLLM's import and its distributed state stay out of the suite's process; the child dies with the check).
+
+    ``data``: ``selection`` and ``saliency`` (the script's part 1: per T and q, EVS's, VidCom2's and FastVID's
+    median ms and kept tokens, and the ratios), ``environment`` (the child's: vLLM's version among them),
+    ``ttft`` (why part 2 is not run here). Part 2, the time to first token of an engine per method, starts four
+    vLLM engines on a checkpoint it writes first: minutes, not a share of this budget; run the script alone.
+
+    Raises
+    ------
+    Skip
+        vLLM is not installed here, or does not import.
+    """
+    if importlib.util.find_spec("vllm") is None:
+        raise Skip("vLLM not installed")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    probe = subprocess.run([sys.executable, "-c", "import vllm"], capture_output=True, text=True, env=env, check=False)
+    if probe.returncode != 0:
+        raise Skip(f"vLLM does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+    out = suite.workdir / "vllm-pruning.json"
+    temporal = ["2"] if suite.sizes.smoke else ["16", "64"]
+    command = [sys.executable, str(ROOT / "benchmarks" / "vllm_pruning.py"), "--part", "selection", "--device"]
+    command += [str(suite.sizes.device), "--threads", str(torch.get_num_threads()), "--temporal", *temporal]
+    command += ["--repeats", str(suite.sizes.repeats), "--warmup", str(suite.sizes.warmup), "--out", str(out)]
+    suite.say("vllm_pruning: " + " ".join(command[1:]))
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmarks/vllm_pruning.py exited with {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    result = json.loads(out.read_text())
+    data.update(
+        environment=result["environment"],
+        selection=result["selection"]["selection"],
+        saliency=result["selection"]["saliency"],
+        ttft="not run in the suite (four vLLM engines on a checkpoint written first): benchmarks/vllm_pruning.py --part ttft",
+    )
+
+
 CHECKS = [
     Check(
         "llava_ov_7b_prefill_pruning",
@@ -1007,8 +1049,15 @@ CHECKS = [
         (5, 0.5),
         check_device_vs_cpu,
     ),
+    Check(
+        "vllm_pruning",
+        "FastVID inside vLLM: selection time against EVS and VidCom2 (Qwen3-VL-8B geometry)",
+        0.06,
+        (25, 3),
+        check_vllm_pruning,
+    ),
 ]
-"""The checks, most valuable first; shares sum to 0.93 of the budget (the rest: slack for the alarm's lag)."""
+"""The checks, most valuable first; shares sum to 0.99 of the budget (the rest: slack for the alarm's lag)."""
 
 
 # --- targets, environment, markdown ---------------------------------------------------------------------
@@ -1190,7 +1239,8 @@ def markdown(report: dict) -> str:
             )
         lines.append(f"| {r['name']} | {r['status']} | {_ms(r.get('seconds'), 0)} | {note} |")
     data = {r["name"]: r.get("data") or {} for r in report["checks"]}
-    for render in (_md_prefill, _md_ttft, _md_questions, _md_sweep, _md_long_ask, _md_qwen, _md_correctness, _md_targets):
+    renders = (_md_prefill, _md_ttft, _md_questions, _md_sweep, _md_long_ask, _md_qwen, _md_correctness, _md_vllm, _md_targets)
+    for render in renders:
         part = render(data, report)
         if part:
             lines += ["", *part]
@@ -1385,6 +1435,29 @@ def _md_correctness(data: dict, report: dict) -> list[str]:
         out.append(
             f"\nbfloat16, R = {b['retention']:g}: {b['tokens_kept']:,} kept (float32: {b['tokens_kept_float32']:,}), "
             f"{'finite' if b['finite'] else 'NOT finite'}, {100 * b['index_agreement']:.1f} % of the float32 indices."
+        )
+    return out
+
+
+def _md_vllm(data: dict, report: dict) -> list[str]:
+    d = data.get("vllm_pruning", {})
+    if not d.get("selection"):
+        return []
+    saliency = {s["temporal_patches"]: s["median_ms"] for s in d["saliency"]}
+    out = [
+        (
+            f"FastVID inside vLLM {d['environment'].get('vllm')} beside vLLM's own methods, Qwen3-VL-8B's embeddings "
+            "(196 tokens per temporal patch, rows 4096 x 4, bf16), median ms:"
+        ),
+        "",
+        "| T | q | kept | EVS | VidCom2 | FastVID | FastVID / EVS | FastVID / VidCom2 | saliency (last block) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in d["selection"]:
+        out.append(
+            f"| {r['temporal_patches']} | {r['rate']:g} | {r['fastvid']['tokens_kept']:,} | {_ms(r['evs']['median_ms'], 2)} | "
+            f"{_ms(r['vidcom2']['median_ms'], 2)} | {_ms(r['fastvid']['median_ms'], 2)} | {r['ratios']['fastvid_over_evs']:.2f}x | "
+            f"{r['ratios']['fastvid_over_vidcom2']:.2f}x | {_ms(saliency.get(r['temporal_patches']), 2)} |"
         )
     return out
 
