@@ -142,7 +142,7 @@ class Sizes:
     dtype : torch.dtype
         Compute dtype (bfloat16 on the GPU, float32 on the CPU).
     full_size : bool
-        Build LLaVA-OneVision-7B at its published widths (else tiny_config_plan's test size: Qwen2 64 wide,
+        Build LLaVA-OneVision-7B at its published widths (else the tiny builder's test size: Qwen2 64 wide,
         2 layers; SigLIP 32 wide; the real token layout, 196 tokens per frame).
     frames : int
         Frames of checks 1 to 3 (the paper's 32).
@@ -341,7 +341,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     """A supported Video LLM with random weights, built in memory and loaded by ``fastvid``'s own ``load_model``.
 
     The checkpoint folder is the one ``fastvid tiny-model DIR --config REAL_DIR [--full-size]`` writes
-    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny_config_write.write_plan`)
+    (configs, processor, local tokenizer, SigLIP head; :func:`fastvid_cli.tiny.write.write_plan`)
     less its weights: the model is built straight on ``device`` from the same config (transformers'
     initialisation: N(0, initializer_range), norms 1, biases 0), and the family's adapter loads it
     through its own ``from_pretrained`` (:func:`prebuilt`). A 7B model's 16 GB never touch the disk.
@@ -351,7 +351,7 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     real_dir : Path
         Published files of the real checkpoint (``tests/realcfg/...``).
     full_size : bool
-        Every width as published (else tiny_config_plan's test size).
+        Every width as published (else the tiny builder's test size).
     device : torch.device
     dtype : torch.dtype
     attn : str
@@ -369,8 +369,8 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
 
     from fastvid_cli.models import load_model
     from fastvid_cli.timing import synchronize
-    from fastvid_cli.tiny_config_plan import plan_from_config
-    from fastvid_cli.tiny_config_write import write_plan
+    from fastvid_cli.tiny.plan import plan_from_config
+    from fastvid_cli.tiny.write import write_plan
 
     start = time.perf_counter()
     plan = plan_from_config(real_dir, full_size)
@@ -510,7 +510,7 @@ def preload() -> None:
 
     import fastvid_cli.bench
     import fastvid_cli.pipeline
-    import fastvid_cli.tiny_config_write  # noqa: F401
+    import fastvid_cli.tiny.write  # noqa: F401
 
 
 class Suite:
@@ -668,7 +668,7 @@ class Suite:
     def llava_geometry(self):
         """LLaVA-OneVision-7B's geometry (its test size in a smoke run), through its adapter."""
         from fastvid_cli.models.geometry import geometry_from_config
-        from fastvid_cli.tiny_config_plan import plan_from_config
+        from fastvid_cli.tiny.plan import plan_from_config
 
         if "llava_geometry" not in self.cache:
             plan = plan_from_config(LLAVA_DIR, self.sizes.full_size)

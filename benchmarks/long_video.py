@@ -87,14 +87,27 @@ def make_long_clip(path: Path, frames: int = 2400, size: tuple[int, int] = (360,
 
 
 def build_ov_05b(out: Path, vision_layers: int, llm_layers: int) -> Path:
-    """LLaVA-OneVision-0.5B's widths, random weights, ``vision_layers`` SigLIP and ``llm_layers`` Qwen2 layers."""
-    from fastvid_cli.models.llava_video import SO400M_VISION
-    from fastvid_cli.tiny import build_llava_onevision
+    """LLaVA-OneVision-0.5B's widths, random weights, ``vision_layers`` SigLIP and ``llm_layers`` Qwen2 layers.
+
+    Built by fastvid's one builder at full size from the published LLaVA-OneVision files it ships, with the
+    0.5B's LLM widths and the depths asked for written into a copy of the config (float32, for the CPU).
+    """
+    import shutil
+    import tempfile
+
+    from fastvid_cli.tiny import ARCHITECTURES
+    from fastvid_cli.tiny.write import build_from_config
 
     if not (out / "config.json").exists():
-        build_llava_onevision(
-            out, text=OV_05B_TEXT | {"num_hidden_layers": llm_layers}, vision=SO400M_VISION | {"num_hidden_layers": vision_layers}
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            real = Path(tmp) / "published"
+            shutil.copytree(ARCHITECTURES["llava-onevision"], real)
+            config = json.loads((real / "config.json").read_text())
+            config["text_config"] |= OV_05B_TEXT | {"num_hidden_layers": llm_layers, "torch_dtype": "float32"}
+            config["vision_config"] |= {"num_hidden_layers": vision_layers}
+            config["torch_dtype"] = "float32"
+            (real / "config.json").write_text(json.dumps(config))
+            build_from_config(real, out, full_size=True, device="cpu")
     return out
 
 

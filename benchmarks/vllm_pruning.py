@@ -325,8 +325,8 @@ def build_checkpoint(out: Path, layers: int, vision_depth: int) -> dict:
 
     import transformers
 
-    from fastvid_cli.tiny_config_plan import plan_from_config
-    from fastvid_cli.tiny_config_write import write_plan
+    from fastvid_cli.tiny.plan import plan_from_config
+    from fastvid_cli.tiny.write import write_plan
 
     plan = plan_from_config(PUBLISHED, full_size=True)
     config = copy.deepcopy(plan.config)

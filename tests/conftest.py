@@ -91,7 +91,7 @@ def sample_video() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dir(isolated_cache) -> Path:
-    from fastvid_cli.tiny_models import tiny_random_dir
+    from fastvid_cli.tiny import tiny_random_dir
 
     return tiny_random_dir()
 

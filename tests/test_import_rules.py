@@ -1,7 +1,7 @@
 """Rules on the imports of ``src/``, checked on the source with ``ast`` (module level and inside any function).
 
-- Product code does not import the test-model builder (``fastvid_cli.tiny``, ``fastvid_cli.tiny_config_*``):
-  only the ``tiny-model`` command and the loader of tiny models may.
+- Product code does not import the tiny-model builder (the ``fastvid_cli.tiny`` package): only the
+  ``tiny-model`` command and the loader of tiny models may.
 - No import circle: the graph of the package's modules, every import counted (module level, inside
   functions, under ``TYPE_CHECKING``), has no cycle. What two modules both need lives in the lower one.
 - A function-level import of the package is there only to defer it (a fast ``fastvid --help``, a light
@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-BUILDER = {"fastvid_cli.tiny", "fastvid_cli.tiny_config_plan", "fastvid_cli.tiny_config_write", "fastvid_cli.tiny_models"}
+BUILDER = "fastvid_cli.tiny"
+"""The tiny-model builder's package: it and its modules."""
 ALLOWED = {
     ("fastvid_cli.cli", "tiny_model"),  # the tiny-model command
     ("fastvid_cli.cli", "_tiny_from_config"),  # its --config path
@@ -50,6 +51,10 @@ def imported(node: ast.AST, module: str, package: bool) -> list[str]:
     return [target] + [f"{target}.{alias.name}" for alias in node.names]
 
 
+def in_builder(module: str) -> bool:
+    return module == BUILDER or module.startswith(BUILDER + ".")
+
+
 def builder_imports(path: Path) -> list[tuple[str, str | None, int]]:
     """(module, enclosing function or None, line) of each import of the builder in one file."""
     module, package = module_name(path)
@@ -58,7 +63,7 @@ def builder_imports(path: Path) -> list[tuple[str, str | None, int]]:
     def visit(node: ast.AST, function: str | None) -> None:
         for child in ast.iter_child_nodes(node):
             inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
-            if any(name in BUILDER for name in imported(child, module, package)):
+            if any(in_builder(name) for name in imported(child, module, package)):
                 found.append((module, function, child.lineno))
             visit(child, inner)
 
@@ -70,13 +75,13 @@ def violations() -> list[str]:
     out = []
     for path in sorted(SRC.rglob("*.py")):
         for module, function, line in builder_imports(path):
-            if module in BUILDER or (module, function) in ALLOWED:
+            if in_builder(module) or (module, function) in ALLOWED:
                 continue
-            out.append(f"{path.relative_to(SRC)}:{line} ({function or 'module level'}) imports the test-model builder")
+            out.append(f"{path.relative_to(SRC)}:{line} ({function or 'module level'}) imports the tiny-model builder")
     return out
 
 
-def test_no_product_module_imports_the_test_model_builder():
+def test_no_product_module_imports_the_tiny_model_builder():
     assert violations() == []
 
 
@@ -91,7 +96,7 @@ def test_the_walk_catches_a_relative_import(tmp_path, monkeypatch):
     package.mkdir(parents=True)
     (package / "extra.py").write_text("def f():\n    from ..tiny import TINY_NOTE\n")
     (package / "__init__.py").write_text("from .. import tiny\n")
-    (tmp_path / "fastvid_cli" / "report.py").write_text("import fastvid_cli.tiny_config_plan\n")
+    (tmp_path / "fastvid_cli" / "report.py").write_text("import fastvid_cli.tiny.plan\n")
     monkeypatch.setitem(globals(), "SRC", tmp_path)
     assert len(violations()) == 3
 

@@ -13,7 +13,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from fastvid_cli.models import detect_family, load_model
 from fastvid_cli.pruning import FastVIDConfig, PruneResult, fastvid_prune
-from fastvid_cli.tiny_models import tiny_random_dir
+from fastvid_cli.tiny import tiny_random_dir
 from fastvid_cli.video import read_video
 
 

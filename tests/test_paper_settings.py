@@ -165,7 +165,7 @@ def test_qwen_frames_override_keeps_the_budget(capsys, clips):
 
 def grid_layout_checkpoint(tmp_path, pool_mode: str):
     """The tiny LLaVA-Video checkpoint with its config saying what the published one says."""
-    from fastvid_cli.tiny_models import tiny_random_dir
+    from fastvid_cli.tiny import tiny_random_dir
 
     target = tmp_path / f"llava-video-{pool_mode}"
     shutil.copytree(tiny_random_dir("tiny-random-llava-video"), target)

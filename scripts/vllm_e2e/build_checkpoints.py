@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from fastvid_cli.models.recipe import scale_sections
-from fastvid_cli.tiny_config_plan import plan_from_config
-from fastvid_cli.tiny_config_write import write_plan
+from fastvid_cli.tiny.plan import plan_from_config
+from fastvid_cli.tiny.write import write_plan
 
 HEAD_DIM = 32
 """vLLM's CPU attention takes head sizes of 32 and up."""
@@ -61,29 +61,6 @@ def widen_heads(config: dict) -> dict:
     return config
 
 
-def published_layout(folder: Path, model_type: str) -> None:
-    """Write tensors that transformers transposes when it loads a published checkpoint (its conversion mapping's
-    ``Transpose``: Qwen3-VL MoE's fused experts) in the published layout, as vLLM reads them: transformers 5.24
-    saves its in-memory layout."""
-    from safetensors.torch import load_file, save_file
-    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
-
-    patterns = [
-        pattern
-        for converter in get_checkpoint_conversion_mapping(model_type) or []
-        if [type(op).__name__ for op in getattr(converter, "operations", [])] == ["Transpose"]
-        for pattern in converter.source_patterns
-    ]
-    if not patterns:
-        return
-    for path in folder.glob("*.safetensors"):
-        tensors = load_file(path)
-        for key, tensor in tensors.items():
-            if any(key.endswith(pattern) for pattern in patterns):
-                tensors[key] = tensor.transpose(1, 2).contiguous()
-        save_file(tensors, path, metadata={"format": "pt"})
-
-
 def build(out: Path, realcfg: Path) -> dict[str, Path]:
     """Build (or keep) each family's checkpoint under ``out``; returns family -> folder."""
     import transformers
@@ -101,8 +78,7 @@ def build(out: Path, realcfg: Path) -> dict[str, Path]:
         plan.files["config.json"] = widen_heads(plan.config)
         config_class = transformers.CONFIG_MAPPING[plan.config["model_type"]]
         plan.model_config = config_class.from_dict(copy.deepcopy(plan.config))
-        write_plan(plan, folder, seed=0)
-        published_layout(folder, plan.config["model_type"])
+        write_plan(plan, folder, seed=0)  # in the published tensor layout (Qwen3-VL MoE's fused experts included)
         print(f"built {family} from {name} at {folder}", file=sys.stderr)
     return folders
 

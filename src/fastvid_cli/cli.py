@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -23,7 +24,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from . import __version__
-from .cli_types import Command, Group, MultiValueCommand
+from .cli_types import LAZY_HELP, Command, Group, MultiValueCommand
 from .errors import InputError, describe
 from .streams import native_output_to_stderr
 from .terminal import err_console, print_answer, print_json, print_notes, print_tables
@@ -116,11 +117,26 @@ def _quiet_libraries() -> None:
         huggingface_hub.utils.logging.set_verbosity_error()
 
 
+def _model_names() -> str:
+    """``--model``'s help: the aliases (sizes of one model grouped: ``qwen2.5-vl-3b/7b``, MoE sizes apart) and
+    the tiny models."""
+    # deferred: read when this help is shown, not by `fastvid --help`
+    from .models import ALIASES, TINY_MODELS
+
+    groups: dict[tuple[str, bool], list[str]] = {}
+    for alias in ALIASES:
+        match = re.fullmatch(r"(.+?)-(\d[\d.]*b(-a\d+b)?)", alias)
+        prefix, size, active = match.groups() if match else (alias, "", None)
+        groups.setdefault((prefix, active is not None), []).append(size)
+    aliases = ", ".join(f"{prefix}-{'/'.join(sizes)}" if sizes[0] else prefix for (prefix, _), sizes in groups.items())
+    return f"alias ({aliases}), local checkpoint folder, or {', '.join(TINY_MODELS)} (offline, noise)"
+
+
+LAZY_HELP["{model_names}"] = _model_names
+
 ModelOpt = Annotated[
     str,
-    typer.Option(
-        help="Hub repo id, alias (llava-ov-0.5b/7b/72b, llava-video-7b, qwen2.5-vl-3b/7b, qwen3-vl-2b/4b/8b/32b, qwen3-vl-30b-a3b/235b-a22b, qwen3.5-0.8b/2b/4b/9b/27b, qwen3.5-35b-a3b/122b-a10b/397b-a17b), local checkpoint folder, or tiny-random, tiny-random-llava-video, tiny-random-qwen2.5-vl, tiny-random-qwen3-vl, tiny-random-qwen3.5 (offline, noise)."
-    ),
+    typer.Option(help="Hub repo id, {model_names}."),
 ]
 FramesOpt = Annotated[
     int | None,
@@ -918,13 +934,25 @@ def _batch_progress(quiet: bool):
     )
 
 
+def _tiny_architectures() -> str:
+    """``tiny-model --arch``'s choices for its help: each with the published checkpoint it is built from."""
+    # deferred: read when this help is shown, not by `fastvid --help`
+    from .models.tiny_names import TINY_ARCHITECTURES
+
+    choices = [f"{arch} ({folder})" for arch, folder in TINY_ARCHITECTURES.items()]
+    return f"{choices[0]} [default], " + ", ".join(choices[1:])
+
+
+LAZY_HELP["{tiny_architectures}"] = _tiny_architectures
+
+
 @app.command("tiny-model", no_args_is_help=True, cls=Command)
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     arch: Annotated[
         str | None,
         typer.Option(
-            help="Architecture: llava-onevision (default), llava-video (LLaVA-NeXT format), qwen2.5-vl, qwen3-vl and qwen3.5 (built from Qwen3-VL-8B-Instruct's and Qwen3.5-0.8B's published files)."
+            help="Architecture, built from the published files fastvid ships of the checkpoint named: {tiny_architectures}."
         ),
     ] = None,
     config: Annotated[
@@ -943,34 +971,31 @@ def tiny_model(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
-    """Write a tiny random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
+    """Write a random-weight checkpoint (offline) to OUT_DIR; --model OUT_DIR loads it.
 
-    It has the real architecture and token geometry (LLaVA-OneVision: 384 px, 27x27 patches, 196 tokens per frame, newline, SigLIP head; LLaVA-Video: the LLaVA-NeXT checkpoint layout, 13x13 tokens and row newlines; Qwen2.5-VL: 14 px patches merged 2x2, M-RoPE; Qwen3-VL: 16 px patches, timestamps, DeepStack; Qwen3.5: Gated DeltaNet layers). With --config REAL_DIR every layout, prompt and decoding field is the real checkpoint's, and only widths, depths and the vocabulary shrink (none with --full-size). Its answers are noise.
+    It is built from a real checkpoint's published files (--arch: those fastvid ships; --config: a folder of them): every layout, prompt and decoding field is the real checkpoint's, so it has the real architecture and token geometry; only widths, depths and the vocabulary shrink to test size (none with --full-size). Its answers are noise.
     """
-    if config is not None:
-        if arch is not None:
-            raise InputError("--arch and --config exclude each other: --config takes the architecture from REAL_DIR/config.json")
-        _tiny_from_config(out_dir, config, full_size, seed)
-        return
-    if full_size:
-        raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .tiny_models import ARCHITECTURES, build_tiny
+    if config is not None and arch is not None:
+        raise InputError("--arch and --config exclude each other: --config takes the architecture from REAL_DIR/config.json")
+    if config is None:
+        if full_size:
+            raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
+        # deferred: `fastvid --help` imports none of the library (see the module docstring)
+        from .models.tiny_names import TINY_ARCHITECTURES
+        from .tiny import ARCHITECTURES
 
-    arch = arch or "llava-onevision"
-    if arch not in ARCHITECTURES:
-        raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir} exists and is not empty")
-    build_tiny(arch, out_dir, seed=seed)
-    err_console.print(f"wrote tiny random {arch} to {out_dir}; use it with --model {out_dir}")
+        arch = arch or next(iter(TINY_ARCHITECTURES))
+        if arch not in ARCHITECTURES:
+            raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
+        config = ARCHITECTURES[arch]
+    _tiny_from_config(out_dir, config, full_size, seed)
 
 
 def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
-    """``tiny-model --config``: plan, say what stays and what shrinks, then write (see :mod:`.tiny_config_plan`)."""
+    """Plan, say what stays and what shrinks, then write (see :mod:`fastvid_cli.tiny`)."""
     # deferred: `fastvid --help` imports none of the library (see the module docstring)
-    from .tiny_config_plan import plan_from_config, summary_lines
-    from .tiny_config_write import default_device, write_plan
+    from .tiny.plan import plan_from_config, summary_lines
+    from .tiny.write import default_device, write_plan
 
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir} exists and is not empty")

@@ -21,12 +21,18 @@ _Context = typer.core.TyperCommand.context_class
 """The click ``Context`` that typer uses (typer vendors its click)."""
 
 
+LAZY_HELP: dict[str, Callable[[], str]] = {}
+"""Placeholders in help text (``{tiny_architectures}``) -> what fills them when that help is shown: text
+read from modules that ``fastvid --help`` must not wait for."""
+
+
 class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # typer's vendored click class
     """Click's help formatter, but an option's help wraps at spaces only: never at a hyphen or inside
-    a word, so a model name (``qwen3-vl-30b-a3b``, ``tiny-random-qwen3.5``) stays whole on its line."""
+    a word, so a model name (``qwen3-vl-30b-a3b``, ``tiny-random-qwen3.5``) stays whole on its line; and
+    the placeholders of :data:`LAZY_HELP` are filled."""
 
     def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
-        rows = list(rows)
+        rows = [(first, _fill(second)) for first, second in rows]
         first_col = min(max((len(first) for first, _ in rows), default=0), col_max) + col_spacing
         for first, second in rows:
             self.write(f"{'':>{self.current_indent}}{first}")
@@ -42,6 +48,13 @@ class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # 
             self.write(f"{lines[0]}\n")
             for line in lines[1:]:
                 self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
+
+
+def _fill(text: str) -> str:
+    for placeholder, make in LAZY_HELP.items():
+        if placeholder in text:
+            text = text.replace(placeholder, make())
+    return text
 
 
 class HelpContext(_Context):  # type: ignore[valid-type,misc]  # typer's vendored click class

@@ -108,15 +108,15 @@ def resolve_model(name: str, local_files_only: bool = False) -> ResolvedModel:
 def tiny_model_dir(name: str) -> Path:
     """The checkpoint folder of the tiny model ``name`` (:data:`.tiny_names.TINY_MODELS`), built offline on first use.
 
-    The one place the product calls the test-model builder :mod:`fastvid_cli.tiny`.
+    The one place the product calls the tiny-model builder :mod:`fastvid_cli.tiny`.
 
     Raises
     ------
     KeyError
         If ``name`` is not a tiny model's.
     """
-    # deferred: the test-model builder loads only when a tiny model is asked for (tests/test_import_rules.py)
-    from ..tiny_models import tiny_random_dir
+    # deferred: the tiny-model builder loads only when a tiny model is asked for (tests/test_import_rules.py)
+    from ..tiny import tiny_random_dir
 
     return tiny_random_dir(name)
 

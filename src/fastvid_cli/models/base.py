@@ -256,7 +256,7 @@ class ModelAdapter(abc.ABC):
     fastvid_defaults: ClassVar[dict] = {}
     """FastVID settings of the authors' release for this family (e.g. Qwen2.5-VL's R, tau, split_tau)."""
     tiny_recipe: ClassVar[TinyRecipe]
-    """How ``fastvid tiny-model --config`` builds this family's random-weight checkpoints (:mod:`.recipe`)."""
+    """How the tiny builder (:mod:`fastvid_cli.tiny`) makes this family's random-weight checkpoints (:mod:`.recipe`)."""
     lmms_eval_model: ClassVar[str | None] = None
     """The lmms-eval model that runs this family (the authors' fork's wrapper for the paper's families):
     ``--model fastvid`` evaluations use the tasks that give its prompts (see :mod:`fastvid_cli.lmms_eval_plugin`)."""
@@ -308,6 +308,12 @@ class ModelAdapter(abc.ABC):
         ModelAdapter
             With :attr:`tiny_random` from the folder's marker (:func:`.tiny_names.is_tiny_random`).
         """
+
+    @classmethod
+    def tiny_recipe_for(cls, config: dict) -> TinyRecipe:
+        """The recipe of a published ``config.json`` this family claims: :attr:`tiny_recipe`, unless the family
+        has checkpoints in several formats."""
+        return cls.tiny_recipe
 
     @classmethod
     @abc.abstractmethod

@@ -8,6 +8,7 @@ from SigLIP's re-attached head (:mod:`fastvid_cli.siglip_head`) on the same visi
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
 from .geometry_base import ModelGeometry, transformers_config
-from .recipe import TinyRecipe
+from .recipe import QWEN2_CHAT_TOKENS, TINY_SIGLIP, TINY_TEXT, TinyRecipe
 from .registry import LAYOUT_KEY
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
@@ -66,6 +67,57 @@ SIGLIP_LAYERS = 26
 
 HUB_MEAN_STD = [0.5, 0.5, 0.5]
 """Image mean and std of the hub's LLaVA checkpoints (the processor classes default to CLIP's)."""
+
+LLAVA_HF_TOKENS = {**QWEN2_CHAT_TOKENS, 151646: "<image>", 151647: "<video>"}
+"""The added tokens of llava-hf's LLaVA-OneVision tokenizers: Qwen2's, then ``<image>`` and ``<video>``
+(transformers' ``convert_llava_onevision_weights_to_hf.py``)."""
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
+    "{% endif %}{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""llava-hf's layout of a turn (Qwen2's chat tokens, ``<image>``/``<video>`` before the text, no system turn of
+its own): the tiny checkpoints' template, since the published folder here has none."""
+
+
+def shrink_llava_hf(config: dict, vocab_size: int) -> dict:
+    """A published llava-hf LLaVA-OneVision config at test size: the Qwen2 LLM's widths, depth and heads
+    (:data:`TINY_TEXT`), the vocabulary, and a tiny SigLIP (:data:`TINY_SIGLIP`; image and patch size as
+    published)."""
+    config = dict(config)
+    config["text_config"] = config.get("text_config", {}) | TINY_TEXT | {"vocab_size": vocab_size}
+    config["vision_config"] = config.get("vision_config", {}) | TINY_SIGLIP
+    return config
+
+
+def write_llava_hf_processor(model_config, out: Path, written: set[str]) -> list[str]:
+    """LLaVA-OneVision's image and video processors (:func:`llava_processors`), and a ``processor_config.json``
+    from the model's config where none is published: what a llava-hf checkpoint folder holds.
+
+    Returns
+    -------
+    list of str
+        The names of the files written.
+    """
+    for processor in llava_processors():
+        processor.save_pretrained(str(out))
+    files = ["preprocessor_config.json", "video_preprocessor_config.json"]
+    if "processor_config.json" not in written:
+        side = model_config.vision_config.image_size // model_config.vision_config.patch_size
+        processor = {
+            "num_image_tokens": side * side,
+            "processor_class": "LlavaOnevisionProcessor",
+            "vision_feature_select_strategy": model_config.vision_feature_select_strategy,
+        }
+        (out / "processor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
+        files.append("processor_config.json")
+    return files
 
 
 def llava_processors():
@@ -126,8 +178,19 @@ class LlavaOnevisionAdapter(ModelAdapter):
             ("processor_config.json", "num_image_tokens"),
             ("processor_config.json", "vision_feature_select_strategy"),
         ),
-        checkpoint_format=lambda config: "llava_hf",
+        special_tokens=LLAVA_HF_TOKENS,
+        role_ids={
+            "image_token_index": "<image>",
+            "image_token_id": "<image>",
+            "video_token_index": "<video>",
+            "video_token_id": "<video>",
+        },
+        media_tokens={"image_token": "<image>", "video_token": "<video>"},
         renames=TO_LLAVA_HF,
+        shrink=shrink_llava_hf,
+        chat_template=LLAVA_CHAT_TEMPLATE,
+        siglip_head=True,
+        write_processor=write_llava_hf_processor,
     )
 
     def __init__(

@@ -33,8 +33,15 @@ from ..pruning import PruneResult
 from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
 from .base import KeptSlots, VideoFeatures
 from .geometry_base import ModelGeometry, transformers_config
-from .llava_onevision import SO400M_VISION, LlavaOnevisionAdapter, NewlineState, llava_processors, wants_grid_layout
-from .recipe import TinyRecipe
+from .llava_onevision import (
+    SIGLIP_LAYERS,
+    SO400M_VISION,
+    LlavaOnevisionAdapter,
+    NewlineState,
+    llava_processors,
+    wants_grid_layout,
+)
+from .recipe import QWEN2_CHAT_TOKENS, TINY_SIGLIP, TINY_TEXT, TinyRecipe
 from .registry import LAYOUT_KEY, read_config
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
 from .tiny_names import is_tiny_random
@@ -182,6 +189,54 @@ def llava_next_text_config(source: dict, path: Path):
     return Qwen2Config(**{k: source[k] for k in _NEXT_TEXT_FIELDS if k in source})
 
 
+def shrink_llava_next(config: dict, vocab_size: int) -> dict:
+    """A published LLaVA-NeXT config at test size: the Qwen2 LLM's widths, depth and heads at the top level,
+    the vocabulary, and a ``vision_config`` for the tiny SigLIP (the real config has none: its tower is
+    google/siglip-so400m-patch14-384's, whose image and patch size stay); ``mm_hidden_size`` follows."""
+    config = config | TINY_TEXT | {"vocab_size": vocab_size, "mm_hidden_size": TINY_SIGLIP["hidden_size"]}
+    config["vision_config"] = SO400M_VISION | TINY_SIGLIP
+    return config
+
+
+def next_model_config(config: dict, tokenizer, path: Path):
+    """The transformers config a LLaVA-NeXT ``config.json`` loads into (``LlavaOnevisionConfig``, as
+    :func:`convert_llava_next` writes it): the tiny builder draws the weights from it.
+
+    ``<image>`` and ``<video>`` get the two ids after the tokenizer's (spare embedding rows, as the
+    converter adds them); the SigLIP tower is so400m's at its published depth (26 layers) unless the
+    config carries a ``vision_config`` (a tiny one).
+
+    Raises
+    ------
+    ModelError
+        A vision tower other than google/siglip-so400m-patch14-384 (the only one whose geometry is known
+        here), an ``mm_hidden_size`` that is not the tower's width, or a config without the LLM's shape.
+    """
+    from transformers import LlavaOnevisionConfig
+
+    tower = config.get("mm_vision_tower", "")
+    if "siglip-so400m-patch14-384" not in str(tower):
+        raise ModelError(
+            f"{path}/config.json: vision tower {tower!r} is not google/siglip-so400m-patch14-384, "
+            "the only one whose geometry is known here"
+        )
+    vision = {"num_hidden_layers": SIGLIP_LAYERS} | dict(config.get("vision_config") or SO400M_VISION)
+    if config.get("mm_hidden_size", vision["hidden_size"]) != vision["hidden_size"]:
+        raise ModelError(
+            f"{path}/config.json: mm_hidden_size {config['mm_hidden_size']} is not its SigLIP's {vision['hidden_size']}"
+        )
+    text = llava_next_text_config(config, path)
+    return LlavaOnevisionConfig(  # type: ignore[call-arg]  # image/video_token_id: transformers maps them to *_index
+        text_config=text.to_dict(),
+        vision_config=vision | {"vision_use_head": False},
+        image_token_id=len(tokenizer),
+        video_token_id=len(tokenizer) + 1,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=text.tie_word_embeddings,
+    )
+
+
 def convert_llava_next(path: Path, cache_root: Path) -> Path:
     """Cached transformers config + processor for a LLaVA-NeXT checkpoint folder; weights stay in place.
 
@@ -298,9 +353,15 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
             ("generation_config.json", "top_p"),
             ("generation_config.json", "repetition_penalty"),
         ),
-        checkpoint_format=lambda config: "llava_next" if is_llava_next(config) else "llava_hf",
+        special_tokens=QWEN2_CHAT_TOKENS,
         renames=TO_LLAVA_NEXT,
+        shrink=shrink_llava_next,
+        format_name="LLaVA-NeXT format",
+        model_config=next_model_config,
+        siglip_head=True,
     )
+    """The recipe of LLaVA-NeXT checkpoints (``LlavaQwenForCausalLM``); LLaVA-Video weights in llava-hf's
+    format are built with LLaVA-OneVision's (:meth:`tiny_recipe_for`)."""
 
     def __init__(
         self,
@@ -349,6 +410,14 @@ class LlavaVideoAdapter(LlavaOnevisionAdapter):
         head = load_siglip_head(local_head if local_head.is_dir() else SIGLIP_REPO)
         layout, notes = video_layout(settings, overrides.pool_mode if overrides else None)
         return cls(model, processor, head, model_id, layout, overrides, notes, tiny_random=is_tiny_random(path))
+
+    @classmethod
+    def tiny_recipe_for(cls, config: dict) -> TinyRecipe:
+        """:attr:`tiny_recipe` for a LLaVA-NeXT config; LLaVA-OneVision's (llava-hf's format), with this family's
+        layout fields and name, for LLaVA-Video weights in llava_onevision format."""
+        if is_llava_next(config):
+            return cls.tiny_recipe
+        return replace(LlavaOnevisionAdapter.tiny_recipe, display_name="LLaVA-Video", layout_fields=cls.tiny_recipe.layout_fields)
 
     @classmethod
     def claims(cls, config: dict) -> bool:

@@ -1,17 +1,21 @@
 """How a family's random-weight checkpoint is built from its published files: data each adapter declares.
 
-``fastvid tiny-model DIR --config REAL_DIR`` (:mod:`fastvid_cli.tiny_config_plan`, :mod:`~fastvid_cli.tiny_config_write`) writes a checkpoint with
-random weights from a real checkpoint's published ``config.json``, processor files and chat template.
-What differs between families is declared here, on the adapter (``ModelAdapter.tiny_recipe``): the
-transformers class, the published fields that decide the layout, the special tokens of the real
-tokenizer by id (its vocabulary files are not at hand), and how the config shrinks to test size. The
-builder reads these; no family module imports the builder.
+Every tiny checkpoint (``--model tiny-random*``, ``fastvid tiny-model --arch``, ``--config REAL_DIR``) is
+written by one builder, :mod:`fastvid_cli.tiny`, with random weights from a real checkpoint's published
+``config.json``, processor files and chat template. What differs between families is declared here,
+on the adapter (``ModelAdapter.tiny_recipe``): the transformers class, the published fields that decide
+the layout, the special tokens of the real tokenizer by id (its vocabulary files are not at hand), how
+the config shrinks to test size, and, for a checkpoint format transformers does not read natively
+(LLaVA-NeXT's, llava-hf's processor), the hooks that build its config and processor. The builder reads
+these; no family module imports the builder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 TINY_TEXT = {
     "hidden_size": 64,
@@ -21,6 +25,8 @@ TINY_TEXT = {
     "num_key_value_heads": 2,
 }
 """Test-size LLM: widths, depth and heads (head_dim 16)."""
+TINY_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
+"""Test-size SigLIP tower of the LLaVA families (image size and patch size stay as published: 384 px, 27 x 27 patches)."""
 
 QWEN2_CHAT_TOKENS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
 """The added tokens of Qwen2's tokenizer (the LLM of every LLaVA family here)."""
@@ -64,11 +70,9 @@ class TinyRecipe:
         callable of the published config for a family of several (dense and MoE).
     layout_fields : tuple of (str, str)
         Published (file, dotted field) pairs that decide layout, prompt or decoding: reported as kept.
-    checkpoint_format : callable
-        The published config -> ``transformers`` (native configs and tensor names), ``llava_hf``
-        (llava-hf's LLaVA-OneVision layout) or ``llava_next`` (LLaVA-NeXT's ``LlavaQwenForCausalLM``).
     special_tokens : dict of int to str
-        The real tokenizer's special tokens by id, in id order (``transformers`` format).
+        The real tokenizer's special tokens by id. Those a published ``tokenizer_config.json``
+        (``added_tokens_decoder``) or ``added_tokens.json`` lists are added to them.
     role_ids : dict of str to str
         Config keys whose id must be a given token (a mismatch means a tokenizer this recipe does not know).
     media_tokens : dict
@@ -79,17 +83,36 @@ class TinyRecipe:
         (Published ``config.json`` (a copy), vocabulary size) -> its test-size version: widths, depths,
         heads, the vocabulary, and what depends on them (rope sections, DeepStack layers, experts),
         layout fields untouched. By default the config as it is.
+    chat_template : str, optional
+        The local chat template, for a family whose checkpoints publish none (llava-hf's).
+    format_name : str
+        Said after ``display_name`` in the builder's summary, e.g. ``LLaVA-NeXT format``; empty for
+        transformers' own format.
+    model_config : callable, optional
+        (Written ``config.json``, local tokenizer, published folder) -> the transformers config the
+        weights are drawn from, for a ``config.json`` transformers cannot read (LLaVA-NeXT's); raises
+        ``ModelError`` for a config the family cannot map. Default: the config class of its ``model_type``.
+    siglip_head : bool
+        Write a SigLIP post_layernorm + pooling head in ``siglip_head/`` (the LLaVA families: their
+        checkpoints drop it; FastVID's saliency needs it).
+    write_processor : callable, optional
+        (transformers config, output folder, written file names) -> names of the processor files it
+        wrote, for a family whose published folder lacks them (llava-hf's LLaVA-OneVision).
     """
 
     display_name: str
     model_class: str | Callable[[dict], str]
     layout_fields: tuple[tuple[str, str], ...]
-    checkpoint_format: Callable[[dict], str] = lambda config: "transformers"
     special_tokens: dict[int, str] = field(default_factory=dict)
     role_ids: dict[str, str] = field(default_factory=dict)
     media_tokens: dict = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
     shrink: Callable[[dict, int], dict] = lambda config, vocab_size: config
+    chat_template: str | None = None
+    format_name: str = ""
+    model_config: Callable[[dict, Any, Path], Any] | None = None
+    siglip_head: bool = False
+    write_processor: Callable[[Any, Path, set[str]], list[str]] | None = None
 
     def class_name(self, config: dict) -> str:
         """The transformers class of a (published or planned) config."""

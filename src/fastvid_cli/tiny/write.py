@@ -1,7 +1,7 @@
-"""Writing a planned tiny checkpoint (:mod:`.tiny_config_plan`) with random weights: safetensors shards,
+"""Writing a planned tiny checkpoint (:mod:`.plan`) with random weights: safetensors shards,
 the published files, the local tokenizer and processor files, the SigLIP head and the ``fastvid.json`` marker.
 
->>> from fastvid_cli.tiny_config_write import build_from_config
+>>> from fastvid_cli.tiny.write import build_from_config
 >>> build_from_config("tests/realcfg/LLaVA-Video-7B-Qwen2", "/tmp/tiny-llava-video")  # doctest: +SKIP
 """
 
@@ -14,10 +14,16 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError
-from .models.llava_onevision import llava_processors
-from .tiny import CHAT_TEMPLATE, FORMAT_VERSION, SIGLIP_HEAD_DIR
-from .tiny_config_plan import TinyPlan, head_config, head_shapes, meta_state, plan_from_config
+from ..errors import InputError
+from ..models.tiny_names import MARKER
+from ..siglip_head import SIGLIP_HEAD_DIR
+from .plan import TinyPlan, head_config, head_shapes, meta_state, plan_from_config
+from .tokenizer import unprintable_token_ids
+
+FORMAT_VERSION = 2
+"""Version of what a tiny checkpoint holds; the cache folder of a ``tiny-random*`` model carries it, so a
+change here builds them anew. 2: every family built from its published files (1: hand-written builders
+for the paper's three families)."""
 
 DEFAULT_SHARD_BYTES = 5 * 1024**3
 """Largest safetensors shard written by default (5 GiB, as transformers' ``save_pretrained``)."""
@@ -50,7 +56,7 @@ def build_from_config(
     ``mm_hidden_size`` / ``out_hidden_size`` accordingly. Tiny LLaVA-Video checkpoints also get a
     ``vision_config`` (the real one has none: its tower is google/siglip-so400m-patch14-384's).
 
-    Always local: the tokenizer (byte-level BPE, :func:`fastvid_cli.tiny.build_tokenizer`, with the
+    Always local: the tokenizer (byte-level BPE, :func:`.tokenizer.build_tokenizer`, with the
     published special tokens, roles and chat template), so every token id in the configs is remapped
     to it; the SigLIP pooling head in ``siglip_head/`` (random, real shapes at full size), so no
     download is needed. ``fastvid.json`` marks the folder as tiny-random (answers are noise) and
@@ -132,10 +138,21 @@ def write_plan(
             (name, _random_tensor(name, meta.shape, plan.dtype, target, generator, plan.init_std)) for name, meta in state.items()
         )
         _save_sharded(tensors, out, max_shard_bytes)
-    for name, content in plan.files.items():
+    files = dict(plan.files)
+    local_files = []
+    if not plan.full_size:  # keep the tiny model's noise printable
+        generation = files.get("generation_config.json")
+        if generation is None:
+            from transformers import GenerationConfig
+
+            generation = json.loads(GenerationConfig.from_model_config(plan.model_config).to_json_string(use_diff=True))
+            local_files.append("generation_config.json")
+        files["generation_config.json"] = generation | {"suppress_tokens": unprintable_token_ids(plan.tokenizer)}
+    for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
     _write_tokenizer(plan, out)
-    local_files = _write_processor(plan, out)
+    if plan.recipe.write_processor is not None:
+        local_files += plan.recipe.write_processor(plan.model_config, out, set(plan.files))
     if plan.head_config is not None:
         _write_siglip_head(plan, out / SIGLIP_HEAD_DIR, seed + 1, target)
     marker = {
@@ -153,7 +170,7 @@ def write_plan(
         "local_files": sorted(["tokenizer.json", "tokenizer_config.json", *local_files]),
         "notes": plan.notes,
     }
-    (out / "fastvid.json").write_text(json.dumps(marker, indent=2) + "\n")
+    (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return out
 
 
@@ -203,40 +220,23 @@ def _save_sharded(tensors: Iterator[tuple[str, torch.Tensor]], out: Path, max_sh
 
 
 def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
-    """The local tokenizer, with the published tokenizer_config fields (roles, template) merged in."""
+    """The local tokenizer, with the published tokenizer_config fields (roles, template) merged in.
+
+    A published chat template stays where the real checkpoint has it (``chat_template.json``, a verbatim
+    ``chat_template.jinja``, or ``tokenizer_config.json``); a local one (:attr:`TinyRecipe.chat_template`)
+    is saved as the tokenizer saves it (``chat_template.jinja``).
+    """
     plan.tokenizer.save_pretrained(str(out))
     config_path = out / "tokenizer_config.json"
-    saved = json.loads(config_path.read_text())
+    saved = json.loads(config_path.read_text()) | plan.tokenizer_config
     template = out / "chat_template.jinja"
-    if plan.tokenizer_config or plan.checkpoint_format == "transformers":
-        saved |= plan.tokenizer_config
-        if plan.tokenizer.chat_template and "chat_template" not in saved:
-            saved["chat_template"] = plan.tokenizer.chat_template
-        template.unlink(missing_ok=True)  # the template sits in the published files (tokenizer_config / chat_template.json)
     published = plan.real_dir / "chat_template.jinja"
-    if plan.checkpoint_format == "transformers" and published.exists():  # verbatim, where the processor reads it
-        template.write_text(published.read_text())
+    if published.exists() or "chat_template.json" in plan.files or "chat_template" in plan.tokenizer_config:
+        saved.setdefault("chat_template", plan.tokenizer.chat_template)
+        template.unlink(missing_ok=True)
+        if published.exists():  # verbatim, where the processor reads it
+            template.write_text(published.read_text())
     config_path.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
-
-
-def _write_processor(plan: TinyPlan, out: Path) -> list[str]:
-    """Processor files the published folder lacks; returns their names."""
-    if plan.checkpoint_format != "llava_hf":
-        return []  # LLaVA-NeXT: our converter writes its processor; transformers format: the published processor files
-    for processor in llava_processors():
-        processor.save_pretrained(str(out))
-    if "processor_config.json" not in plan.files:
-        config = plan.model_config
-        side = config.vision_config.image_size // config.vision_config.patch_size
-        processor = {
-            "num_image_tokens": side * side,
-            "processor_class": "LlavaOnevisionProcessor",
-            "vision_feature_select_strategy": config.vision_feature_select_strategy,
-        }
-        (out / "processor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
-    if not (out / "chat_template.jinja").exists():
-        (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
-    return ["preprocessor_config.json", "video_preprocessor_config.json", "chat_template.jinja"]
 
 
 def _write_siglip_head(plan: TinyPlan, folder: Path, seed: int, device: torch.device) -> None:
