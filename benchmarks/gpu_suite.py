@@ -6,18 +6,18 @@ in one process, most valuable first, each within its own share of a time budget,
 at the real geometries (built in GPU memory, nothing downloaded, no checkpoint written), and writes
 its results after every check:
 
-1. ``llava_ov_7b_prefill_pruning``: ``fastvid bench``'s machinery (:func:`fastvid_cli.bench.run_bench`)
+1. ``llava_ov_7b_prefill_pruning``: ``fastvid bench``'s machinery (:func:`fastvid_cli.bench.runner.run_bench`)
    on LLaVA-OneVision-7B's geometry, 32 frames, all 28 layers, bf16: pruning ms of every method and
    the LLM's prefill, vanilla against R = 0.1 and 0.25, with sdpa (and FlashAttention-2 when
    ``flash_attn`` imports).
 2. ``llava_ov_7b_ask_ttft``: a full-size random-weight LLaVA-OneVision-7B (SigLIP-so400m + Qwen2-7B,
    from ``tests/realcfg``, as ``fastvid tiny-model --config ... --full-size`` builds it), then the
    pipeline ``fastvid ask`` runs on a sample clip: time to first token and each stage, vanilla
-   against R = 0.1 (:func:`fastvid_cli.bench.ttft_on_video`).
-3. ``llava_ov_7b_questions``: 8 questions on one video in one ``ask`` (:func:`fastvid_cli.pipeline.ask_many`):
+   against R = 0.1 (:func:`fastvid_cli.bench.runner.ttft_on_video`).
+3. ``llava_ov_7b_questions``: 8 questions on one video in one ``ask`` (:func:`fastvid_cli.engine.pipeline.ask_many`):
    the first question's TTFT and each further one's.
 4. ``long_video_pruning``: pruning time and peak GPU memory at 32, 128 and 512 frames
-   (:func:`fastvid_cli.bench.run_pruning_sweep`).
+   (:func:`fastvid_cli.bench.runner.run_pruning_sweep`).
 5. ``long_video_ask_256``: ``ask`` at 256 frames of a clip made from the sample clips: TTFT, stages,
    peak GPU memory.
 6. ``qwen3_vl_8b_prefill`` and ``qwen3_5_9b_prefill``: prefill vanilla against R = 0.1 and 0.25 on the
@@ -108,7 +108,7 @@ GPU_TARGETS = {"fastvid_pruning_ms": 1.0, "prefill_speedup_at_0.1": 9.0, "ttft_s
 """../shared/GPU_CHECKS.md's targets: FastVID pruning of 32 x 196 x 3584 at most 1 ms (paper: 6.1 ms
 on an A100), prefill speedup at R = 0.1 at least 9x (paper: 7.1x), TTFT speedup at R = 0.1 at least 3x
 (FlashVID's authors measured FastVID's at 1.8x on an A100). ``fastvid bench``'s own, read by
-:func:`fastvid_cli.bench_results.targets`, are 2 ms and 8x; both are written."""
+:func:`fastvid_cli.bench.results.targets`, are 2 ms and 8x; both are written."""
 
 
 class Skip(Exception):
@@ -367,8 +367,8 @@ def build_video_model(real_dir: Path, full_size: bool, device: torch.device, dty
     """
     import transformers
 
+    from fastvid_cli.engine.timing import synchronize
     from fastvid_cli.models import load_model
-    from fastvid_cli.timing import synchronize
     from fastvid_cli.tiny.plan import plan_from_config
     from fastvid_cli.tiny.write import write_plan
 
@@ -459,7 +459,7 @@ def qwen_geometry(config: dict, name: str):
 
 
 def text_model_builder(cls, text_config, attn: str = "sdpa") -> Callable:
-    """A ``build(geometry, layers, device, dtype)`` for :func:`fastvid_cli.bench.run_bench`: ``cls``
+    """A ``build(geometry, layers, device, dtype)`` for :func:`fastvid_cli.bench.runner.run_bench`: ``cls``
     (a transformers text model) from ``text_config`` with random weights and the first ``layers``
     layers, and a 16-row vocabulary (the prefill takes ``inputs_embeds``)."""
 
@@ -480,8 +480,8 @@ def text_model_builder(cls, text_config, attn: str = "sdpa") -> Callable:
 
 
 def flash_attention_builder(geometry, layers: int, device, dtype):
-    """:func:`fastvid_cli.bench.build_llm`'s Qwen2 decoder, switched to FlashAttention-2."""
-    from fastvid_cli.bench import build_llm
+    """:func:`fastvid_cli.bench.runner.build_llm`'s Qwen2 decoder, switched to FlashAttention-2."""
+    from fastvid_cli.bench.runner import build_llm
 
     llm = build_llm(geometry, layers, device, dtype)
     llm.set_attn_implementation("flash_attention_2")
@@ -508,8 +508,8 @@ def preload() -> None:
     import transformers  # noqa: F401
     from transformers import LlavaOnevisionForConditionalGeneration, Qwen2Model  # noqa: F401
 
-    import fastvid_cli.bench
-    import fastvid_cli.pipeline
+    import fastvid_cli.bench.runner
+    import fastvid_cli.engine.pipeline
     import fastvid_cli.tiny.write  # noqa: F401
 
 
@@ -529,7 +529,7 @@ class Suite:
     """
 
     def __init__(self, sizes: Sizes, checks: list[Check], out_dir: Path, budget_s: float, earlier: dict | None = None) -> None:
-        from fastvid_cli.bench_device import device_slug
+        from fastvid_cli.bench.device import device_slug
 
         self.sizes, self.checks, self.budget_s = sizes, checks, budget_s
         self.out_dir = out_dir
@@ -692,8 +692,8 @@ class Suite:
         return self.cache["long_clip"]
 
     def bench_settings(self, **changes):
-        """:class:`fastvid_cli.bench.BenchSettings` of these sizes (frames, R, methods, repeats, device, dtype), with ``changes``."""
-        from fastvid_cli.bench import BenchSettings
+        """:class:`fastvid_cli.bench.runner.BenchSettings` of these sizes (frames, R, methods, repeats, device, dtype), with ``changes``."""
+        from fastvid_cli.bench.runner import BenchSettings
 
         s = self.sizes
         settings = BenchSettings(
@@ -781,13 +781,13 @@ def make_long_clip(path: Path, frames: int, size: tuple[int, int] = (360, 640), 
 
 
 def check_prefill_pruning(suite: Suite, data: dict) -> None:
-    """Check 1: :func:`fastvid_cli.bench.run_bench` on LLaVA-OneVision-7B's geometry, every layer.
+    """Check 1: :func:`fastvid_cli.bench.runner.run_bench` on LLaVA-OneVision-7B's geometry, every layer.
 
     ``data``: ``sdpa`` (the bench result's JSON), ``flash_attention_2`` (the same with FastVID alone,
     or ``{"skipped": why}``), ``tflops_per_s`` (analytic causal-prefill TFLOPs, 2 x MACs
     (:func:`fastvid_cli.flops.causal_prefill_tflops`), over the measured full-model ms, per R).
     """
-    from fastvid_cli.bench import run_bench
+    from fastvid_cli.bench.runner import run_bench
     from fastvid_cli.flops import causal_prefill_tflops
 
     geometry = suite.llava_geometry()
@@ -807,12 +807,12 @@ def check_prefill_pruning(suite: Suite, data: dict) -> None:
 
 def check_ask_ttft(suite: Suite, data: dict) -> None:
     """Check 2: TTFT of ``ask`` on :data:`SAMPLE_CLIP`, vanilla and FastVID at R = 0.1 (medians of
-    ``sizes.ask_repeats`` runs after one warm-up; :func:`fastvid_cli.bench.ttft_on_video`).
+    ``sizes.ask_repeats`` runs after one warm-up; :func:`fastvid_cli.bench.runner.ttft_on_video`).
 
     ``data``: ``model`` (its build), ``clip``, ``rows`` (``TTFTRow`` dicts, ms), ``ttft_speedup``
     (vanilla TTFT over R = 0.1's).
     """
-    from fastvid_cli.bench import ttft_on_video
+    from fastvid_cli.bench.runner import ttft_on_video
 
     adapter = suite.video_model(data)
     data["clip"] = str(SAMPLE_CLIP.relative_to(ROOT))
@@ -823,13 +823,13 @@ def check_ask_ttft(suite: Suite, data: dict) -> None:
 
 def check_questions(suite: Suite, data: dict) -> None:
     """Check 3: ``sizes.questions`` questions in one ``ask`` on :data:`SAMPLE_CLIP`, vanilla and R = 0.1
-    (:func:`fastvid_cli.pipeline.ask_many`, no baseline prefill).
+    (:func:`fastvid_cli.engine.pipeline.ask_many`, no baseline prefill).
 
     ``data[str(R)]``: ``first_ttft_ms`` (file to first token), ``further_ttft_ms`` (each further
     question's prefill to its first token, ms), ``median_further_ms``, ``further_share`` (median
     further over first), ``prompt_tokens`` (the first question's prefill), ``stages_ms``.
     """
-    from fastvid_cli.pipeline import AskOptions, ask_many
+    from fastvid_cli.engine.pipeline import AskOptions, ask_many
     from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
@@ -854,12 +854,12 @@ def check_questions(suite: Suite, data: dict) -> None:
 
 
 def check_long_pruning(suite: Suite, data: dict) -> None:
-    """Check 4: :func:`fastvid_cli.bench.run_pruning_sweep` at ``sizes.sweep_frames`` frames (LLaVA-OneVision-7B's
+    """Check 4: :func:`fastvid_cli.bench.runner.run_pruning_sweep` at ``sizes.sweep_frames`` frames (LLaVA-OneVision-7B's
     width; on a GPU, peak memory is ``torch.cuda.max_memory_allocated`` with ``baseline_mib`` in use before).
 
     ``data["sweep"]``: the sweep result's JSON.
     """
-    from fastvid_cli.bench import run_pruning_sweep
+    from fastvid_cli.bench.runner import run_pruning_sweep
 
     settings = suite.bench_settings(frames=None)
     result = run_pruning_sweep(suite.llava_geometry(), settings, list(suite.sizes.sweep_frames), on_stage=suite.say)
@@ -874,8 +874,8 @@ def check_long_ask(suite: Suite, data: dict) -> None:
     (weights and whatever is held), ``peak_mib`` (GPU: ``max_memory_allocated``; CPU: the process's
     peak resident set), ``peak_above_before_mib``, ``notes``.
     """
-    from fastvid_cli.bench_device import memory_in_use_mib, peak_memory_mib, reset_peak
-    from fastvid_cli.pipeline import AskOptions, ask_many
+    from fastvid_cli.bench.device import memory_in_use_mib, peak_memory_mib, reset_peak
+    from fastvid_cli.engine.pipeline import AskOptions, ask_many
     from fastvid_cli.pruning import method_for_family
 
     adapter = suite.video_model(data)
@@ -901,7 +901,7 @@ def check_long_ask(suite: Suite, data: dict) -> None:
 
 
 def qwen_check(config_dir: Path, name: str) -> Callable[[Suite, dict], None]:
-    """Check 6 for one model: :func:`fastvid_cli.bench.run_bench` (FastVID's pruning, and the prefill at
+    """Check 6 for one model: :func:`fastvid_cli.bench.runner.run_bench` (FastVID's pruning, and the prefill at
     the vanilla and pruned token counts) on the LLM of ``config_dir`` built by :func:`text_model_builder`.
 
     ``data``: ``geometry_source``, ``text_model`` (class), ``bench`` (the bench result's JSON),
@@ -910,7 +910,7 @@ def qwen_check(config_dir: Path, name: str) -> Callable[[Suite, dict], None]:
     """
 
     def run(suite: Suite, data: dict) -> None:
-        from fastvid_cli.bench import run_bench
+        from fastvid_cli.bench.runner import run_bench
 
         suite.drop_video_model()  # the 7B's 16 GB are not needed any more
         config = qwen_config(config_dir, suite.sizes.smoke)
@@ -936,7 +936,7 @@ def check_device_vs_cpu(suite: Suite, data: dict) -> None:
     ``finite``, ``index_agreement`` (share of the CPU's indices also kept). In a smoke run the device
     is the CPU, so it compares the CPU with itself (the code is what is tested).
     """
-    from fastvid_cli.bench import synthetic_video
+    from fastvid_cli.bench.runner import synthetic_video
     from fastvid_cli.pruning import make_method
 
     device, geometry, frames = suite.sizes.device, suite.llava_geometry(), suite.sizes.correctness_frames
@@ -1064,8 +1064,8 @@ CHECKS = [
 
 
 def collect_targets(results: list[dict]) -> list[dict]:
-    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench_results.targets`,
-    :func:`~fastvid_cli.bench_results.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
+    """The targets read from the checks that ran: ``fastvid bench``'s own (:func:`fastvid_cli.bench.results.targets`,
+    :func:`~fastvid_cli.bench.results.sweep_targets`) and ../shared/GPU_CHECKS.md's (:data:`GPU_TARGETS`)."""
     out = []
     by_name = {r["name"]: r.get("data") or {} for r in results}
 
@@ -1165,8 +1165,8 @@ def commit_info() -> dict:
 
 def environment(sizes: Sizes) -> dict:
     """Device, driver, versions and commit, for the result file."""
-    from fastvid_cli.bench_device import environment as bench_environment
-    from fastvid_cli.gpu import nvidia_driver
+    from fastvid_cli.bench.device import environment as bench_environment
+    from fastvid_cli.models.gpu import nvidia_driver
 
     env = bench_environment(sizes.device, sizes.dtype).to_dict()
     if sizes.device.type == "cuda":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fastvid_cli.batch import collect_items
 from fastvid_cli.cli import run
+from fastvid_cli.engine.batch import collect_items
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["bikes.mp4", "carphone.mp4"]
@@ -120,8 +120,8 @@ def test_existing_output_needs_resume_or_overwrite(capsys, tiny_dir, tmp_path):
 def test_resume_after_interrupt_does_only_the_rest(tiny_model, tmp_path):
     import threading
 
-    from fastvid_cli.batch import run_batch
-    from fastvid_cli.pipeline import AskOptions
+    from fastvid_cli.engine.batch import run_batch
+    from fastvid_cli.engine.pipeline import AskOptions
 
     clips = [str(ROOT / "sample_videos" / c) for c in CLIPS + ["big_buck_bunny.mp4"]]
     items = collect_items(clips, "What happens?", None)
@@ -240,7 +240,7 @@ def test_a_failing_process_does_not_hang_the_others_and_resume_finishes(tiny_dir
 
 
 def test_resume_reads_part_files_left_by_a_crash(tiny_dir, tmp_path):
-    from fastvid_cli.batch import part_path, run_job
+    from fastvid_cli.engine.batch import part_path, run_job
 
     clips = [str(ROOT / "sample_videos" / c) for c in CLIPS]
     items = collect_items(clips, "What happens?", None)
@@ -271,7 +271,7 @@ def test_resume_reads_part_files_left_by_a_crash(tiny_dir, tmp_path):
 def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
     from PIL import Image
 
-    from fastvid_cli.show import figure_size_px
+    from fastvid_cli.output.show import figure_size_px
 
     out = tmp_path / "kept.png"
     code, _, err = fastvid(
@@ -299,9 +299,9 @@ def test_show_writes_png_of_expected_size(capsys, tiny_dir, tmp_path):
 
 
 def test_token_map_classifies_every_token(tiny_model, sample_video):
-    from fastvid_cli.pipeline import VideoSession
+    from fastvid_cli.engine.pipeline import VideoSession
+    from fastvid_cli.output.show import token_map
     from fastvid_cli.pruning import FastVIDConfig
-    from fastvid_cli.show import token_map
 
     f = VideoSession.open(tiny_model, str(sample_video), 8).features
     kept = FastVIDConfig(retention_ratio=0.1)(f.video_tokens, f.frame_features, f.saliency)
@@ -330,8 +330,8 @@ def test_ask_in_a_pipe_is_plain(tiny_dir, sample_video):
 
 def test_streamed_batch_gives_the_same_answers(tiny_model, tmp_path, broken_files):
     """With a vision batch the prefetch reads headers only and each video streams; the answers stay."""
-    from fastvid_cli.batch import run_batch
-    from fastvid_cli.pipeline import AskOptions
+    from fastvid_cli.engine.batch import run_batch
+    from fastvid_cli.engine.pipeline import AskOptions
 
     clips = [str(ROOT / "sample_videos" / c) for c in CLIPS] + [str(broken_files["corrupt"])]
     items = collect_items(clips, "What happens?", None)

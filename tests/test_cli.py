@@ -307,7 +307,7 @@ def test_library_errors_name_settings_not_flags():
     src = ROOT / "src" / "fastvid_cli"
     offenders = []
     for path in src.rglob("*.py"):
-        if path.name in ("cli.py", "cli_types.py"):
+        if path.relative_to(src).parts[0] == "cli":  # the command line names its options
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"raise \w*Error\(.*[\"' ]--[a-z]", line) or re.search(r"^\s+f?\"(?!\"\").*[\"' ]--[a-z].*\"\)?$", line):

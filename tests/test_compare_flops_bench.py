@@ -358,8 +358,7 @@ TARGET_KEYS = ["value", "target", "met", "how"]
 def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, sample_video):
     from rich.console import Console
 
-    from fastvid_cli.bench import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
-    from fastvid_cli.bench_results import (
+    from fastvid_cli.bench.results import (
         BenchResult,
         FrameCountTiming,
         PrefillTiming,
@@ -370,8 +369,9 @@ def test_bench_results_are_typed_and_keep_their_json_keys(tiny_dir, tiny_model, 
         TTFTRow,
         VideoTTFT,
     )
+    from fastvid_cli.bench.runner import BenchSettings, run_bench, run_pruning_sweep, ttft_on_video
     from fastvid_cli.models.geometry import model_geometry
-    from fastvid_cli.report import bench_tables, sweep_tables
+    from fastvid_cli.output.report import bench_tables, sweep_tables
 
     geometry = model_geometry("tiny-random")
     settings = BenchSettings(

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from fastvid_cli.timing import timed
+from fastvid_cli.engine.timing import timed
 
 
 @pytest.mark.parametrize("category", [FutureWarning, DeprecationWarning])
@@ -19,7 +19,7 @@ def test_a_deprecation_attributed_to_fastvid_cli_is_an_error(category):
     at its caller, a fastvid_cli module. No fastvid_cli frame is on the stack here, so only pyproject's
     ``error::...:fastvid_cli`` entries can raise it."""
     with pytest.raises(category, match="old argument"):
-        warnings.warn_explicit("old argument", category, "pipeline.py", 397, module="fastvid_cli.pipeline")
+        warnings.warn_explicit("old argument", category, "pipeline.py", 397, module="fastvid_cli.engine.pipeline")
 
 
 def test_a_deprecation_elsewhere_stays_a_warning():

@@ -447,7 +447,7 @@ def test_flops_command_prints_the_split(capsys, monkeypatch):
 
 
 def test_ask_table_caption_gives_the_saving_by_layer_type():
-    from fastvid_cli.report import saving_by_layer_type
+    from fastvid_cli.output.report import saving_by_layer_type
 
     g = geometry("Qwen3.5-9B")
     line = saving_by_layer_type(flops_report(g, 6272, 608, 6272, 608).split, g)

@@ -9,9 +9,8 @@ import warnings
 import pytest
 import torch
 
-from fastvid_cli import gpu
 from fastvid_cli.errors import DeviceError
-from fastvid_cli.models import resolve_device
+from fastvid_cli.models import gpu, resolve_device
 
 TOO_OLD = (
     "The NVIDIA driver on your system is too old (found version 12040). Please update your GPU driver by "

@@ -20,8 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 BUILDER = "fastvid_cli.tiny"
 """The tiny-model builder's package: it and its modules."""
 ALLOWED = {
-    ("fastvid_cli.cli", "tiny_model"),  # the tiny-model command
-    ("fastvid_cli.cli", "_tiny_from_config"),  # its --config path
+    ("fastvid_cli.cli.tiny_model", "tiny_model"),  # the tiny-model command
+    ("fastvid_cli.cli.tiny_model", "_tiny_from_config"),  # the path both its --arch and --config take
     ("fastvid_cli.models", "tiny_model_dir"),  # the loader of tiny models
 }
 """(module, function) pairs that may import the builder; the builder's own modules may import each other."""
@@ -227,7 +227,7 @@ def test_no_import_circle_in_src():
 def test_the_graph_holds_function_level_and_relative_imports():
     """The walk finds imports inside functions and relative ones (so a broken walk cannot pass by finding nothing)."""
     graph = import_graph(SRC)
-    assert graph["fastvid_cli.cli"]["fastvid_cli.pipeline"][0] == "ask"  # inside a function
+    assert graph["fastvid_cli.cli.ask"]["fastvid_cli.engine.pipeline"][0] == "ask"  # inside a function
     assert graph["fastvid_cli.models.geometry"]["fastvid_cli.models.registry"][0] is None  # at module level
     assert "fastvid_cli.models" in graph["fastvid_cli.models.geometry"]  # ``from . import ALIASES``
     assert "fastvid_cli.models.base" in graph["fastvid_cli.models.registry"]  # under TYPE_CHECKING
@@ -350,7 +350,70 @@ def test_a_direct_decord_import_is_caught(tmp_path):
         {
             "fastvid_cli/__init__.py": "",
             "fastvid_cli/video.py": "def import_decord():\n    import decord\n    import decord.logging\n",
-            "fastvid_cli/show.py": "def f():\n    import decord\n",
+            "fastvid_cli/output/show.py": "def f():\n    import decord\n",
         },
     )
-    assert decord_imports(src) == ["fastvid_cli/show.py:2 (f)"]
+    assert decord_imports(src) == ["fastvid_cli/output/show.py:2 (f)"]
+
+
+# --- layers: the folders of src/fastvid_cli and what each may import ----------------------------
+
+LAYERS = [
+    {"fastvid_cli"},  # the modules beside the folders: errors, budget, streams, video, flops
+    {"fastvid_cli.pruning"},
+    {"fastvid_cli.models"},
+    {"fastvid_cli.engine", "fastvid_cli.tiny"},
+    {"fastvid_cli.bench"},
+    {"fastvid_cli.output"},
+    {"fastvid_cli.cli", "fastvid_cli.lmms_eval_plugin", "fastvid_cli.vllm_plugin"},
+]
+"""The package's folders, lowest first (docs/development.md's layout): a module imports only from its own
+layer or lower ones. ``fastvid_cli/__init__`` (the lazy API) and ``__main__`` sit on top."""
+UPWARD = {
+    ("fastvid_cli.models", "fastvid_cli.tiny"),  # the loader of tiny models builds one on first use (deferred)
+}
+"""(importer, imported) pairs allowed to go up a layer."""
+
+
+def folder(module: str) -> str:
+    """The folder (subpackage) a module sits in, or ``fastvid_cli`` for the modules beside the folders."""
+    parts = module.split(".")
+    is_package = (SRC / Path(*parts) / "__init__.py").is_file()
+    return ".".join(parts[:2]) if len(parts) > 2 or (is_package and len(parts) == 2) else "fastvid_cli"
+
+
+def layer(module: str) -> int | None:
+    name = folder(module)
+    return next((i for i, group in enumerate(LAYERS) if name in group), None)
+
+
+def upward_imports(graph) -> list[str]:
+    found = []
+    for module, edges in graph.items():
+        if module in ("fastvid_cli", "fastvid_cli.__main__"):
+            continue
+        for target, (function, line) in edges.items():
+            if target == "fastvid_cli":  # the version string
+                continue
+            low, high = layer(module), layer(target)
+            if low is not None and high is not None and high > low and (folder(module), folder(target)) not in UPWARD:
+                found.append(f"{module}:{line} ({function or 'module level'}) imports {target}, a higher layer")
+    return found
+
+
+def test_every_folder_is_a_layer():
+    """Each folder of the package is in :data:`LAYERS`: a new one must say where it sits."""
+    folders = {folder(module) for module in modules(SRC)}
+    assert folders == set().union(*LAYERS)
+
+
+def test_no_module_imports_a_higher_layer():
+    assert upward_imports(import_graph(SRC)) == []
+
+
+def test_the_layer_rule_catches_an_upward_import():
+    graph = import_graph(SRC)
+    graph["fastvid_cli.pruning.fastvid"] = dict(graph["fastvid_cli.pruning.fastvid"]) | {"fastvid_cli.engine.pipeline": (None, 1)}
+    assert upward_imports(graph) == [
+        "fastvid_cli.pruning.fastvid:1 (module level) imports fastvid_cli.engine.pipeline, a higher layer"
+    ]

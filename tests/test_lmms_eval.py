@@ -313,7 +313,7 @@ def tiny_lm():
 
 
 def test_questions_on_one_video_share_its_encoding_and_answer_as_ask_does(tiny_lm, monkeypatch):
-    from fastvid_cli.pipeline import AskOptions, ask
+    from fastvid_cli.engine.pipeline import AskOptions, ask
 
     calls = []
     encode = tiny_lm.adapter.encode
@@ -338,8 +338,8 @@ def test_questions_on_one_video_share_its_encoding_and_answer_as_ask_does(tiny_l
 
 
 def test_retention_one_is_the_vanilla_model(tiny_lm):
+    from fastvid_cli.engine.pipeline import AskOptions, ask
     from fastvid_cli.lmms_eval_plugin.model import FastVIDLMM
-    from fastvid_cli.pipeline import AskOptions, ask
 
     lm = FastVIDLMM(pretrained="tiny-random", retention=1, frames=FRAMES, device="cpu", method="dycoke")
     assert lm.vanilla and lm.run_settings()["method"] == "vanilla"

@@ -13,8 +13,8 @@ import huggingface_hub
 import pytest
 from huggingface_hub import constants
 
-from fastvid_cli import hub
 from fastvid_cli.errors import ModelError
+from fastvid_cli.models import hub
 
 NOT_CACHED = "fastvid-test/not-cached"
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: the connection is refused at once
@@ -120,7 +120,7 @@ def test_probe_runs_once_per_process(monkeypatch, hub_env):
     """The model, its config and the SigLIP head all miss the cache: one probe, three clear errors."""
     from fastvid_cli.models import resolve_model
     from fastvid_cli.models.geometry import model_geometry
-    from fastvid_cli.siglip_head import load_siglip_head
+    from fastvid_cli.models.siglip_head import load_siglip_head
 
     monkeypatch.setattr(constants, "ENDPOINT", CLOSED)
     with pytest.raises(ModelError, match="not in the local cache and the Hub cannot be reached"):

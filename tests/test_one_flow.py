@@ -11,8 +11,8 @@ import json
 import pytest
 import torch
 
-from fastvid_cli import pipeline
-from fastvid_cli.pipeline import AskOptions, ask_many
+from fastvid_cli.engine import pipeline
+from fastvid_cli.engine.pipeline import AskOptions, ask_many
 from fastvid_cli.pruning import FastVIDConfig
 
 QUESTIONS = ["What happens in this video?", "Who is riding?", "Where is this?"]

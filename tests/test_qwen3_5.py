@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastvid_cli.engine.pipeline import AskOptions, ask_many
 from fastvid_cli.models import load_model
-from fastvid_cli.pipeline import AskOptions, ask_many
 from fastvid_cli.pruning import FastVIDConfig
 from fastvid_cli.video import read_video
 
@@ -90,7 +90,7 @@ def test_questions_in_any_order_equal_fresh_runs(model):
 
 
 def test_the_prefix_cache_is_left_as_it_was(model):
-    from fastvid_cli.pipeline import VideoSession
+    from fastvid_cli.engine.pipeline import VideoSession
 
     session = VideoSession.open(model, SAMPLES / "carphone.mp4")
     pruned = session.prune(FastVIDConfig(retention_ratio=0.27, tau=0.84, split_tau=0.95))
@@ -239,7 +239,7 @@ def test_bench_one_layer_of_a_hybrid_model_times_every_layer_type(capsys, tmp_pa
 def test_layers_run_rounds_up_to_whole_periods_of_the_pattern(model, asked, expected):
     """The published 32- and 40-layer patterns (3 Gated DeltaNet, 1 attention): K rounds up to a multiple
     of 4, at most every layer; the types run are in the model's proportion."""
-    from fastvid_cli.bench import layer_pattern, layers_run
+    from fastvid_cli.bench.runner import layer_pattern, layers_run
     from fastvid_cli.models.geometry import model_geometry
 
     geometry = model_geometry(model)
@@ -252,7 +252,7 @@ def test_layers_run_rounds_up_to_whole_periods_of_the_pattern(model, asked, expe
 
 
 def test_layers_run_keeps_k_for_a_model_of_one_layer_type():
-    from fastvid_cli.bench import layers_run
+    from fastvid_cli.bench.runner import layers_run
     from fastvid_cli.models.geometry import model_geometry
 
     geometry = model_geometry("qwen3-vl-8b")

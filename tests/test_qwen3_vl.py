@@ -208,7 +208,7 @@ def test_a_temporal_patch_that_keeps_no_token_keeps_its_timestamp(dense):
 
 
 def test_several_questions_equal_fresh_runs(dense):
-    from fastvid_cli.pipeline import AskOptions, ask_many
+    from fastvid_cli.engine.pipeline import AskOptions, ask_many
 
     options = AskOptions(max_new_tokens=5, baseline=False)
     video = SAMPLES / "carphone.mp4"

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save
 
 from fastvid_cli.errors import ModelError
-from fastvid_cli.siglip_head import KEY_PREFIXES, load_siglip_head, read_safetensors_subset
+from fastvid_cli.models.siglip_head import KEY_PREFIXES, load_siglip_head, read_safetensors_subset
 
 
 def test_reads_only_the_head_byte_ranges():

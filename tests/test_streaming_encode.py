@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from fastvid_cli.engine.pipeline import AskOptions, VideoSession, ask, encode_video
 from fastvid_cli.errors import InputError
-from fastvid_cli.pipeline import AskOptions, VideoSession, ask, encode_video
 from fastvid_cli.pruning import FastVIDConfig
 from fastvid_cli.video import read_video
 

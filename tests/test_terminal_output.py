@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from fastvid_cli.models.tiny_names import TINY_MODELS
-from fastvid_cli.terminal import FitTable, fmt_count, fmt_ms, fmt_percent, fmt_speedup, fmt_tflops
+from fastvid_cli.output.terminal import FitTable, fmt_count, fmt_ms, fmt_percent, fmt_speedup, fmt_tflops
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (60, 80, 120)
@@ -65,9 +65,9 @@ def assert_numbers_in_full(renderable, expected: list[str] = ()) -> None:
 @pytest.fixture(scope="session")
 def family_runs(isolated_cache):
     """Per tiny model: (AskResult, CompareResult at R 0.1 and 0.25), from the real pipeline on a sample clip."""
-    from fastvid_cli.compare import compare
+    from fastvid_cli.engine.compare import compare
+    from fastvid_cli.engine.pipeline import AskOptions, ask
     from fastvid_cli.models import load_model
-    from fastvid_cli.pipeline import AskOptions, ask
     from fastvid_cli.pruning import method_for_family
 
     runs = {}
@@ -83,7 +83,7 @@ def family_runs(isolated_cache):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_compare_table_shows_every_number(family_runs, name):
-    from fastvid_cli.report import compare_table
+    from fastvid_cli.output.report import compare_table
 
     result = family_runs[name][1]
     expected = []
@@ -95,7 +95,7 @@ def test_compare_table_shows_every_number(family_runs, name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_ask_tables_show_every_number(family_runs, name):
-    from fastvid_cli.report import ask_tables, render_questions
+    from fastvid_cli.output.report import ask_tables, render_questions
 
     result = family_runs[name][0]
     t = result.timing
@@ -111,7 +111,7 @@ def test_flops_tables_show_every_number(monkeypatch, name):
     """The analytic tables, on the tiny model's geometry and on its family's real one (big numbers)."""
     from fastvid_cli.flops import flops_rows, flops_split_rows
     from fastvid_cli.models.geometry import model_geometry
-    from fastvid_cli.report import flops_rows_table, flops_split_table
+    from fastvid_cli.output.report import flops_rows_table, flops_split_table
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     real = {
@@ -131,9 +131,9 @@ def test_flops_tables_show_every_number(monkeypatch, name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_bench_tables_show_every_number(name):
-    from fastvid_cli.bench import BenchSettings, run_bench, run_pruning_sweep
+    from fastvid_cli.bench.runner import BenchSettings, run_bench, run_pruning_sweep
     from fastvid_cli.models.geometry import model_geometry
-    from fastvid_cli.report import bench_tables, sweep_tables
+    from fastvid_cli.output.report import bench_tables, sweep_tables
 
     geometry = model_geometry(name)
     # every layer of a tiny model (Qwen3.5's first layers are Gated DeltaNet: bench --layers 1 fails on
@@ -159,8 +159,8 @@ def test_bench_tables_show_every_number(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_batch_summary_shows_every_number(family_runs, name):
-    from fastvid_cli.batch import BatchSummary
-    from fastvid_cli.report import batch_table
+    from fastvid_cli.engine.batch import BatchSummary
+    from fastvid_cli.output.report import batch_table
 
     result = family_runs[name][0]
     summary = BatchSummary(failed=1, skipped=2, elapsed_s=3.0, output="results.jsonl")
@@ -204,7 +204,7 @@ def test_settings_line_says_the_frames_used():
 
 
 def test_settings_line_of_a_run_names_its_frames(family_runs):
-    from fastvid_cli.report import ask_tables, compare_table
+    from fastvid_cli.output.report import ask_tables, compare_table
 
     asked, compared = family_runs["tiny-random-qwen2.5-vl"]
     for renderable in (ask_tables(asked), compare_table(compared)):
@@ -215,7 +215,7 @@ def test_settings_line_of_a_run_names_its_frames(family_runs):
 def test_a_reasoning_cut_off_by_the_answer_length_is_a_note():
     import torch
 
-    from fastvid_cli.pipeline import Answer
+    from fastvid_cli.engine.pipeline import Answer
 
     def answer(text, reasoning):
         return Answer(text, reasoning, torch.zeros(32, dtype=torch.long), None, 1.0, 1.0, 0.0)  # type: ignore[arg-type]
@@ -232,6 +232,7 @@ def test_model_help_never_wraps_inside_a_model_name(capsys, monkeypatch, command
     import typer
 
     from fastvid_cli.cli import app, run
+    from fastvid_cli.cli.click_types import fill_help
 
     monkeypatch.setenv("COLUMNS", "80")
     assert run([command, "--help"]) == 0
@@ -239,7 +240,7 @@ def test_model_help_never_wraps_inside_a_model_name(capsys, monkeypatch, command
     assert max(len(line) for line in text.splitlines()) <= 80
     group = typer.main.get_command(app)
     (model,) = [p for p in group.commands[command].params if p.name == "model"]  # type: ignore[attr-defined]
-    names = [word for word in model.help.split() if "-" in word or "/" in word]
+    names = [word for word in fill_help(model.help).split() if "-" in word or "/" in word]
     assert "tiny-random-qwen2.5-vl," in names and len(names) > 10
     shown = set(text.split())
     assert [name for name in names if name not in shown] == [], text

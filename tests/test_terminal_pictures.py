@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fastvid_cli.cli import run
-from fastvid_cli.terminal import err_console, fmt_count, fmt_tflops
+from fastvid_cli.output.terminal import err_console, fmt_count, fmt_tflops
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS_MD = ROOT / "docs" / "commands.md"

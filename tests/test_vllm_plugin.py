@@ -198,12 +198,17 @@ def test_distribution_pins_and_ships_what_the_plugin_needs():
 
 
 def package_imports(path: Path) -> set[Path]:
-    """The files of fastvid_cli that ``path`` imports (at any depth of its code), as ast reads them."""
+    """The files of fastvid_cli that ``path`` imports when it runs (at any depth of its code), as ast reads
+    them; an ``if TYPE_CHECKING:`` block never runs (the package's ``__init__`` names its lazy API there)."""
     import ast
 
     package = ROOT / "src"
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("fastvid_cli")):
             base = path.parent
             for _ in range(max(node.level - 1, 0)):

@@ -24,9 +24,9 @@ from lmms_eval.api.model import lmms
 from loguru import logger as eval_logger
 from tqdm import tqdm
 
+from ..engine.pipeline import VideoSession, prepare_video
 from ..errors import InputError
 from ..models import DEFAULT_MODEL, load_model
-from ..pipeline import VideoSession, prepare_video
 from ..pruning import method_label
 from .settings import parse_model_args, resolve_method
 

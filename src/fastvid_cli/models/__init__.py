@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError, ModelError
-from ..gpu import cuda_status, unusable_gpu
-from ..hub import hub_offline, hub_unreachable
 from .geometry_base import shipped_config
+from .gpu import cuda_status, unusable_gpu
+from .hub import hub_offline, hub_unreachable
 from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
 from .settings import RunSettings, SettingsOverrides
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random

@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
-from ..hub import hub_offline, hub_unreachable
 from . import ALIASES, resolve_model
 from .geometry_base import ModelGeometry, shipped_config
+from .hub import hub_offline, hub_unreachable
 from .registry import adapter_class, family_of, read_config
 from .tiny_names import TINY_MODELS
 

@@ -3,7 +3,7 @@
 Video path of the model (transformers 5.x): SigLIP (last layer dropped) -> projector -> bilinear
 pooling 27x27 -> 14x14 = 196 tokens per frame -> one ``image_newline`` after all frames. FastVID
 prunes the F * 196 pooled tokens; the newline is always kept. Saliency and frame features come
-from SigLIP's re-attached head (:mod:`fastvid_cli.siglip_head`) on the same vision-tower output.
+from SigLIP's re-attached head (:mod:`fastvid_cli.models.siglip_head`) on the same vision-tower output.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any, cast
 import torch
 
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
-from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures, VisionBench
+from .base import ModelAdapter
+from .features import EncoderState, KeptSlots, VideoFeatures, VisionBench
 from .geometry_base import ModelGeometry, transformers_config
 from .recipe import QWEN2_CHAT_TOKENS, TINY_SIGLIP, TINY_TEXT, TinyRecipe
 from .registry import LAYOUT_KEY
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
+from .siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, SiglipHead, load_siglip_head
 from .tiny_names import is_tiny_random
 
 

@@ -30,8 +30,7 @@ import torch
 
 from ..errors import ModelError
 from ..pruning import PruneResult
-from ..siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
-from .base import KeptSlots, VideoFeatures
+from .features import KeptSlots, VideoFeatures
 from .geometry_base import ModelGeometry, transformers_config
 from .llava_onevision import (
     SIGLIP_LAYERS,
@@ -44,6 +43,7 @@ from .llava_onevision import (
 from .recipe import QWEN2_CHAT_TOKENS, TINY_SIGLIP, TINY_TEXT, TinyRecipe
 from .registry import LAYOUT_KEY, read_config
 from .settings import LLAVA_SAMPLING, RunSettings, SettingsOverrides
+from .siglip_head import SIGLIP_HEAD_DIR, SIGLIP_REPO, head_cache_dir, load_siglip_head
 from .tiny_names import is_tiny_random
 
 LLAVA_NEXT_KEY_MAPPING = {

@@ -29,7 +29,8 @@ import torch
 from ..errors import ModelError
 from ..pruning.ats import received_attention as attention_received
 from ..video import FrameSampling
-from .base import EncoderState, KeptSlots, ModelAdapter, VideoFeatures
+from .base import ModelAdapter
+from .features import EncoderState, KeptSlots, VideoFeatures
 from .geometry_base import QWEN_REFERENCE_PIXELS, ModelGeometry, transformers_config
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_sections
 from .settings import PixelBudget, RunSettings, SettingsOverrides

@@ -46,7 +46,7 @@ import torch
 from ..errors import ModelError
 from ..pruning import PruneResult
 from ..video import FrameSampling
-from .base import KeptSlots, VideoFeatures
+from .features import KeptSlots, VideoFeatures
 from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention, run_vision_tower
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
 from .registry import read_config

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..models.siglip_head import SIGLIP_HEAD_DIR
 from ..models.tiny_names import MARKER
-from ..siglip_head import SIGLIP_HEAD_DIR
 from .plan import TinyPlan, head_config, head_shapes, meta_state, plan_from_config
 from .tokenizer import unprintable_token_ids
 

@@ -71,11 +71,26 @@ class FastVIDMixin:
     """fastvid's family name: its FastVID defaults (``settings.FAMILY_DEFAULTS``)."""
     fastvid_plugin = True
     """Marks FastVID's classes for the plugin's runner fix (``workarounds``)."""
+    grid_as_list = False
+    """Whether vLLM's vision tower takes the videos' ``grid_thw`` as a list (Qwen2.5-VL) or a tensor (Qwen3)."""
 
     visual: Any
     config: Any
     video_pruning_rate: float | None
     is_multimodal_pruning_enabled: bool
+
+    def __init__(self, *, vllm_config: Any, prefix: str = "") -> None:
+        super().__init__(vllm_config=vllm_config, prefix=prefix)  # type: ignore[call-arg]  # the vLLM class's
+        self._fastvid_init(vllm_config)
+
+    def _process_video_input(self, video_input: Any) -> tuple[torch.Tensor, ...]:
+        """vLLM's (no data-parallel tower: refused at start), with the saliency captured."""
+        grid_thw = video_input["video_grid_thw"]
+        if video_input["type"] == "video_embeds" or self._fastvid_config is None:
+            return cast(tuple[torch.Tensor, ...], super()._process_video_input(video_input))  # type: ignore[misc]
+        embeds = self._fastvid_visual(video_input["pixel_values_videos"], grid_thw.tolist() if self.grid_as_list else grid_thw)
+        merge = self.visual.spatial_merge_size
+        return tuple(embeds.split((grid_thw.prod(-1) // merge // merge).tolist()))
 
     def _fastvid_init(self, vllm_config: Any) -> None:
         """Read FastVID's settings once, at engine start (a bad one stops it with one line)."""
@@ -209,10 +224,7 @@ class FastVIDQwen2_5_VL(FastVIDMixin, Qwen2_5_VLForConditionalGeneration):
     """Qwen2.5-VL with FastVID (``--hf-overrides '{"architectures": ["FastVIDQwen2_5_VLForConditionalGeneration"]}'``)."""
 
     fastvid_family = "qwen2_5_vl"
-
-    def __init__(self, *, vllm_config: Any, prefix: str = "") -> None:
-        super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._fastvid_init(vllm_config)
+    grid_as_list = True
 
     def _raster_order(self, saliency: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """Qwen2.5-VL's tower works in window order: put each token's saliency back at its raster place."""
@@ -220,15 +232,6 @@ class FastVIDQwen2_5_VL(FastVIDMixin, Qwen2_5_VLForConditionalGeneration):
         raster = torch.empty_like(saliency.flatten())
         raster[window_index.to(raster.device)] = saliency.flatten()
         return raster.view_as(saliency)
-
-    def _process_video_input(self, video_input: Any) -> tuple[torch.Tensor, ...]:
-        """vLLM's (no data-parallel tower: refused at start), with the saliency captured."""
-        grid_thw = video_input["video_grid_thw"]
-        if video_input["type"] == "video_embeds" or self._fastvid_config is None:
-            return cast(tuple[torch.Tensor, ...], super()._process_video_input(video_input))
-        embeds = self._fastvid_visual(video_input["pixel_values_videos"], grid_thw.tolist())
-        merge = self.visual.spatial_merge_size
-        return tuple(embeds.split((grid_thw.prod(-1) // merge // merge).tolist()))
 
     def _postprocess_video_embeds_evs(
         self, video_embeds_split: tuple[torch.Tensor, ...], video_input: Any
@@ -276,15 +279,6 @@ class FastVIDQwen3Mixin(FastVIDMixin):
     visual_dim: int
     _create_final_video_embeddings: Any
 
-    def _process_video_input(self, video_input: Any) -> tuple[torch.Tensor, ...]:
-        """vLLM's (no data-parallel tower: refused at start), with the saliency captured."""
-        grid_thw = video_input["video_grid_thw"]
-        if video_input["type"] == "video_embeds" or self._fastvid_config is None:
-            return cast(tuple[torch.Tensor, ...], super()._process_video_input(video_input))  # type: ignore[misc]
-        embeds = self._fastvid_visual(video_input["pixel_values_videos"], grid_thw)
-        merge = self.visual.spatial_merge_size
-        return tuple(embeds.split((grid_thw.prod(-1) // merge // merge).tolist()))
-
     def _postprocess_video_embeds_evs(
         self, video_embeds_split: tuple[torch.Tensor, ...], video_input: Any
     ) -> tuple[torch.Tensor, ...]:
@@ -325,20 +319,12 @@ class FastVIDQwen3VL(FastVIDQwen3Mixin, Qwen3VLForConditionalGeneration):
 
     fastvid_family = "qwen3_vl"
 
-    def __init__(self, *, vllm_config: Any, prefix: str = "model") -> None:
-        super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._fastvid_init(vllm_config)
-
 
 @_with_full_placeholder
 class FastVIDQwen3VLMoe(FastVIDQwen3Mixin, Qwen3VLMoeForConditionalGeneration):
     """Qwen3-VL MoE with FastVID (``FastVIDQwen3VLMoeForConditionalGeneration``)."""
 
     fastvid_family = "qwen3_vl"
-
-    def __init__(self, *, vllm_config: Any, prefix: str = "model") -> None:
-        super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._fastvid_init(vllm_config)
 
 
 @_with_full_placeholder
@@ -347,17 +333,9 @@ class FastVIDQwen3_5(FastVIDQwen3Mixin, Qwen3_5ForConditionalGeneration):
 
     fastvid_family = "qwen3_5"
 
-    def __init__(self, *, vllm_config: Any, prefix: str = "model") -> None:
-        super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._fastvid_init(vllm_config)
-
 
 @_with_full_placeholder
 class FastVIDQwen3_5Moe(FastVIDQwen3Mixin, Qwen3_5MoeForConditionalGeneration):
     """Qwen3.5 MoE with FastVID (``FastVIDQwen3_5MoeForConditionalGeneration``)."""
 
     fastvid_family = "qwen3_5"
-
-    def __init__(self, *, vllm_config: Any, prefix: str = "model") -> None:
-        super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._fastvid_init(vllm_config)

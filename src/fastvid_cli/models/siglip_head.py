@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelError
+from ..errors import ModelError
 from .hub import hub_offline, hub_unreachable
 
 SIGLIP_REPO = "google/siglip-so400m-patch14-384"

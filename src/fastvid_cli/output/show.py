@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import VideoSession, read_for
-from .pruning import FastVIDConfig, PruneResult
-from .video import SampledVideo, read_video
+from ..engine.pipeline import VideoSession, read_for
+from ..pruning import FastVIDConfig, PruneResult
+from ..video import SampledVideo, read_video
 
 SALIENT = (1.0, 0.55, 0.0)
 ANCHOR = (0.1, 0.35, 0.95)

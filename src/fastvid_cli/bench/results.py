@@ -1,8 +1,8 @@
 """What ``fastvid bench`` reports: the result dataclasses (``to_dict()`` is the ``--json`` / result file) and the
 targets read from them.
 
-The measurements that fill them are :mod:`fastvid_cli.bench`'s; where and on what they ran is
-:mod:`fastvid_cli.bench_device`'s.
+The measurements that fill them are :mod:`fastvid_cli.bench.runner`'s; where and on what they ran is
+:mod:`fastvid_cli.bench.device`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .models.geometry_base import ModelGeometry
+from ..models.geometry_base import ModelGeometry
 
 
 def _plain(value: Any) -> Any:
@@ -42,7 +42,7 @@ class Environment(_Result):
     Attributes
     ----------
     device : str
-        The GPU's model, or the CPU's model and thread count (:func:`~fastvid_cli.bench_device.device_name`).
+        The GPU's model, or the CPU's model and thread count (:func:`~fastvid_cli.bench.device.device_name`).
     device_type : str
         ``cuda`` or ``cpu``.
     dtype : str
@@ -76,7 +76,7 @@ class Environment(_Result):
 
 @dataclass
 class PruningTiming(_Result):
-    """One pruning method at one retention ratio on (F, N, D) tokens (:func:`~fastvid_cli.bench.time_pruning`).
+    """One pruning method at one retention ratio on (F, N, D) tokens (:func:`~fastvid_cli.bench.runner.time_pruning`).
 
     Attributes
     ----------
@@ -94,7 +94,7 @@ class PruningTiming(_Result):
     runs_ms : list of float
         Every timed run, in ms.
     peak_mib : float
-        Peak memory during the runs, in MiB (:func:`~fastvid_cli.bench_device.peak_memory_mib`; CPU: the whole process).
+        Peak memory during the runs, in MiB (:func:`~fastvid_cli.bench.device.peak_memory_mib`; CPU: the whole process).
     baseline_mib : float or None
         Memory in use before the runs, in MiB (None where it cannot be read).
     segments : int
@@ -118,7 +118,7 @@ class PruningTiming(_Result):
 
 @dataclass
 class PrefillTiming(_Result):
-    """The LLM's prefill of one prompt length (:func:`~fastvid_cli.bench.run_bench`).
+    """The LLM's prefill of one prompt length (:func:`~fastvid_cli.bench.runner.run_bench`).
 
     Attributes
     ----------
@@ -158,7 +158,7 @@ class PrefillTiming(_Result):
 
 @dataclass
 class QuestionTiming(_Result):
-    """First question against further ones on one video, at one retention ratio (:func:`~fastvid_cli.bench._questions`).
+    """First question against further ones on one video, at one retention ratio (:func:`~fastvid_cli.bench.runner._questions`).
 
     Attributes
     ----------
@@ -248,7 +248,7 @@ class Targets:
 
 @dataclass
 class BenchRunSettings(_Result):
-    """What a :func:`~fastvid_cli.bench.run_bench` run measured, as written in its result.
+    """What a :func:`~fastvid_cli.bench.runner.run_bench` run measured, as written in its result.
 
     Attributes
     ----------
@@ -262,7 +262,7 @@ class BenchRunSettings(_Result):
     prefill_scaled_by : float
         ``layers_full / layers_run``.
     text_tokens : int
-        Text tokens around the video (:data:`~fastvid_cli.bench.TEXT_TOKENS`).
+        Text tokens around the video (:data:`~fastvid_cli.bench.runner.TEXT_TOKENS`).
     retentions : list of float
     methods : list of str
     repeats, warmup : int
@@ -290,7 +290,7 @@ class BenchRunSettings(_Result):
 
 @dataclass
 class TTFTRow(_Result):
-    """Time to first token on a real video at one retention ratio, medians over the runs, in ms (:func:`~fastvid_cli.bench.ttft_on_video`).
+    """Time to first token on a real video at one retention ratio, medians over the runs, in ms (:func:`~fastvid_cli.bench.runner.ttft_on_video`).
 
     Attributes
     ----------
@@ -407,7 +407,7 @@ class FrameCountTiming:
 
 @dataclass
 class SweepRunSettings(_Result):
-    """What a :func:`~fastvid_cli.bench.run_pruning_sweep` run measured, as written in its result.
+    """What a :func:`~fastvid_cli.bench.runner.run_pruning_sweep` run measured, as written in its result.
 
     Attributes
     ----------
@@ -420,7 +420,7 @@ class SweepRunSettings(_Result):
     methods : list of str
     repeats, warmup : int
     scene_frames : int or None
-        Frames per synthetic scene (None: :data:`~fastvid_cli.bench.SCENES` over the video).
+        Frames per synthetic scene (None: :data:`~fastvid_cli.bench.runner.SCENES` over the video).
     inputs : str
         How the synthetic inputs were made.
     peak_memory : str

@@ -1,6 +1,6 @@
 """Side-by-side runs: the vanilla model and every (method, retention) pair on one encoded video.
 
-The model and the video are loaded and encoded once (one :class:`~fastvid_cli.pipeline.VideoSession`);
+The model and the video are loaded and encoded once (one :class:`~fastvid_cli.engine.pipeline.VideoSession`);
 each row prunes the same features, prefills its own prefix once (timed) and answers on that KV cache.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from .errors import InputError
-from .flops import causal_prefill_tflops, table5_tflops
-from .models.base import ModelAdapter
-from .models.settings import RunSettings
+from ..errors import InputError
+from ..flops import causal_prefill_tflops, table5_tflops
+from ..models.base import ModelAdapter
+from ..models.settings import RunSettings
+from ..pruning import PruningMethod, method_for_family, method_label
+from ..video import SampledVideo
 from .pipeline import ModelInfo, VideoSession, VideoSource, model_info, video_info
-from .pruning import PruningMethod, method_for_family, method_label
-from .video import SampledVideo
 
 
 @dataclass
@@ -125,7 +125,7 @@ def compare(
     on_stage : callable, optional
         Called with a description of each step as it starts.
     vision_batch : int, optional
-        Frames per chunk of the streaming encode (see :func:`fastvid_cli.pipeline.encode_video`).
+        Frames per chunk of the streaming encode (see :func:`fastvid_cli.engine.pipeline.encode_video`).
 
     Returns
     -------

@@ -8,8 +8,8 @@ model's proportion (:func:`layers_run`). Each figure is the median of ``repeats`
 timed with CUDA events on a GPU and ``perf_counter`` on the CPU. :func:`run_pruning_sweep` times
 the pruning alone at several frame counts (no LLM).
 
-What a run reports is :mod:`fastvid_cli.bench_results`' (its dataclasses and targets); the device's
-name and memory are :mod:`fastvid_cli.bench_device`'s.
+What a run reports is :mod:`fastvid_cli.bench.results`' (its dataclasses and targets); the device's
+name and memory are :mod:`fastvid_cli.bench.device`'s.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from typing import Any
 
 import torch
 
-from .bench_device import environment, memory_in_use_mib, peak_memory_mib, reset_peak
-from .bench_results import (
+from ..engine.pipeline import VideoSession
+from ..engine.timing import measure_ms
+from ..errors import InputError
+from ..flops import prefill_macs
+from ..models.geometry_base import ModelGeometry
+from ..models.registry import adapter_class
+from ..pruning import make_method, method_for_family, method_label, tokens_per_frame_kept
+from .device import environment, memory_in_use_mib, peak_memory_mib, reset_peak
+from .results import (
     BenchResult,
     BenchRunSettings,
     FrameCountTiming,
@@ -36,13 +43,6 @@ from .bench_results import (
     sweep_targets,
     targets,
 )
-from .errors import InputError
-from .flops import prefill_macs
-from .models.geometry_base import ModelGeometry
-from .models.registry import adapter_class
-from .pipeline import VideoSession
-from .pruning import make_method, method_for_family, method_label, tokens_per_frame_kept
-from .timing import measure_ms
 
 TEXT_TOKENS = 24
 """Text tokens around the video in the benchmark prompt (LLaVA-OneVision's chat template and a short question)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import typer.core
 
-from .budget import METHOD_NAMES
+from ..budget import METHOD_NAMES
 
 _Context = typer.core.TyperCommand.context_class
 """The click ``Context`` that typer uses (typer vendors its click)."""
@@ -32,7 +32,7 @@ class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # 
     the placeholders of :data:`LAZY_HELP` are filled."""
 
     def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
-        rows = [(first, _fill(second)) for first, second in rows]
+        rows = [(first, fill_help(second)) for first, second in rows]
         first_col = min(max((len(first) for first, _ in rows), default=0), col_max) + col_spacing
         for first, second in rows:
             self.write(f"{'':>{self.current_indent}}{first}")
@@ -50,7 +50,8 @@ class HelpFormatter(_Context.formatter_class):  # type: ignore[name-defined]  # 
                 self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
 
 
-def _fill(text: str) -> str:
+def fill_help(text: str) -> str:
+    """``text`` with the placeholders of :data:`LAZY_HELP` filled."""
     for placeholder, make in LAZY_HELP.items():
         if placeholder in text:
             text = text.replace(placeholder, make())

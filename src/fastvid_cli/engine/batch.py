@@ -3,7 +3,7 @@
 - Items come from files, folders (recursed, video extensions only, sorted), a list of paths on
   stdin, or a JSON-lines file of ``{"video", "question", "id"}``.
 - The questions of one video are answered together: one decode, vision pass, pruning and prefill
-  of the video, then each question prefills only its own tokens (:func:`fastvid_cli.pipeline.iter_answers`).
+  of the video, then each question prefills only its own tokens (:func:`fastvid_cli.engine.pipeline.iter_answers`).
 - A prefetch thread decodes and preprocesses the next videos while the model works on the current
   one (decord and the processor run on the CPU, the model on the accelerator).
 - Each finished item is one JSON line, appended and flushed at once: the fields of ``ask --json``
@@ -37,12 +37,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .errors import FastVIDError, InputError, describe
-from .models import DEFAULT_MODEL, load_model
-from .models.tiny_names import TINY_NOTE
+from ..errors import FastVIDError, InputError, describe
+from ..models import DEFAULT_MODEL, load_model
+from ..models.tiny_names import TINY_NOTE
 
 if TYPE_CHECKING:
-    from .models.settings import SettingsOverrides
+    from ..models.settings import SettingsOverrides
     from .pipeline import AskOptions
 
 STDOUT = Path("-")
@@ -537,7 +537,7 @@ def run_job(
     fastvid : dict, optional
         FastVID settings (``retention_ratio``, ``c``, ...) over the model family's defaults.
     max_new_tokens, baseline, vision_batch
-        As :class:`fastvid_cli.pipeline.AskOptions` takes them. With ``vision_batch`` each video is
+        As :class:`fastvid_cli.engine.pipeline.AskOptions` takes them. With ``vision_batch`` each video is
         streamed in chunks of that many frames, and the prefetch thread reads headers only.
     resume : bool
         Skip the items that the output and its part files already hold.
@@ -582,8 +582,8 @@ def run_job(
         rank = int(os.environ.get("RANK", "0") or 0)
         return BatchSummary(skipped=len(items), output=str(output), processes=world, rank=rank)
     # deferred: the pipeline loads torch and transformers, which collecting and checking a batch must not wait for
+    from ..pruning import method_for_family
     from .pipeline import AskOptions
-    from .pruning import method_for_family
 
     state = process_state(device)
     rank, world = state.process_index, state.num_processes

@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from . import __version__
-from .bench_results import Environment
+from .. import __version__
+from .results import Environment
 
 
 def device_name(device: torch.device) -> str:

@@ -1,7 +1,7 @@
 """The tables of every command (``ask``, ``compare``, ``flops``, ``bench``, ``batch``), for stderr.
 
-Each is a :class:`fastvid_cli.terminal.FitTable` built from a typed result; its numbers are formatted
-by :mod:`fastvid_cli.terminal`'s ``fmt_*`` helpers and never cut, at any terminal width.
+Each is a :class:`fastvid_cli.output.terminal.FitTable` built from a typed result; its numbers are formatted
+by :mod:`fastvid_cli.output.terminal`'s ``fmt_*`` helpers and never cut, at any terminal width.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from statistics import median
 from rich.console import Group
 from rich.text import Text
 
-from .batch import BatchSummary
-from .bench_results import BenchResult, SweepResult, TTFTRow
-from .compare import CompareResult
-from .flops import CAUSAL_2MAC, PARTS, TABLE5, FlopsRow, FlopsSplit, FlopsSplitRow, LLMGeometry
-from .pipeline import STAGES, AskResult
+from ..bench.results import BenchResult, SweepResult, TTFTRow
+from ..engine.batch import BatchSummary
+from ..engine.compare import CompareResult
+from ..engine.pipeline import STAGES, AskResult
+from ..flops import CAUSAL_2MAC, PARTS, TABLE5, FlopsRow, FlopsSplit, FlopsSplitRow, LLMGeometry
 from .terminal import (
     FitTable,
     fmt_count,
