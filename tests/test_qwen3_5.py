@@ -216,13 +216,14 @@ def test_answers_stop_at_the_end_of_the_turn(built):
 
 @pytest.mark.parametrize("kind", list(PUBLISHED))
 def test_bench_one_layer_of_a_hybrid_model_times_every_layer_type(capsys, tmp_path, built, kind):
-    """`bench --layers 1` on hybrid Qwen3.5 (dense and MoE) gives a result, not transformers' error on a
-    cache without an attention layer: it runs a whole period of the pattern, and says so."""
+    """`bench --layers 1 --questions 2` on hybrid Qwen3.5 (dense and MoE) gives a result, not transformers' error
+    on a cache without an attention layer (or on cropping Gated DeltaNet states): it runs a whole period of
+    the pattern, and says so."""
     from fastvid_cli.cli import run
 
     target = tmp_path / "bench.json"
     args = ["bench", "--model", built[kind], "--layers", "1", "--frames", "4", "--repeats", "1", "--warmup", "0"]
-    args += ["--method", "fastvid", "-r", "0.5", "--device", "cpu", "--json", "--output", target]
+    args += ["--method", "fastvid", "-r", "0.5", "--device", "cpu", "--json", "--output", target, "--questions", "2"]
     code = run([str(a) for a in args])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -230,6 +231,9 @@ def test_bench_one_layer_of_a_hybrid_model_times_every_layer_type(capsys, tmp_pa
     assert result["settings"]["layers_run"] == 4 and result["settings"]["layers_full"] == 4
     assert [p["retention"] for p in result["prefill"]] == [1.0, 0.5]
     assert "is hybrid" in err and "4 layers run, not 1" in err
+    # a further question runs on a copy of the prefix's hybrid cache (Gated DeltaNet states cannot be cropped)
+    assert [q["retention"] for q in result["questions"]] == [1.0, 0.5]
+    assert all(0 < q["further_ms"] and len(q["further_runs_ms"]) == 1 for q in result["questions"])
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ name and memory are :mod:`fastvid_cli.bench.device`'s.
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -333,32 +334,49 @@ def _questions(
     for retention, video_tokens in lengths:
         notify(f"questions: {'vanilla' if retention == 1.0 else f'R = {retention:g}'}, {settings.questions} questions")
         rows.append(
-            _question_timing(llm, retention, video_tokens + extra - QUESTION_TOKENS, geometry.llm.hidden, settings, scale)
+            _question_timing(
+                llm,
+                retention,
+                video_tokens + extra - QUESTION_TOKENS,
+                geometry.llm.hidden,
+                settings,
+                scale,
+                recurrent="linear_attention" in layer_pattern(geometry),
+            )
         )
     return rows
 
 
 def _question_timing(
-    llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float
+    llm, retention: float, prefix_length: int, hidden: int, settings: BenchSettings, scale: float, recurrent: bool = False
 ) -> QuestionTiming:
-    """The first and the further questions on one prompt of ``prefix_length`` tokens before the question (see :func:`_questions`)."""
+    """The first and the further questions on one prompt of ``prefix_length`` tokens before the question (see :func:`_questions`).
+
+    Each question runs on the prefix's cache as ``ask`` runs it (``ModelAdapter.question_cache``): the KV
+    cache cropped back afterwards, or, for a model with ``recurrent`` layers (Gated DeltaNet: its states
+    cannot be cropped), an exact copy of the prefix's cache per question, the copy timed with it.
+    """
     device, dtype = settings.device, settings.dtype
     prefix = torch.randn(1, prefix_length, hidden, device=device, dtype=dtype)
     question = torch.randn(1, QUESTION_TOKENS, hidden, device=device, dtype=dtype)
     whole_mask = torch.ones(1, prefix_length + QUESTION_TOKENS, dtype=torch.long, device=device)
 
+    def ask_on(cache) -> None:
+        own = copy.deepcopy(cache) if recurrent else cache
+        llm(inputs_embeds=question, attention_mask=whole_mask, cache=own, use_cache=True)
+        if not recurrent:
+            cache.crop(-QUESTION_TOKENS)
+
     def first():
         out = llm(inputs_embeds=prefix, attention_mask=whole_mask[:, :prefix_length], use_cache=True)
-        llm(inputs_embeds=question, attention_mask=whole_mask, cache=out.cache, use_cache=True)
-        out.cache.crop(-QUESTION_TOKENS)
+        ask_on(out.cache)
         return out.cache
 
     first_ms = measure_ms(first, device, settings.repeats, 0)
     cache = first()
 
     def further():
-        llm(inputs_embeds=question, attention_mask=whole_mask, cache=cache, use_cache=True)
-        cache.crop(-QUESTION_TOKENS)
+        ask_on(cache)
 
     further_ms = measure_ms(further, device, settings.questions - 1, 0)
     first_med, further_med = statistics.median(first_ms) * scale, statistics.median(further_ms) * scale

@@ -27,7 +27,7 @@ from typing import ClassVar, cast
 import torch
 
 from ..errors import ModelError
-from ..pruning.ats import received_attention as attention_received
+from ..pruning.ats import received_attention
 from ..video import FrameSampling
 from .base import ModelAdapter
 from .features import EncoderState, KeptSlots, VideoFeatures
@@ -315,7 +315,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         merge = visual.spatial_merge_size
         rows, cols = h // merge, w // merge
         tokens = out.pooler_output.view(t, rows * cols, -1)
-        received = received_attention(visual.blocks[-1].attn, captured)  # (P,) window order
+        received = block_saliency(visual.blocks[-1].attn, captured)  # (P,) window order
         unit = merge * merge
         per_token = received.view(-1, unit).mean(-1)  # merged tokens, window order
         from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import get_vision_window_index
@@ -363,7 +363,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
 def run_vision_tower(visual, pixels: torch.Tensor, grid_thw: torch.Tensor):
     """One forward of a Qwen vision tower, with the inputs of its last block's attention captured (for
-    :func:`received_attention`).
+    :func:`block_saliency`).
 
     Parameters
     ----------
@@ -395,8 +395,9 @@ def run_vision_tower(visual, pixels: torch.Tensor, grid_thw: torch.Tensor):
     return out, captured
 
 
-def received_attention(attn, captured: dict) -> torch.Tensor:
-    """Mean attention each patch receives in one vision block (over heads and the queries of its sequence).
+def block_saliency(attn, captured: dict) -> torch.Tensor:
+    """Mean attention each patch receives in one vision block (over heads and the queries of its sequence):
+    the block's q and k recomputed from its captured inputs, then :func:`fastvid_cli.pruning.ats.received_attention`.
 
     Parameters
     ----------
@@ -419,4 +420,4 @@ def received_attention(attn, captured: dict) -> torch.Tensor:
     q, k, _ = attn.qkv(hidden).reshape(length, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     cos, sin = captured["position_embeddings"]
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    return attention_received(q.transpose(0, 1), k.transpose(0, 1), captured["cu_seqlens"].tolist(), attn.scaling)
+    return received_attention(q.transpose(0, 1), k.transpose(0, 1), captured["cu_seqlens"].tolist(), attn.scaling)

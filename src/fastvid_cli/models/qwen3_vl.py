@@ -47,7 +47,7 @@ from ..errors import ModelError
 from ..pruning import PruneResult
 from ..video import FrameSampling
 from .features import KeptSlots, VideoFeatures
-from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, received_attention, run_vision_tower
+from .qwen2_5_vl import RELEASE_DEFAULTS, PatchGridState, Qwen2_5_VLAdapter, block_saliency, run_vision_tower
 from .recipe import QWEN2_VL_TOKENS, QWEN_MEDIA_TOKENS, QWEN_VL_ROLES, TINY_TEXT, TinyRecipe, scale_layers, scale_sections
 from .registry import read_config
 from .settings import PixelBudget, RunSettings, SettingsOverrides
@@ -396,7 +396,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         merge = visual.spatial_merge_size
         rows, cols = h // merge, w // merge
         tokens = out.pooler_output.view(t, rows * cols, -1)
-        received = received_attention(visual.blocks[-1].attn, captured)  # (P,), merge blocks in raster order
+        received = block_saliency(visual.blocks[-1].attn, captured)  # (P,), merge blocks in raster order
         saliency = received.view(-1, merge * merge).mean(-1).view(t, rows * cols)
         levels = tuple(level.view(t, rows * cols, -1) for level in getattr(out, "deepstack_features", None) or ())
         return VideoFeatures(
