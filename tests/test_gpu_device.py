@@ -71,7 +71,7 @@ def machine(monkeypatch):
 def test_old_driver_for_the_cuda13_wheel_is_one_line_with_the_fix(cli_line, machine, sample_video, device):
     machine(driver="550.54.15", cuda="12.4", torch_cuda="13.0", available=False)
     status, line = cli_line("ask", sample_video, "q", "--model", "tiny-random", "--device", device)
-    assert status == 2
+    assert status == 2, line
     assert "NVIDIA GPU is here (driver 550.54.15, CUDA up to 12.4)" in line
     assert f"torch {torch.__version__} is built for CUDA 13.0, which needs driver 580 or newer" in line
     assert (

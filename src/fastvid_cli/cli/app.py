@@ -108,10 +108,10 @@ def _quiet_libraries() -> None:
         transformers.utils.logging.set_verbosity_error()
         if not sys.stderr.isatty():
             transformers.utils.logging.disable_progress_bar()
-    if "huggingface_hub" in sys.modules:
-        import huggingface_hub
+    if "huggingface_hub" in sys.modules:  # its submodules load lazily: name the one used
+        from huggingface_hub.utils import logging as hub_logging
 
-        huggingface_hub.utils.logging.set_verbosity_error()
+        hub_logging.set_verbosity_error()
 
 
 def _model_names() -> str:

@@ -15,29 +15,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError, ModelError
-from .geometry_base import shipped_config
-from .gpu import cuda_status, unusable_gpu
 from .hub import hub_offline, hub_unreachable
-from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
-from .settings import RunSettings, SettingsOverrides
 from .tiny_names import TINY_MODELS, TINY_RANDOM, is_tiny_random
 
 if TYPE_CHECKING:
     import torch
 
-    from .base import LLMInputs, ModelAdapter, VideoFeatures
+    from .base import LLMInputs, ModelAdapter
+    from .features import VideoFeatures
+    from .registry import FAMILIES, SUPPORTED_FAMILIES, adapter_class, detect_family, family_of, paper_settings
+    from .settings import RunSettings, SettingsOverrides
 
-_ADAPTER_TYPES = ("LLMInputs", "ModelAdapter", "VideoFeatures")
-"""Names of :mod:`.base` this package offers, loaded (with torch and transformers) on first use."""
+_LAZY = {
+    "LLMInputs": ".features",
+    "VideoFeatures": ".features",
+    "ModelAdapter": ".base",
+    "FAMILIES": ".registry",
+    "SUPPORTED_FAMILIES": ".registry",
+    "adapter_class": ".registry",
+    "detect_family": ".registry",
+    "family_of": ".registry",
+    "paper_settings": ".registry",
+    "RunSettings": ".settings",
+    "SettingsOverrides": ".settings",
+}
+"""Names this package offers from its modules, imported on first use: the adapter types load torch and
+transformers; the registry and the settings load numpy (through the frame sampling rules). A model's
+name (``--model``'s help, :func:`resolve_model`) must wait for none of them."""
 
 
 def __getattr__(name: str) -> Any:
-    """``fastvid_cli.models.ModelAdapter`` and the other :data:`_ADAPTER_TYPES`, imported on first use (PEP 562)."""
-    if name in _ADAPTER_TYPES:
-        # deferred: .base imports torch and transformers, which a check of a model's name must not wait for
-        from . import base
+    """The names of :data:`_LAZY`, imported on first use (PEP 562)."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(base, name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -163,7 +175,10 @@ def resolve_device(device: str) -> torch.device:
         If a GPU is asked for and none is usable, a GPU is here but torch cannot use it, or the name
         is not a device.
     """
+    # deferred: torch, and nvidia-smi's runner, are needed only once a device is chosen
     import torch
+
+    from .gpu import cuda_status, unusable_gpu
 
     if device == "auto":
         available, torch_says = cuda_status()
@@ -253,6 +268,9 @@ def load_model(
             raise DeviceError("`attn_implementation` flash_attention_2 runs on a GPU only")
     if layout not in LAYOUTS:
         raise ModelError(f"unknown layout {layout!r}: use {', '.join(LAYOUTS)}")
+    # deferred: the registry loads numpy, which a check of a model's name must not wait for
+    from .registry import adapter_class, detect_family
+
     resolved = resolve_model(name)
     family = detect_family(resolved.path, layout)
     if device == "auto" and torch_device.type == "cuda" and torch.cuda.device_count() > 1:
@@ -267,6 +285,10 @@ def load_model(
 def model_family(name: str, layout: str = "auto") -> str | None:
     """The family of a model named as ``--model`` takes it, found without loading or downloading
     anything: tiny models, aliases, shipped repo ids and local folders; None for another repo id."""
+    # deferred: the registry and the shipped configs load numpy, which `--model`'s help must not wait for
+    from .geometry_base import shipped_config
+    from .registry import detect_family, family_of
+
     shipped = shipped_config(ALIASES.get(name, name))
     if shipped is not None:
         return family_of(shipped[0], Path(name), layout)
@@ -292,6 +314,9 @@ def planned_settings(name: str, overrides: SettingsOverrides | None = None, layo
 
 
 def _check_overrides(family: str, overrides: SettingsOverrides | None) -> RunSettings:
+    # deferred: see _LAZY
+    from .registry import paper_settings
+
     try:
         return paper_settings(family).with_overrides(overrides)
     except ValueError as err:
@@ -314,6 +339,7 @@ __all__ = [
     "family_of",
     "load_model",
     "model_family",
+    "paper_settings",
     "planned_settings",
     "resolve_device",
     "resolve_dtype",
