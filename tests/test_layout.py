@@ -82,3 +82,21 @@ def test_the_cli_default_model_is_the_models_one():
     from fastvid_cli.models import DEFAULT_MODEL as MODELS_DEFAULT
 
     assert DEFAULT_MODEL == MODELS_DEFAULT
+
+
+def test_the_python_api_comes_from_the_package_lazily():
+    """``from fastvid_cli import ask, ...`` works for every name of ``fastvid_cli.API`` (docs/python-api.md
+    imports from there), and ``import fastvid_cli`` alone loads neither torch nor the modules behind them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastvid_cli\n"
+        "assert 'torch' not in sys.modules and 'fastvid_cli.engine.pipeline' not in sys.modules\n"
+        "for name, module in fastvid_cli.API.items():\n"
+        "    value = getattr(fastvid_cli, name)\n"
+        "    assert value is getattr(sys.modules[module], name), name\n"
+        "assert sorted(fastvid_cli.__all__) == sorted([*fastvid_cli.API, 'API', '__version__'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
