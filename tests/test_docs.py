@@ -225,3 +225,14 @@ def test_the_transformers_version_is_the_same_everywhere():
     )
     assert readme and set(readme) == {lowest}
     assert re.findall(r"transformers (\d+\.\d+)", comment) == [lowest]
+
+
+def test_commands_page_lists_the_commands_in_the_order_help_does():
+    """docs/commands.md's contents and ``fastvid --help`` name the same commands, in the same order."""
+    import typer
+
+    from fastvid_cli.cli import app
+
+    listed = re.findall(r"^- \[`fastvid ([a-z-]+)`\]", (DOCS / "commands.md").read_text(), flags=re.MULTILINE)
+    group = typer.main.get_command(app)
+    assert listed == list(group.list_commands(typer.Context(group)))  # type: ignore[attr-defined]

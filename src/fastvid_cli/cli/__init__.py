@@ -7,7 +7,7 @@ Exit status: 0 success, 1 runtime failure, 2 bad usage or input.
 One module per command (or pair of commands): :mod:`.ask` (ask, compare), :mod:`.measure` (flops,
 bench), :mod:`.batch`, :mod:`.show`, :mod:`.tiny_model`; :mod:`.app` holds the Typer app, the options
 they share and the early checks; :mod:`.click_types` the click machinery. Importing them registers the
-commands, in the order ``fastvid --help`` lists them.
+commands; :data:`ORDER` is the order ``fastvid --help`` lists them in.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from ..output.terminal import err_console
 from ..streams import native_output_to_stderr
 from . import ask, batch, measure, show, tiny_model  # noqa: F401  (each registers its commands on the app)
 from .app import app
+
+ORDER = ("ask", "compare", "flops", "bench", "batch", "show", "tiny-model")
+"""The commands as ``fastvid --help`` and docs/commands.md list them: questions, measurements, scripting, the rest."""
+app.registered_commands.sort(key=lambda command: ORDER.index(command.name or command.callback.__name__))  # type: ignore[union-attr]
 
 
 def option_of(setting: str) -> str:
