@@ -103,9 +103,10 @@ def build_ov_05b(out: Path, vision_layers: int, llm_layers: int) -> Path:
             real = Path(tmp) / "published"
             shutil.copytree(ARCHITECTURES["llava-onevision"], real)
             config = json.loads((real / "config.json").read_text())
-            config["text_config"] |= OV_05B_TEXT | {"num_hidden_layers": llm_layers, "torch_dtype": "float32"}
+            text = {"num_hidden_layers": llm_layers, "torch_dtype": "float32", "tie_word_embeddings": True}
+            config["text_config"] |= OV_05B_TEXT | text  # Qwen2-0.5B ties its LM head to the embeddings
             config["vision_config"] |= {"num_hidden_layers": vision_layers}
-            config["torch_dtype"] = "float32"
+            config |= {"torch_dtype": "float32", "tie_word_embeddings": True}
             (real / "config.json").write_text(json.dumps(config))
             build_from_config(real, out, full_size=True, device="cpu")
     return out

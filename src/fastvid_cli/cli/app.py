@@ -1,11 +1,11 @@
-"""The ``fastvid`` command line: parses options, calls the library, prints.
+"""The Typer app of the ``fastvid`` command line, the options its commands share, and the early checks.
 
 The answer (or ``--json``) goes to stdout; tables, notes, progress and errors go to stderr, for
-every command: everything is printed through :mod:`.terminal`, the one output sink.
+every command: everything is printed through :mod:`fastvid_cli.output.terminal`, the one output sink.
 Exit status: 0 success, 1 runtime failure, 2 bad usage or input.
 
 The library (torch, transformers, the models) is imported inside each command, never at module
-level: ``fastvid --help`` and a usage error load only typer, rich and :mod:`.errors` (about 0.2 s).
+level: ``fastvid --help`` and a usage error load only typer, rich and :mod:`fastvid_cli.errors` (about 0.2 s).
 Each such import says so (``# deferred``); ``tests/test_import_rules.py`` holds every other
 function-level import of the package to the same rule.
 """

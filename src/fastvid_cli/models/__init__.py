@@ -53,6 +53,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
 ALIASES = {
     "llava-ov-0.5b": "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",

@@ -128,10 +128,11 @@ class ModelAdapter(abc.ABC):
         """
 
     @classmethod
-    def tiny_recipe_for(cls, config: dict) -> TinyRecipe:
+    def tiny_recipe_for(cls, config: dict) -> TinyRecipe | None:
         """The recipe of a published ``config.json`` this family claims: :attr:`tiny_recipe`, unless the family
-        has checkpoints in several formats."""
-        return cls.tiny_recipe
+        has checkpoints in several formats; None for a family that declares none."""
+        recipe: TinyRecipe | None = getattr(cls, "tiny_recipe", None)
+        return recipe
 
     @classmethod
     @abc.abstractmethod

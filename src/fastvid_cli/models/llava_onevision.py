@@ -98,17 +98,20 @@ def shrink_llava_hf(config: dict, vocab_size: int) -> dict:
 
 
 def write_llava_hf_processor(model_config, out: Path, written: set[str]) -> list[str]:
-    """LLaVA-OneVision's image and video processors (:func:`llava_processors`), and a ``processor_config.json``
-    from the model's config where none is published: what a llava-hf checkpoint folder holds.
+    """LLaVA-OneVision's image and video processors (:func:`llava_processors`) and a ``processor_config.json``
+    from the model's config, each where the published folder (``written``: the files already written from it)
+    has none: what a llava-hf checkpoint folder holds.
 
     Returns
     -------
     list of str
         The names of the files written.
     """
-    for processor in llava_processors():
-        processor.save_pretrained(str(out))
-    files = ["preprocessor_config.json", "video_preprocessor_config.json"]
+    files = []
+    for processor, name in zip(llava_processors(), ("preprocessor_config.json", "video_preprocessor_config.json"), strict=True):
+        if name not in written:  # a published one stays as published
+            processor.save_pretrained(str(out))
+            files.append(name)
     if "processor_config.json" not in written:
         side = model_config.vision_config.image_size // model_config.vision_config.patch_size
         processor = {

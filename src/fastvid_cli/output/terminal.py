@@ -1,7 +1,7 @@
 """What ``fastvid`` prints, and where: the one output sink, the number formats, and tables that fit.
 
 The rule, for every command: **stdout carries only answers, or one JSON object with** ``--json``
-(``batch -o -``: its JSON lines, written by :mod:`.batch` as items finish);
+(``batch -o -``: its JSON lines, written by :mod:`fastvid_cli.engine.batch` as items finish);
 every table, note, progress bar and error goes to stderr. So ``answer=$(fastvid ask ...)`` captures
 the answer alone, and ``fastvid flops ... > f.txt`` writes nothing but what ``--json`` would print.
 The CLI prints through :func:`print_answer`, :func:`print_json`, :func:`print_tables` and

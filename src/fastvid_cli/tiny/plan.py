@@ -194,6 +194,8 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
         raise ModelError(f"{real} has no config.json: not a checkpoint folder")
     family = detect_family(real)
     recipe = adapter_class(family).tiny_recipe_for(source)
+    if recipe is None:
+        raise ModelError(f"{real}: the {family} family declares no tiny recipe (ModelAdapter.tiny_recipe)")
     for key, token in recipe.role_ids.items():
         found = _find(source, key)
         if found is not None and recipe.special_tokens.get(int(found)) != token:
@@ -214,10 +216,15 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
     elif jinja.exists():
         tokenizer.chat_template = jinja.read_text()
     elif not (tok_config or {}).get("chat_template"):
+        if recipe.chat_template is None:
+            raise ModelError(
+                f"{real} publishes no chat template (chat_template.json, chat_template.jinja or tokenizer_config.json) "
+                f"and {recipe.display_name} has no local one: add the checkpoint's"
+            )
         tokenizer.chat_template = recipe.chat_template
-        notes.append(
-            f"no chat template published: {recipe.display_name}'s local one" if recipe.chat_template else "no chat template"
-        )
+        notes.append(f"no chat template published: {recipe.display_name}'s local one")
+    if not tok_config and not added and not recipe.role_ids:  # nothing published says the special tokens' ids
+        notes.append(f"no tokenizer_config.json / added_tokens.json: {recipe.display_name}'s special tokens assumed")
 
     config = copy.deepcopy(source)
     if not full_size:

@@ -150,7 +150,8 @@ def write_plan(
         files["generation_config.json"] = generation | {"suppress_tokens": unprintable_token_ids(plan.tokenizer)}
     for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
-    _write_tokenizer(plan, out)
+    if _write_tokenizer(plan, out):
+        local_files.append("chat_template.jinja")
     if plan.recipe.write_processor is not None:
         local_files += plan.recipe.write_processor(plan.model_config, out, set(plan.files))
     if plan.head_config is not None:
@@ -219,12 +220,12 @@ def _save_sharded(tensors: Iterator[tuple[str, torch.Tensor]], out: Path, max_sh
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
-def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
+def _write_tokenizer(plan: TinyPlan, out: Path) -> bool:
     """The local tokenizer, with the published tokenizer_config fields (roles, template) merged in.
 
     A published chat template stays where the real checkpoint has it (``chat_template.json``, a verbatim
     ``chat_template.jinja``, or ``tokenizer_config.json``); a local one (:attr:`TinyRecipe.chat_template`)
-    is saved as the tokenizer saves it (``chat_template.jinja``).
+    is saved as the tokenizer saves it (``chat_template.jinja``). Returns whether it wrote a local template.
     """
     plan.tokenizer.save_pretrained(str(out))
     config_path = out / "tokenizer_config.json"
@@ -236,7 +237,11 @@ def _write_tokenizer(plan: TinyPlan, out: Path) -> None:
         template.unlink(missing_ok=True)
         if published.exists():  # verbatim, where the processor reads it
             template.write_text(published.read_text())
+        local = False
+    else:
+        local = template.exists()
     config_path.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
+    return local
 
 
 def _write_siglip_head(plan: TinyPlan, folder: Path, seed: int, device: torch.device) -> None:
