@@ -330,20 +330,12 @@ def _questions(
     list of QuestionTiming
         Per prompt length of ``lengths`` (vanilla first).
     """
+    recurrent = "linear_attention" in layer_pattern(geometry)  # Gated DeltaNet: its states cannot be cropped
     rows = []
     for retention, video_tokens in lengths:
         notify(f"questions: {'vanilla' if retention == 1.0 else f'R = {retention:g}'}, {settings.questions} questions")
-        rows.append(
-            _question_timing(
-                llm,
-                retention,
-                video_tokens + extra - QUESTION_TOKENS,
-                geometry.llm.hidden,
-                settings,
-                scale,
-                recurrent="linear_attention" in layer_pattern(geometry),
-            )
-        )
+        prefix = video_tokens + extra - QUESTION_TOKENS
+        rows.append(_question_timing(llm, retention, prefix, geometry.llm.hidden, settings, scale, recurrent))
     return rows
 
 

@@ -102,7 +102,7 @@ def batch(
 
     Each line has the fields of ask --json plus id and video, or an "error" for a video that failed (the batch goes on). The exit status is 1 if any item failed, 130 if stopped by Ctrl-C (finished items stay on disk; rerun with --resume). Under torchrun or accelerate launch each process takes its share of the videos, writes its own part file, and the main process merges the parts in input order at the end.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring); this loads no torch
+    # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py); this loads no torch
     from ..engine.batch import STDOUT, check_output, collect_items, pending, run_job
 
     settings = run_settings(frames, fps, max_frames, system_prompt, video_pixels, pool_mode, repetition_penalty, thinking)

@@ -53,7 +53,7 @@ def flops(
 
     Two conventions, each named: FastVID's Table 5 (multiply-accumulates of the LLM on the video tokens) and 2 x MACs of a causal prefill over the video slots; then both split by layer type (full attention, Gated DeltaNet, MLP / MoE, LM head) with each one's share of the saving.
     """
-    # deferred: `fastvid --help` imports none of the library (see the module docstring); these load no torch
+    # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py); these load no torch
     from ..flops import CONVENTIONS, flops_rows, flops_split_rows
     from ..models.geometry import model_geometry, video_geometry
     from ..models.registry import paper_settings
@@ -158,7 +158,7 @@ def bench(
     sweep = frames is not None and len(frames) > 1
     if sweep and video is not None:
         raise InputError("--video times one frame count: give --frames a single value")
-    # deferred: `fastvid --help` imports none of the library (see the module docstring); this loads no torch
+    # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py); this loads no torch
     from ..models.geometry import model_geometry
 
     check_early(video, model if video is not None else None, list(retentions))

@@ -9,9 +9,7 @@ import typer
 
 from ..errors import InputError
 from ..output.terminal import err_console
-from .app import (
-    app,
-)
+from .app import app
 from .click_types import LAZY_HELP, Command
 
 
@@ -61,11 +59,10 @@ def tiny_model(
     if config is None:
         if full_size:
             raise InputError("--full-size needs --config REAL_DIR (the real checkpoint's published files)")
-        # deferred: `fastvid --help` imports none of the library (see the module docstring)
-        from ..models.tiny_names import TINY_ARCHITECTURES
+        # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py)
         from ..tiny import ARCHITECTURES
 
-        arch = arch or next(iter(TINY_ARCHITECTURES))
+        arch = arch or next(iter(ARCHITECTURES))
         if arch not in ARCHITECTURES:
             raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
         config = ARCHITECTURES[arch]
@@ -74,7 +71,7 @@ def tiny_model(
 
 def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
     """Plan, say what stays and what shrinks, then write (see :mod:`fastvid_cli.tiny`)."""
-    # deferred: `fastvid --help` imports none of the library (see the module docstring)
+    # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py)
     from ..tiny.plan import plan_from_config, summary_lines
     from ..tiny.write import default_device, write_plan
 

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from ..models.geometry_base import PUBLISHED
-from ..models.tiny_names import TINY_ARCHITECTURES, TINY_MODELS, TINY_RANDOM
+from ..models.tiny_names import MARKER, TINY_ARCHITECTURES, TINY_MODELS, TINY_RANDOM
 from .write import FORMAT_VERSION, build_from_config
 
 ARCHITECTURES: dict[str, Path] = {arch: PUBLISHED / folder for arch, folder in TINY_ARCHITECTURES.items()}
@@ -59,7 +59,7 @@ def tiny_random_dir(name: str = TINY_RANDOM, cache_dir: str | os.PathLike | None
     arch = TINY_MODELS[name]
     base = Path(cache_dir or os.environ.get("FASTVID_CACHE") or Path.home() / ".cache" / "fastvid")
     target = base / f"tiny-random-{arch}-v{FORMAT_VERSION}"
-    if (target / "fastvid.json").exists():
+    if (target / MARKER).exists():
         return target
     staging = base / f".{target.name}.{os.getpid()}"
     build_tiny(arch, staging)

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import InputError, ModelError
 from ..models.recipe import TinyRecipe
-from ..models.registry import adapter_class, detect_family
+from ..models.registry import adapter_class, family_of
 from .tokenizer import build_tokenizer
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
     source = _read_json(real / "config.json")
     if source is None:
         raise ModelError(f"{real} has no config.json: not a checkpoint folder")
-    family = detect_family(real)
+    family = family_of(source, real)
     recipe = adapter_class(family).tiny_recipe_for(source)
     if recipe is None:
         raise ModelError(f"{real}: the {family} family declares no tiny recipe (ModelAdapter.tiny_recipe)")
@@ -281,10 +281,12 @@ def plan_from_config(real_dir: str | os.PathLike, full_size: bool = False) -> Ti
         notes=notes,
         drop=("lm_head.weight",) if tied else (),
     )
+    read: dict[str, dict] = {}
     for file, path in recipe.layout_fields:
-        published = _read_json(real / file) or {}
-        if _has(published, path):
-            plan.kept.append((f"{file}:{path}", _get(published, path)))
+        if file not in read:
+            read[file] = _read_json(real / file) or {}
+        if _has(read[file], path):
+            plan.kept.append((f"{file}:{path}", _get(read[file], path)))
     return plan
 
 
