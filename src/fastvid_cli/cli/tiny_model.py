@@ -66,11 +66,12 @@ def tiny_model(
         if arch not in ARCHITECTURES:
             raise InputError(f"unknown --arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
         config = ARCHITECTURES[arch]
-    _tiny_from_config(out_dir, config, full_size, seed)
+    _tiny_from_config(out_dir, config, full_size, seed, summary=arch is None)
 
 
-def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int) -> None:
-    """Plan, say what stays and what shrinks, then write (see :mod:`fastvid_cli.tiny`)."""
+def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int, summary: bool = True) -> None:
+    """Plan, say what stays and what shrinks (``summary``: for the files the user gave), then write (see
+    :mod:`fastvid_cli.tiny`)."""
     # deferred: `fastvid --help` imports none of the library (see the docstring of cli/app.py)
     from ..tiny.plan import plan_from_config, summary_lines
     from ..tiny.write import default_device, write_plan
@@ -78,7 +79,7 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(f"{out_dir} exists and is not empty")
     plan = plan_from_config(real_dir, full_size)
-    for line in summary_lines(plan):
+    for line in summary_lines(plan) if summary else []:
         err_console.print(line, markup=False, soft_wrap=True)
     if full_size:
         device = default_device(True)
@@ -89,8 +90,9 @@ def _tiny_from_config(out_dir: Path, real_dir: Path, full_size: bool, seed: int)
     with err_console.status(f"writing {out_dir}..."):
         write_plan(plan, out_dir, seed=seed)
     kind = "full-size" if full_size else "tiny"
+    source = real_dir if summary else f"{real_dir.name}'s published files"
     err_console.print(
-        f"wrote {kind} random {plan.family} built from {real_dir} to {out_dir}; use it with --model {out_dir}",
+        f"wrote {kind} random {plan.family} built from {source} to {out_dir}; use it with --model {out_dir}",
         markup=False,
         soft_wrap=True,
     )
